@@ -1,0 +1,1 @@
+//! Client messages (incremental parse) and server messages (serialize). Implementation pending.

@@ -1,0 +1,56 @@
+//! Pixel formats and conversion from the native framebuffer.
+//!
+//! The native framebuffer is 32 bits per pixel, little-endian `0x00RRGGBB` words: bytes are
+//! B, G, R, X in memory. That is what Xvfb at depth 24 produces and what capture hands over.
+
+/// An RFB PIXEL_FORMAT (RFC 6143 §7.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PixelFormat {
+    /// Bits per pixel on the wire: 8, 16 or 32.
+    pub bits_per_pixel: u8,
+    /// Useful bits in a pixel.
+    pub depth: u8,
+    /// Multi-byte pixels are big-endian when true.
+    pub big_endian: bool,
+    /// True-colour (channels from shifts and maxima) when true; colour-map otherwise.
+    pub true_colour: bool,
+    /// Maximum red value (2^n - 1).
+    pub red_max: u16,
+    /// Maximum green value (2^n - 1).
+    pub green_max: u16,
+    /// Maximum blue value (2^n - 1).
+    pub blue_max: u16,
+    /// Shift of red within the pixel value.
+    pub red_shift: u8,
+    /// Shift of green within the pixel value.
+    pub green_shift: u8,
+    /// Shift of blue within the pixel value.
+    pub blue_shift: u8,
+}
+
+impl PixelFormat {
+    /// The server's native format: 32 bpp, depth 24, little-endian, R at 16, G at 8, B at 0.
+    pub const NATIVE: PixelFormat = PixelFormat {
+        bits_per_pixel: 32,
+        depth: 24,
+        big_endian: false,
+        true_colour: true,
+        red_max: 255,
+        green_max: 255,
+        blue_max: 255,
+        red_shift: 16,
+        green_shift: 8,
+        blue_shift: 0,
+    };
+
+    /// Bytes per pixel on the wire.
+    pub fn bytes_per_pixel(&self) -> usize {
+        usize::from(self.bits_per_pixel / 8)
+    }
+}
+
+impl Default for PixelFormat {
+    fn default() -> Self {
+        PixelFormat::NATIVE
+    }
+}

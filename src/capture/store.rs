@@ -1,0 +1,260 @@
+//! The versioned framebuffer.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use rfb::{FrameView, Rect, Region};
+use tokio::sync::watch;
+
+/// How many versions of change history are kept; a reader further behind gets the full frame.
+const HISTORY: usize = 256;
+
+/// Native pixels: 32 bpp little-endian `0x00RRGGBB` (bytes B, G, R, X).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frame {
+    /// Width in pixels.
+    pub width: u16,
+    /// Height in pixels.
+    pub height: u16,
+    /// Bytes per row.
+    pub stride: usize,
+    /// Pixel bytes.
+    pub data: Vec<u8>,
+}
+
+impl Frame {
+    /// A black frame.
+    pub fn new(width: u16, height: u16) -> Frame {
+        let stride = usize::from(width) * 4;
+        Frame {
+            width,
+            height,
+            stride,
+            data: vec![0; stride * usize::from(height)],
+        }
+    }
+
+    /// Borrow as an encoder input.
+    pub fn view(&self) -> FrameView<'_> {
+        FrameView {
+            data: &self.data,
+            width: self.width,
+            height: self.height,
+            stride: self.stride,
+        }
+    }
+
+    /// The whole frame as a rectangle.
+    pub fn bounds(&self) -> Rect {
+        Rect::new(0, 0, self.width, self.height)
+    }
+
+    /// The pixel at (x, y) as `0x00RRGGBB`.
+    pub fn pixel(&self, x: u16, y: u16) -> u32 {
+        let i = usize::from(y) * self.stride + usize::from(x) * 4;
+        u32::from_le_bytes([
+            self.data[i],
+            self.data[i + 1],
+            self.data[i + 2],
+            self.data[i + 3],
+        ]) & 0x00ff_ffff
+    }
+}
+
+/// A cursor image with straight (not premultiplied) alpha.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CursorImage {
+    /// Width in pixels.
+    pub width: u16,
+    /// Height in pixels.
+    pub height: u16,
+    /// Hotspot x.
+    pub hot_x: u16,
+    /// Hotspot y.
+    pub hot_y: u16,
+    /// BGRA bytes, row after row, `width * 4` per row.
+    pub pixels: Vec<u8>,
+}
+
+struct State {
+    version: u64,
+    frame: Arc<Frame>,
+    /// (version, region changed to reach that version from the one before).
+    history: VecDeque<(u64, Region)>,
+    cursor: Option<Arc<CursorImage>>,
+    cursor_serial: u64,
+    pointer: (u16, u16),
+}
+
+/// The newest frame, its version and the recent change history.
+pub struct FrameStore {
+    state: Mutex<State>,
+    version_tx: watch::Sender<u64>,
+    cursor_tx: watch::Sender<u64>,
+}
+
+impl FrameStore {
+    /// A store holding a black frame of the given size, at version 1.
+    pub fn new(width: u16, height: u16) -> Arc<FrameStore> {
+        Arc::new(FrameStore {
+            state: Mutex::new(State {
+                version: 1,
+                frame: Arc::new(Frame::new(width, height)),
+                history: VecDeque::new(),
+                cursor: None,
+                cursor_serial: 0,
+                pointer: (0, 0),
+            }),
+            version_tx: watch::channel(1).0,
+            cursor_tx: watch::channel(0).0,
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave the state inconsistent in a way readers
+        // care about (every write is a whole assignment), so recover from poisoning.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The newest version number.
+    pub fn version(&self) -> u64 {
+        self.lock().version
+    }
+
+    /// The newest frame and its version.
+    pub fn snapshot(&self) -> (u64, Arc<Frame>) {
+        let s = self.lock();
+        (s.version, Arc::clone(&s.frame))
+    }
+
+    /// The newest frame, its version, and the region changed after version `since` (the whole
+    /// frame when `since` is older than the history kept or predates a resize).
+    pub fn changes_since(&self, since: u64) -> (u64, Arc<Frame>, Region) {
+        let s = self.lock();
+        let full = || Region::from_rect(s.frame.bounds());
+        let region = if since >= s.version {
+            Region::new()
+        } else if s.history.front().is_none_or(|(v, _)| *v > since + 1) {
+            full()
+        } else {
+            let mut r = Region::new();
+            for (_, g) in s.history.iter().filter(|(v, _)| *v > since) {
+                r.union(g);
+            }
+            r
+        };
+        (s.version, Arc::clone(&s.frame), region)
+    }
+
+    /// Woken with the new version number whenever pixels change.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.version_tx.subscribe()
+    }
+
+    /// Change pixels: `write` mutates the frame (copy-on-write if a reader still holds the old
+    /// one); `region` is what changed. An empty region does nothing.
+    pub fn write(&self, region: &Region, write: impl FnOnce(&mut Frame)) -> u64 {
+        if region.is_empty() {
+            return self.version();
+        }
+        let mut s = self.lock();
+        write(Arc::make_mut(&mut s.frame));
+        let mut region = region.clone();
+        region.clamp_to(s.frame.width, s.frame.height);
+        self.bump(&mut s, region)
+    }
+
+    /// Replace the whole frame (a resize, or a reconnect to a new X server).
+    pub fn replace(&self, frame: Frame) -> u64 {
+        let mut s = self.lock();
+        let full = Region::from_rect(frame.bounds());
+        s.frame = Arc::new(frame);
+        // History before a resize is meaningless for the new size.
+        s.history.clear();
+        self.bump(&mut s, full)
+    }
+
+    fn bump(&self, s: &mut State, region: Region) -> u64 {
+        s.version += 1;
+        s.history.push_back((s.version, region));
+        while s.history.len() > HISTORY {
+            s.history.pop_front();
+        }
+        let v = s.version;
+        self.version_tx.send_replace(v);
+        v
+    }
+
+    /// Set the cursor image; readers of [`FrameStore::cursor`] see a new serial.
+    pub fn set_cursor(&self, cursor: CursorImage) {
+        let mut s = self.lock();
+        s.cursor = Some(Arc::new(cursor));
+        s.cursor_serial += 1;
+        self.cursor_tx.send_replace(s.cursor_serial);
+    }
+
+    /// The cursor image and its serial.
+    pub fn cursor(&self) -> (u64, Option<Arc<CursorImage>>) {
+        let s = self.lock();
+        (s.cursor_serial, s.cursor.clone())
+    }
+
+    /// Woken with the new serial whenever the cursor image changes.
+    pub fn subscribe_cursor(&self) -> watch::Receiver<u64> {
+        self.cursor_tx.subscribe()
+    }
+
+    /// Record the pointer position (for screenshots that draw the cursor).
+    pub fn set_pointer(&self, x: u16, y: u16) {
+        self.lock().pointer = (x, y);
+    }
+
+    /// The last recorded pointer position.
+    pub fn pointer(&self) -> (u16, u16) {
+        self.lock().pointer
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changes_accumulate_and_old_readers_get_everything() {
+        let store = FrameStore::new(100, 100);
+        let (v0, _) = store.snapshot();
+        store.write(&Region::from_rect(Rect::new(0, 0, 10, 10)), |f| {
+            f.data[0] = 1
+        });
+        let v1 = store.version();
+        store.write(&Region::from_rect(Rect::new(50, 50, 10, 10)), |f| {
+            f.data[4] = 1
+        });
+        let (_, _, since0) = store.changes_since(v0);
+        assert_eq!(since0.area(), 200);
+        let (_, _, since1) = store.changes_since(v1);
+        assert_eq!(since1.area(), 100);
+        let (v, _, none) = store.changes_since(store.version());
+        assert!(none.is_empty());
+        assert_eq!(v, store.version());
+    }
+
+    #[test]
+    fn readers_keep_their_snapshot_while_writer_moves_on() {
+        let store = FrameStore::new(4, 4);
+        let (_, old) = store.snapshot();
+        store.write(&Region::from_rect(Rect::new(0, 0, 1, 1)), |f| f.data[0] = 9);
+        assert_eq!(old.data[0], 0);
+        assert_eq!(store.snapshot().1.data[0], 9);
+    }
+
+    #[test]
+    fn resize_invalidates_history() {
+        let store = FrameStore::new(4, 4);
+        let v = store.version();
+        store.replace(Frame::new(8, 8));
+        let (_, f, r) = store.changes_since(v);
+        assert_eq!((f.width, f.height), (8, 8));
+        assert_eq!(r.area(), 64);
+    }
+}

@@ -1,0 +1,3 @@
+fn main() {
+    eprintln!("deskd: server wiring pending");
+}

@@ -1,0 +1,64 @@
+//! Process-wide counters and timings for `/api/v0/desktop/status` and `/metrics`.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A counter.
+#[derive(Debug, Default)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    /// Add `n`.
+    pub fn add(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+    /// The current value.
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// A gauge (can go down).
+#[derive(Debug, Default)]
+pub struct Gauge(AtomicU64);
+
+impl Gauge {
+    /// Add one.
+    pub fn inc(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+    /// Remove one.
+    pub fn dec(&self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+    /// The current value.
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// All of deskd's metrics.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Frames (versions) captured.
+    pub frames_captured: Counter,
+    /// Total microseconds spent reading pixels from the X server.
+    pub capture_micros: Counter,
+    /// Framebuffer updates sent to RFB clients.
+    pub updates_sent: Counter,
+    /// Bytes of framebuffer updates sent.
+    pub update_bytes: Counter,
+    /// Total microseconds spent encoding updates.
+    pub encode_micros: Counter,
+    /// RFB clients connected now.
+    pub rfb_clients: Gauge,
+    /// RFB clients disconnected for protocol errors.
+    pub rfb_protocol_errors: Counter,
+    /// Action API requests served.
+    pub actions: Counter,
+}
+
+/// The process-wide metrics.
+pub fn global() -> &'static Metrics {
+    static M: std::sync::OnceLock<Metrics> = std::sync::OnceLock::new();
+    M.get_or_init(Metrics::default)
+}
