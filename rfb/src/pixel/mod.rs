@@ -43,6 +43,34 @@ impl PixelFormat {
         blue_shift: 0,
     };
 
+    /// Check that the format is one deskd can produce.
+    pub fn validate(&self) -> Result<(), PixelFormatError> {
+        if !self.true_colour {
+            return Err(PixelFormatError::ColourMap);
+        }
+        let bpp = self.bits_per_pixel;
+        if !matches!(bpp, 8 | 16 | 32) {
+            return Err(PixelFormatError::BitsPerPixel(bpp));
+        }
+        if self.depth == 0 || self.depth > bpp {
+            return Err(PixelFormatError::Depth { depth: self.depth, bpp });
+        }
+        for (channel, max, shift) in [
+            ("red", self.red_max, self.red_shift),
+            ("green", self.green_max, self.green_shift),
+            ("blue", self.blue_max, self.blue_shift),
+        ] {
+            if max == 0 || (u32::from(max) + 1).count_ones() != 1 {
+                return Err(PixelFormatError::Max { channel, max });
+            }
+            let bits = 16 - max.leading_zeros();
+            if u32::from(shift) + bits > u32::from(bpp) {
+                return Err(PixelFormatError::Shift { channel, max, shift, bpp });
+            }
+        }
+        Ok(())
+    }
+
     /// Bytes per pixel on the wire.
     pub fn bytes_per_pixel(&self) -> usize {
         usize::from(self.bits_per_pixel / 8)

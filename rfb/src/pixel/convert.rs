@@ -1,0 +1,1 @@
+//! Conversion of native BGRX rows into a client's pixel format.
