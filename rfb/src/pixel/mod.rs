@@ -3,6 +3,49 @@
 //! The native framebuffer is 32 bits per pixel, little-endian `0x00RRGGBB` words: bytes are
 //! B, G, R, X in memory. That is what Xvfb at depth 24 produces and what capture hands over.
 
+mod convert;
+
+pub use convert::*;
+
+/// Why a client's pixel format is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PixelFormatError {
+    /// Colour-map formats are not supported.
+    #[error("colour-map pixel formats are not supported; use a true-colour format")]
+    ColourMap,
+    /// bits-per-pixel is not 8, 16 or 32.
+    #[error("unsupported bits-per-pixel {0} (8, 16 or 32 only)")]
+    BitsPerPixel(u8),
+    /// depth is zero or larger than bits-per-pixel.
+    #[error("depth {depth} does not fit {bpp} bits per pixel")]
+    Depth {
+        /// The depth sent.
+        depth: u8,
+        /// The bits-per-pixel sent.
+        bpp: u8,
+    },
+    /// A channel maximum is zero or not of the form 2^n - 1.
+    #[error("{channel} maximum {max} is not 2^n - 1")]
+    Max {
+        /// "red", "green" or "blue".
+        channel: &'static str,
+        /// The maximum sent.
+        max: u16,
+    },
+    /// A channel does not fit in the pixel at its shift.
+    #[error("{channel} channel (max {max}, shift {shift}) does not fit in {bpp} bits")]
+    Shift {
+        /// "red", "green" or "blue".
+        channel: &'static str,
+        /// The maximum sent.
+        max: u16,
+        /// The shift sent.
+        shift: u8,
+        /// The bits-per-pixel sent.
+        bpp: u8,
+    },
+}
+
 /// An RFB PIXEL_FORMAT (RFC 6143 §7.4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct PixelFormat {
@@ -53,7 +96,10 @@ impl PixelFormat {
             return Err(PixelFormatError::BitsPerPixel(bpp));
         }
         if self.depth == 0 || self.depth > bpp {
-            return Err(PixelFormatError::Depth { depth: self.depth, bpp });
+            return Err(PixelFormatError::Depth {
+                depth: self.depth,
+                bpp,
+            });
         }
         for (channel, max, shift) in [
             ("red", self.red_max, self.red_shift),
@@ -65,7 +111,12 @@ impl PixelFormat {
             }
             let bits = 16 - max.leading_zeros();
             if u32::from(shift) + bits > u32::from(bpp) {
-                return Err(PixelFormatError::Shift { channel, max, shift, bpp });
+                return Err(PixelFormatError::Shift {
+                    channel,
+                    max,
+                    shift,
+                    bpp,
+                });
             }
         }
         Ok(())
