@@ -1,5 +1,7 @@
 //! Clipboard text shared between X applications, RFB clients and the action API.
 
+pub mod x11;
+
 use std::sync::Arc;
 
 use crate::desktop::DesktopError;

@@ -11,6 +11,7 @@ pub mod desktop;
 pub mod display;
 pub mod input;
 pub mod metrics;
+pub mod server;
 pub mod session;
 pub mod transport;
 

@@ -1,3 +1,251 @@
-fn main() {
-    eprintln!("deskd: server wiring pending");
+//! The deskd command: start (or attach to) an X display and serve it over RFB (TCP and
+//! WebSocket), with the viewer and the action API on the HTTP port.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use deskd::display::{self, DisplayOptions};
+use deskd::server::{Config, Server};
+use deskd::session::SessionConfig;
+
+/// An X11 desktop over VNC (TCP and WebSocket) with a web viewer and a JSON action API.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    /// Attach to this running X display (e.g. ":0") instead of starting Xvfb.
+    #[arg(long, env = "DESKD_DISPLAY")]
+    display: Option<String>,
+
+    /// Screen size of the Xvfb deskd starts, WIDTHxHEIGHT.
+    #[arg(long, env = "DESKD_GEOMETRY", default_value = "1280x800", value_parser = parse_geometry)]
+    geometry: (u16, u16),
+
+    /// Colour depth of the Xvfb deskd starts (24 or 32).
+    #[arg(long, env = "DESKD_DEPTH", default_value_t = 24, value_parser = clap::value_parser!(u8).range(24..=32))]
+    depth: u8,
+
+    /// HTTP address for the viewer, the action API and RFB over WebSocket, or "off".
+    #[arg(long, env = "DESKD_LISTEN_HTTP", default_value = "127.0.0.1:6080", value_parser = parse_listen)]
+    listen_http: Listen,
+
+    /// RFB (VNC) over TCP address, or "off".
+    #[arg(long, env = "DESKD_LISTEN_RFB", default_value = "127.0.0.1:5900", value_parser = parse_listen)]
+    listen_rfb: Listen,
+
+    /// VNC password (VNC authentication uses only the first 8 characters).
+    #[arg(long, env = "DESKD_PASSWORD", hide_env_values = true, conflicts_with = "password_file")]
+    password: Option<String>,
+
+    /// Read the VNC password from the first line of this file.
+    #[arg(long, env = "DESKD_PASSWORD_FILE")]
+    password_file: Option<PathBuf>,
+
+    /// A second VNC password that gives view-only access.
+    #[arg(long, env = "DESKD_VIEW_ONLY_PASSWORD", hide_env_values = true)]
+    view_only_password: Option<String>,
+
+    /// Every RFB client is view-only: input, clipboard and resize requests are ignored.
+    #[arg(long, env = "DESKD_VIEW_ONLY")]
+    view_only: bool,
+
+    /// Allow listening on a non-loopback address without a password.
+    #[arg(long, env = "DESKD_INSECURE")]
+    insecure: bool,
+
+    /// Desktop name shown by viewers (default: "deskd <display>").
+    #[arg(long, env = "DESKD_NAME")]
+    name: Option<String>,
+
+    /// Most screen captures per second.
+    #[arg(long, env = "DESKD_FRAME_RATE", default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..=240))]
+    frame_rate: u32,
+
+    /// Log filter (error, warn, info, debug, trace, or a tracing EnvFilter directive).
+    #[arg(long, env = "DESKD_LOG_LEVEL", default_value = "info")]
+    log_level: String,
+}
+
+/// A listen address, or `None` for "off".
+type Listen = Option<SocketAddr>;
+
+fn parse_geometry(s: &str) -> Result<(u16, u16), String> {
+    let (w, h) = s
+        .split_once(['x', 'X'])
+        .ok_or_else(|| format!("{s:?} is not WIDTHxHEIGHT"))?;
+    let w: u16 = w.trim().parse().map_err(|_| format!("bad width in {s:?}"))?;
+    let h: u16 = h.trim().parse().map_err(|_| format!("bad height in {s:?}"))?;
+    if !(16..=8192).contains(&w) || !(16..=8192).contains(&h) {
+        return Err(format!("{s:?}: width and height must be 16..=8192"));
+    }
+    Ok((w, h))
+}
+
+fn parse_listen(s: &str) -> Result<Listen, String> {
+    let s = s.trim();
+    if s.eq_ignore_ascii_case("off") || s.eq_ignore_ascii_case("none") {
+        return Ok(None);
+    }
+    if let Ok(port) = s.trim_start_matches(':').parse::<u16>() {
+        return Ok(Some(SocketAddr::from(([127, 0, 0, 1], port))));
+    }
+    s.parse()
+        .map(Some)
+        .map_err(|_| format!("{s:?} is not HOST:PORT, a port, or \"off\""))
+}
+
+fn read_password(path: &PathBuf) -> Result<String, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read password file {}: {e}", path.display()))?;
+    let line = text.lines().next().unwrap_or("").trim_end_matches('\r');
+    if line.is_empty() {
+        return Err(format!("password file {} is empty", path.display()));
+    }
+    Ok(line.to_owned())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log_level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("deskd: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<(), String> {
+    let password = match (&cli.password, &cli.password_file) {
+        (Some(p), _) => Some(p.clone()),
+        (None, Some(f)) => Some(read_password(f)?),
+        (None, None) => None,
+    };
+    for p in [&password, &cli.view_only_password].into_iter().flatten() {
+        if p.len() > 8 {
+            tracing::warn!("VNC authentication uses only the first 8 characters of a password");
+        }
+    }
+
+    let mut opts = DisplayOptions {
+        attach: cli.display.clone(),
+        width: cli.geometry.0,
+        height: cli.geometry.1,
+        depth: cli.depth,
+        ..DisplayOptions::default()
+    };
+    opts.max_width = opts.max_width.max(opts.width);
+    opts.max_height = opts.max_height.max(opts.height);
+    opts.capture.max_fps = cli.frame_rate;
+
+    // Refuse an exposed listener before starting anything.
+    let has_password = password.is_some() || cli.view_only_password.is_some();
+    for addr in [cli.listen_http, cli.listen_rfb].into_iter().flatten() {
+        if !addr.ip().is_loopback() && !has_password && !cli.insecure {
+            return Err(format!(
+                "refusing to listen on {addr} without a password: set --password (or \
+                 --password-file), or pass --insecure"
+            ));
+        }
+    }
+
+    // Blocking: spawns Xvfb and the window manager, connects capture, input and clipboard.
+    let mut running = display::start(opts).map_err(|e| format!("display: {e}"))?;
+    let display_name = running.display();
+    tracing::info!(display = %display_name, pid = ?running.xvfb_pid(), "X display ready");
+
+    let config = Config {
+        listen_http: cli.listen_http,
+        listen_rfb: cli.listen_rfb,
+        insecure: cli.insecure,
+        display: display_name.clone(),
+        session: SessionConfig {
+            name: cli.name.unwrap_or_else(|| format!("deskd {display_name}")),
+            password,
+            view_only_password: cli.view_only_password,
+            view_only: cli.view_only,
+            ..SessionConfig::default()
+        },
+        x_server: Some(std::sync::Arc::clone(running.server())),
+    };
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("deskd-rt")
+        .build()
+        .map_err(|e| format!("tokio runtime: {e}"))?;
+    let result = runtime.block_on(async {
+        let server = Server::start(running.desktop.clone(), config)
+            .await
+            .map_err(|e| e.to_string())?;
+        let signal = wait_for_signal().await;
+        tracing::info!("{signal}: shutting down");
+        server.shutdown().await;
+        Ok::<(), String>(())
+    });
+    // Stop capture and kill Xvfb and the window manager before the process exits.
+    running.shutdown();
+    runtime.shutdown_timeout(std::time::Duration::from_secs(2));
+    result
+}
+
+async fn wait_for_signal() -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        // Without signal handlers, fall back to Ctrl-C only.
+        let _ = tokio::signal::ctrl_c().await;
+        return "interrupt";
+    };
+    tokio::select! {
+        _ = int.recv() => "SIGINT",
+        _ = term.recv() => "SIGTERM",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn geometry_and_listen_parse() {
+        assert_eq!(parse_geometry("1280x800"), Ok((1280, 800)));
+        assert!(parse_geometry("1280").is_err());
+        assert!(parse_geometry("0x10").is_err());
+        assert_eq!(parse_listen("off"), Ok(None));
+        assert_eq!(
+            parse_listen("0.0.0.0:5901"),
+            Ok(Some(SocketAddr::from(([0, 0, 0, 0], 5901))))
+        );
+        assert_eq!(
+            parse_listen("5902"),
+            Ok(Some(SocketAddr::from(([127, 0, 0, 1], 5902))))
+        );
+        assert!(parse_listen("nonsense").is_err());
+    }
+
+    #[test]
+    fn cli_defaults() {
+        let cli = Cli::try_parse_from(["deskd"]).unwrap();
+        assert_eq!(cli.geometry, (1280, 800));
+        assert_eq!(
+            cli.listen_rfb,
+            Some(SocketAddr::from(([127, 0, 0, 1], 5900)))
+        );
+        assert_eq!(
+            cli.listen_http,
+            Some(SocketAddr::from(([127, 0, 0, 1], 6080)))
+        );
+        assert!(!cli.view_only && !cli.insecure);
+    }
 }

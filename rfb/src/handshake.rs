@@ -1,1 +1,488 @@
-//! Server side of the RFB handshake (RFC 6143 §7.1–7.3). Implementation pending.
+//! Server side of the RFB handshake (RFC 6143 §7.1–7.3): ProtocolVersion, security
+//! negotiation, SecurityResult, ClientInit and ServerInit.
+//!
+//! Sans-IO, in the style of rustls: create a [`ServerHandshake`], send what
+//! [`ServerHandshake::take_output`] returns, feed client bytes to [`ServerHandshake::receive`]
+//! and read [`HandshakeEvent`]s from [`ServerHandshake::poll_event`] until
+//! [`HandshakeEvent::Done`]. Bytes after the ClientInit are not consumed: they are the first
+//! client messages.
+//!
+//! On error the output buffer may still hold a failure message (a reason string where the
+//! protocol has one): send it, then close the connection.
+//!
+//! ```
+//! use rfb::handshake::{HandshakeConfig, HandshakeEvent, ServerHandshake, ServerInit};
+//! let mut hs = ServerHandshake::new(HandshakeConfig::no_auth(ServerInit::new(640, 480, "desk")));
+//! assert_eq!(hs.take_output(), b"RFB 003.008\n");
+//! let n = hs.receive(b"RFB 003.008\n\x01\x01").unwrap();
+//! assert_eq!(n, 14);
+//! assert!(hs.is_done());
+//! ```
+
+use std::collections::VecDeque;
+
+use crate::auth::{self, CHALLENGE_LEN};
+use crate::messages::server::write_server_init;
+use crate::pixel::PixelFormat;
+
+/// A protocol version the server speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Version {
+    /// RFB 3.3: the server picks the security type; no SecurityResult after None.
+    V3_3,
+    /// RFB 3.7: the client picks the security type.
+    V3_7,
+    /// RFB 3.8: SecurityResult always sent, with a reason on failure.
+    V3_8,
+}
+
+impl Version {
+    /// The 12-byte ProtocolVersion message for this version.
+    pub fn wire(self) -> &'static [u8; 12] {
+        match self {
+            Version::V3_3 => b"RFB 003.003\n",
+            Version::V3_7 => b"RFB 003.007\n",
+            Version::V3_8 => b"RFB 003.008\n",
+        }
+    }
+}
+
+/// A security type (RFC 6143 §7.2 and the IANA registry).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SecurityType {
+    /// 1: no authentication.
+    None,
+    /// 2: VNC DES challenge-response.
+    VncAuth,
+    /// 19: VeNCrypt. The handshake hands it to the caller ([`HandshakeEvent::SecurityDelegated`]),
+    /// which runs it and reports with [`ServerHandshake::delegated_security_result`].
+    VeNCrypt,
+}
+
+impl SecurityType {
+    /// The number on the wire.
+    pub fn code(self) -> u8 {
+        match self {
+            SecurityType::None => 1,
+            SecurityType::VncAuth => 2,
+            SecurityType::VeNCrypt => 19,
+        }
+    }
+}
+
+/// What the server announces in ServerInit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerInit {
+    /// Framebuffer width.
+    pub width: u16,
+    /// Framebuffer height.
+    pub height: u16,
+    /// The server's pixel format.
+    pub format: PixelFormat,
+    /// Desktop name (UTF-8).
+    pub name: String,
+}
+
+impl ServerInit {
+    /// A ServerInit in the native pixel format.
+    pub fn new(width: u16, height: u16, name: &str) -> Self {
+        ServerInit {
+            width,
+            height,
+            format: PixelFormat::NATIVE,
+            name: name.to_owned(),
+        }
+    }
+}
+
+/// Handshake settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HandshakeConfig {
+    /// The version announced (the highest the server accepts). Normally 3.8.
+    pub version: Version,
+    /// Security types offered, most preferred first. With RFB 3.3 the server picks the first of
+    /// None and VncAuth in this list.
+    pub security: Vec<SecurityType>,
+    /// The password for [`SecurityType::VncAuth`] (only the first 8 bytes count).
+    pub password: Vec<u8>,
+    /// The VNC auth challenge: must be random per connection (the crate has no RNG).
+    pub challenge: [u8; CHALLENGE_LEN],
+    /// Sent after ClientInit; see [`ServerHandshake::set_server_init`].
+    pub server_init: ServerInit,
+    /// When set, refuse the connection after the version exchange with this reason (3.3 and
+    /// later all have a way to carry it).
+    pub refuse: Option<String>,
+}
+
+impl HandshakeConfig {
+    /// RFB 3.8 with no authentication.
+    pub fn no_auth(server_init: ServerInit) -> Self {
+        HandshakeConfig {
+            version: Version::V3_8,
+            security: vec![SecurityType::None],
+            password: Vec::new(),
+            challenge: [0; CHALLENGE_LEN],
+            server_init,
+            refuse: None,
+        }
+    }
+
+    /// RFB 3.8 with VNC authentication only.
+    pub fn vnc_auth(password: &[u8], challenge: [u8; CHALLENGE_LEN], server_init: ServerInit) -> Self {
+        HandshakeConfig {
+            version: Version::V3_8,
+            security: vec![SecurityType::VncAuth],
+            password: password.to_vec(),
+            challenge,
+            server_init,
+            refuse: None,
+        }
+    }
+}
+
+/// Something the caller may want to know or act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HandshakeEvent {
+    /// The client's ProtocolVersion arrived.
+    Version {
+        /// The version spoken from now on.
+        version: Version,
+        /// Major number as sent.
+        major: u16,
+        /// Minor number as sent (e.g. 889 for Apple clients).
+        minor: u16,
+    },
+    /// The security type was chosen.
+    SecuritySelected(SecurityType),
+    /// The caller must run this security type on the byte stream now, then call
+    /// [`ServerHandshake::delegated_security_result`]. No bytes are consumed meanwhile.
+    SecurityDelegated(SecurityType),
+    /// ClientInit arrived and ServerInit was written: the session starts.
+    Done {
+        /// Negotiated version.
+        version: Version,
+        /// Security type used.
+        security: SecurityType,
+        /// The client's shared flag.
+        shared: bool,
+    },
+}
+
+/// Why the handshake failed. Each variant is one failure class.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HandshakeError {
+    /// The ProtocolVersion is not of the form `RFB xxx.yyy\n`.
+    #[error("bad ProtocolVersion {0:?}")]
+    BadVersion(Vec<u8>),
+    /// A well-formed version this server does not speak.
+    #[error("unsupported RFB version {major}.{minor}")]
+    UnsupportedVersion {
+        /// Major number sent.
+        major: u16,
+        /// Minor number sent.
+        minor: u16,
+    },
+    /// No configured security type can be used with the client's version.
+    #[error("no security type available for this protocol version")]
+    NoSecurityType,
+    /// The client chose a security type that was not offered.
+    #[error("client chose security type {0}, which was not offered")]
+    SecurityTypeNotOffered(u8),
+    /// Wrong VNC password.
+    #[error("authentication failed")]
+    AuthFailed,
+    /// Delegated security (VeNCrypt) failed.
+    #[error("security failed: {0}")]
+    SecurityFailed(String),
+    /// The server refused the connection ([`HandshakeConfig::refuse`]).
+    #[error("connection refused: {0}")]
+    Refused(String),
+    /// Bytes were fed after the handshake had already failed.
+    #[error("the handshake already failed")]
+    AlreadyFailed,
+    /// A call that does not fit the current state (e.g. a delegated result when nothing was
+    /// delegated).
+    #[error("call out of order")]
+    OutOfOrder,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Version,
+    SecurityChoice,
+    Delegated(SecurityType),
+    AuthResponse,
+    ClientInit,
+    Done,
+    Failed,
+}
+
+/// The server side of one connection's handshake.
+#[derive(Debug)]
+pub struct ServerHandshake {
+    config: HandshakeConfig,
+    state: State,
+    version: Version,
+    security: SecurityType,
+    out: Vec<u8>,
+    events: VecDeque<HandshakeEvent>,
+}
+
+const AUTH_FAILED_REASON: &str = "Authentication failed";
+
+impl ServerHandshake {
+    /// Start a handshake; the ProtocolVersion is queued for sending at once.
+    pub fn new(config: HandshakeConfig) -> Self {
+        let mut out = Vec::with_capacity(64);
+        out.extend_from_slice(config.version.wire());
+        ServerHandshake {
+            version: config.version,
+            config,
+            state: State::Version,
+            security: SecurityType::None,
+            out,
+            events: VecDeque::new(),
+        }
+    }
+
+    /// Bytes to send to the client, removed from the buffer.
+    pub fn take_output(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.out)
+    }
+
+    /// Bytes waiting to be sent.
+    pub fn pending_output(&self) -> &[u8] {
+        &self.out
+    }
+
+    /// The next event, if any.
+    pub fn poll_event(&mut self) -> Option<HandshakeEvent> {
+        self.events.pop_front()
+    }
+
+    /// True once ServerInit has been written.
+    pub fn is_done(&self) -> bool {
+        self.state == State::Done
+    }
+
+    /// The negotiated version (the announced one until the client's arrives).
+    pub fn version(&self) -> Version {
+        self.version
+    }
+
+    /// Replace the ServerInit to send (e.g. after a resize). Takes effect if ClientInit has not
+    /// been processed yet.
+    pub fn set_server_init(&mut self, init: ServerInit) {
+        self.config.server_init = init;
+    }
+
+    /// Feed client bytes. Returns how many were consumed; stops after ClientInit (the rest are
+    /// client messages) or while a delegated security type runs. Partial input is kept track
+    /// of by consuming nothing: call again with the same bytes plus more.
+    pub fn receive(&mut self, input: &[u8]) -> Result<usize, HandshakeError> {
+        let mut used = 0;
+        loop {
+            let rest = &input[used..];
+            let n = match self.state {
+                State::Failed => return Err(HandshakeError::AlreadyFailed),
+                State::Done | State::Delegated(_) => return Ok(used),
+                State::Version => self.on_version(rest)?,
+                State::SecurityChoice => self.on_security_choice(rest)?,
+                State::AuthResponse => self.on_auth_response(rest)?,
+                State::ClientInit => self.on_client_init(rest),
+            };
+            if n == 0 {
+                return Ok(used);
+            }
+            used += n;
+        }
+    }
+
+    /// Report the outcome of a delegated security type ([`HandshakeEvent::SecurityDelegated`]).
+    /// On failure the SecurityResult (with the reason on 3.8) is queued and the error returned.
+    pub fn delegated_security_result(&mut self, result: Result<(), String>) -> Result<(), HandshakeError> {
+        let State::Delegated(_) = self.state else {
+            return Err(HandshakeError::OutOfOrder);
+        };
+        match result {
+            Ok(()) => {
+                self.security_result_ok();
+                self.state = State::ClientInit;
+                Ok(())
+            }
+            Err(reason) => {
+                self.security_result_failed(&reason);
+                Err(self.fail(HandshakeError::SecurityFailed(reason)))
+            }
+        }
+    }
+
+    fn fail(&mut self, e: HandshakeError) -> HandshakeError {
+        self.state = State::Failed;
+        e
+    }
+
+    /// A reason string: u32 length then bytes.
+    fn write_reason(&mut self, reason: &str) {
+        crate::messages::server::write_string(&mut self.out, reason.as_bytes());
+    }
+
+    fn security_result_ok(&mut self) {
+        self.out.extend_from_slice(&0u32.to_be_bytes());
+    }
+
+    fn security_result_failed(&mut self, reason: &str) {
+        self.out.extend_from_slice(&1u32.to_be_bytes());
+        if self.version == Version::V3_8 {
+            self.write_reason(reason);
+        }
+    }
+
+    /// The connection-failed form before security: 3.3 sends security type 0, 3.7+ an empty
+    /// list; both followed by a reason.
+    fn refuse(&mut self, reason: &str) {
+        if self.version == Version::V3_3 {
+            self.out.extend_from_slice(&0u32.to_be_bytes());
+        } else {
+            self.out.push(0);
+        }
+        self.write_reason(reason);
+    }
+
+    fn on_version(&mut self, input: &[u8]) -> Result<usize, HandshakeError> {
+        const PREFIX: &[u8] = b"RFB ";
+        let k = input.len().min(PREFIX.len());
+        if input[..k] != PREFIX[..k] {
+            return Err(self.fail(HandshakeError::BadVersion(input[..k].to_vec())));
+        }
+        let Some(msg) = input.get(..12) else {
+            return Ok(0);
+        };
+        let digits = |b: &[u8]| -> Option<u16> {
+            b.iter().try_fold(0u16, |acc, &c| {
+                c.is_ascii_digit().then(|| acc * 10 + u16::from(c - b'0'))
+            })
+        };
+        let (Some(major), Some(minor), b'.', b'\n') =
+            (digits(&msg[4..7]), digits(&msg[8..11]), msg[7], msg[11])
+        else {
+            return Err(self.fail(HandshakeError::BadVersion(msg.to_vec())));
+        };
+        let client = match (major, minor) {
+            // 3.5 was misreported by some clients and 3.4/3.6 are vendor variants: all 3.3.
+            (3, 3..=6) => Version::V3_3,
+            (3, 7) => Version::V3_7,
+            // Apple sends 3.889; anything newer in the 3.x line speaks at least 3.8.
+            (3, 8..) => Version::V3_8,
+            _ => return Err(self.fail(HandshakeError::UnsupportedVersion { major, minor })),
+        };
+        // A client must not ask for more than was announced; speak the lower one if it does.
+        self.version = client.min(self.config.version);
+        self.events.push_back(HandshakeEvent::Version {
+            version: self.version,
+            major,
+            minor,
+        });
+        if let Some(reason) = self.config.refuse.clone() {
+            self.refuse(&reason);
+            return Err(self.fail(HandshakeError::Refused(reason)));
+        }
+        if self.version == Version::V3_3 {
+            // The server picks; 3.3 only knows None and VNC auth.
+            let pick = self
+                .config
+                .security
+                .iter()
+                .copied()
+                .find(|s| matches!(s, SecurityType::None | SecurityType::VncAuth));
+            let Some(sec) = pick else {
+                self.refuse("No security type available for RFB 3.3");
+                return Err(self.fail(HandshakeError::NoSecurityType));
+            };
+            self.out.extend_from_slice(&u32::from(sec.code()).to_be_bytes());
+            self.select(sec);
+        } else {
+            let n = self.config.security.len().min(255);
+            if n == 0 {
+                self.refuse("No security type configured");
+                return Err(self.fail(HandshakeError::NoSecurityType));
+            }
+            self.out.push(n as u8);
+            for s in &self.config.security[..n] {
+                self.out.push(s.code());
+            }
+            self.state = State::SecurityChoice;
+        }
+        Ok(12)
+    }
+
+    /// Enter the chosen security type's first step.
+    fn select(&mut self, sec: SecurityType) {
+        self.security = sec;
+        self.events.push_back(HandshakeEvent::SecuritySelected(sec));
+        match sec {
+            SecurityType::None => {
+                // 3.3 and 3.7 skip the SecurityResult after None.
+                if self.version == Version::V3_8 {
+                    self.security_result_ok();
+                }
+                self.state = State::ClientInit;
+            }
+            SecurityType::VncAuth => {
+                self.out.extend_from_slice(&self.config.challenge);
+                self.state = State::AuthResponse;
+            }
+            SecurityType::VeNCrypt => {
+                self.events.push_back(HandshakeEvent::SecurityDelegated(sec));
+                self.state = State::Delegated(sec);
+            }
+        }
+    }
+
+    fn on_security_choice(&mut self, input: &[u8]) -> Result<usize, HandshakeError> {
+        let Some(&code) = input.first() else {
+            return Ok(0);
+        };
+        let Some(sec) = self
+            .config
+            .security
+            .iter()
+            .copied()
+            .find(|s| s.code() == code)
+        else {
+            self.security_result_failed("Security type not offered");
+            return Err(self.fail(HandshakeError::SecurityTypeNotOffered(code)));
+        };
+        self.select(sec);
+        Ok(1)
+    }
+
+    fn on_auth_response(&mut self, input: &[u8]) -> Result<usize, HandshakeError> {
+        let Some(response) = input.first_chunk::<CHALLENGE_LEN>() else {
+            return Ok(0);
+        };
+        if auth::verify_response(&self.config.password, &self.config.challenge, response) {
+            self.security_result_ok();
+            self.state = State::ClientInit;
+            Ok(CHALLENGE_LEN)
+        } else {
+            self.security_result_failed(AUTH_FAILED_REASON);
+            Err(self.fail(HandshakeError::AuthFailed))
+        }
+    }
+
+    fn on_client_init(&mut self, input: &[u8]) -> usize {
+        let Some(&shared) = input.first() else {
+            return 0;
+        };
+        let si = &self.config.server_init;
+        write_server_init(&mut self.out, si.width, si.height, &si.format, &si.name);
+        self.state = State::Done;
+        self.events.push_back(HandshakeEvent::Done {
+            version: self.version,
+            security: self.security,
+            shared: shared != 0,
+        });
+        1
+    }
+}

@@ -11,6 +11,7 @@
 //! - [`encoding`]: framebuffer-update encoders, one per file, behind one trait.
 #![warn(missing_docs)]
 
+pub mod auth;
 pub mod encoding;
 pub mod geom;
 pub mod handshake;

@@ -5,6 +5,8 @@
 //! region changed since the version they last saw.
 
 mod store;
+pub mod synthetic;
+pub mod x11;
 
 pub use store::{CursorImage, Frame, FrameStore};
 

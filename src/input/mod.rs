@@ -1,5 +1,9 @@
 //! Input injection: what RFB clients and the action API both drive.
 
+pub mod fake;
+pub mod keymap;
+pub mod xtest;
+
 use crate::desktop::DesktopError;
 
 /// Pointer and keyboard input into the desktop. Methods block briefly (they write to the X

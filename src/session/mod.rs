@@ -1,1 +1,765 @@
-//! Pending.
+//! One RFB client: handshake, then a loop that turns client messages into input and settings
+//! and damage into framebuffer updates.
+//!
+//! A session runs as one tokio task over any byte stream (TCP or WebSocket, it cannot tell).
+//! Writing happens in a companion task ([`connection::Writer`]) that encodes on a blocking
+//! thread; blocking desktop calls go through the desktop's [`worker::InputWorker`].
+
+pub mod connection;
+mod greeting;
+pub mod input;
+pub mod state;
+pub mod update;
+pub mod worker;
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rfb::encoding::numbers as n;
+use rfb::messages::clipboard::flags as clip;
+use rfb::messages::server::{
+    desktop_size_reason, desktop_size_status, write_cursor_rect, write_desktop_size_rect,
+    write_end_of_continuous_updates, write_extended_desktop_size_rect, write_pseudo_rect,
+    write_server_cut_text, write_server_ext_clipboard, write_server_fence,
+};
+use rfb::messages::{ClientMessage, ExtClipboard, Limits, Screen};
+use rfb::pixel::{Packing, PixelWriter};
+use rfb::{Encoder, Rect};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{broadcast, mpsc, watch, Notify};
+
+use crate::capture::Frame;
+use crate::clipboard::Selection;
+use crate::desktop::Desktop;
+use crate::metrics;
+use connection::{MessageReader, Outgoing, SessionError, UpdateJob, Writer};
+use input::Buttons;
+use state::ClientSettings;
+use update::Scheduler;
+use worker::InputWorker;
+
+/// Fence flag bits (community RFB spec, Fence).
+mod fence {
+    pub const BLOCK_BEFORE: u32 = 1;
+    pub const BLOCK_AFTER: u32 = 1 << 1;
+    pub const SYNC_NEXT: u32 = 1 << 2;
+    pub const REQUEST: u32 = 1 << 31;
+    pub const SUPPORTED: u32 = BLOCK_BEFORE | BLOCK_AFTER | SYNC_NEXT;
+}
+
+/// Largest clipboard text offered to ExtendedClipboard clients unsolicited.
+const MAX_CLIPBOARD_TEXT: u32 = 10 << 20;
+
+/// How the RFB listeners authenticate and what clients may do.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// The desktop name sent in ServerInit.
+    pub name: String,
+    /// VNC password giving full access. With no password at all, security type None is used.
+    pub password: Option<String>,
+    /// VNC password giving view-only access.
+    pub view_only_password: Option<String>,
+    /// Every client is view-only: input, clipboard and resize requests are ignored.
+    pub view_only: bool,
+    /// Caps on client message sizes.
+    pub limits: Limits,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig {
+            name: "deskd".into(),
+            password: None,
+            view_only_password: None,
+            view_only: false,
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// What every session of one desktop shares.
+pub struct SessionContext {
+    /// The desktop.
+    pub desktop: Desktop,
+    /// Listener settings.
+    pub config: SessionConfig,
+    worker: InputWorker,
+    shutdown: watch::Receiver<bool>,
+    active: AtomicUsize,
+    idle: Notify,
+}
+
+impl SessionContext {
+    /// Shared state for sessions of `desktop`; sessions end when `shutdown` turns true.
+    pub fn new(
+        desktop: Desktop,
+        config: SessionConfig,
+        shutdown: watch::Receiver<bool>,
+    ) -> std::io::Result<Arc<SessionContext>> {
+        let worker = InputWorker::start(desktop.clone())?;
+        Ok(Arc::new(SessionContext {
+            desktop,
+            config,
+            worker,
+            shutdown,
+            active: AtomicUsize::new(0),
+            idle: Notify::new(),
+        }))
+    }
+
+    /// Sessions running now (including ones still in the handshake).
+    pub fn active(&self) -> usize {
+        self.active.load(Ordering::SeqCst)
+    }
+
+    /// Wait until no session is running.
+    pub async fn wait_idle(&self) {
+        loop {
+            let notified = self.idle.notified();
+            if self.active() == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+/// Resolves once `shutdown` turns true (or its sender is gone).
+pub(crate) async fn stopped(shutdown: &mut watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|s| *s).await;
+}
+
+struct ActiveGuard<'a>(&'a SessionContext);
+
+impl Drop for ActiveGuard<'_> {
+    fn drop(&mut self) {
+        if self.0.active.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}
+
+struct ClientGauge;
+
+impl Drop for ClientGauge {
+    fn drop(&mut self) {
+        metrics::global().rfb_clients.dec();
+    }
+}
+
+/// Serve one client over `stream` until it disconnects, misbehaves or the server shuts down.
+/// `peer` names the client in logs.
+pub async fn serve<S>(stream: S, peer: String, ctx: Arc<SessionContext>)
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    ctx.active.fetch_add(1, Ordering::SeqCst);
+    let _active = ActiveGuard(&ctx);
+    match run(stream, &peer, &ctx).await {
+        Ok(()) => tracing::info!(%peer, "rfb client disconnected"),
+        Err(SessionError::Protocol(reason)) => {
+            metrics::global().rfb_protocol_errors.add(1);
+            tracing::warn!(%peer, %reason, "rfb client disconnected for a protocol error");
+        }
+        Err(SessionError::Handshake(reason)) => {
+            tracing::warn!(%peer, %reason, "rfb handshake failed");
+        }
+        Err(SessionError::Io(e)) => tracing::info!(%peer, error = %e, "rfb connection lost"),
+    }
+}
+
+async fn run<S>(stream: S, peer: &str, ctx: &Arc<SessionContext>) -> Result<(), SessionError>
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (mut rd, mut wr) = tokio::io::split(stream);
+    let mut shutdown = ctx.shutdown.clone();
+    let store = Arc::clone(ctx.desktop.frames.store());
+    let (_, frame) = store.snapshot();
+    let greeting = tokio::select! {
+        g = greeting::run(&mut rd, &mut wr, &ctx.config, &frame) => g?,
+        _ = stopped(&mut shutdown) => return Ok(()),
+    };
+    tracing::info!(%peer, view_only = greeting.view_only, "rfb client connected");
+    metrics::global().rfb_clients.inc();
+    let _gauge = ClientGauge;
+
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel();
+    let (writer, writer_task) = Writer::spawn(wr, done_tx);
+    let mut reader = MessageReader::new(rd, &greeting.leftover, ctx.config.limits);
+    let mut versions = store.subscribe();
+    let mut cursors = store.subscribe_cursor();
+    let mut clipboard = ctx.desktop.clipboard.subscribe();
+
+    let mut s = Session::new(ctx, peer, greeting.view_only, &frame);
+    let result: Result<(), SessionError> = async {
+        loop {
+            s.pump_update(&writer).await?;
+            tokio::select! {
+                msg = reader.next() => match msg? {
+                    Some(m) => s.handle(m, &writer, &mut reader.limits).await?,
+                    None => return Ok(()),
+                },
+                enc = done_rx.recv() => match enc {
+                    Some(enc) => s.update_written(enc),
+                    None => return Ok(()),
+                },
+                r = versions.changed() => if r.is_err() { return Ok(()) },
+                r = cursors.changed() => if r.is_err() { return Ok(()) },
+                text = clipboard.recv() => match text {
+                    Ok(text) => s.clipboard_changed(&text, &writer).await?,
+                    Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(broadcast::error::RecvError::Closed) => {
+                        clipboard = broadcast::channel(1).1;
+                    }
+                },
+                _ = stopped(&mut shutdown) => return Ok(()),
+            }
+        }
+    }
+    .await;
+
+    s.release_held().await;
+    drop(writer);
+    // Give the writer a moment to flush what is queued; a client that stopped reading must
+    // not keep the task (and its socket) alive.
+    tokio::spawn(async move {
+        let mut task = writer_task;
+        if tokio::time::timeout(Duration::from_secs(2), &mut task)
+            .await
+            .is_err()
+        {
+            task.abort();
+        }
+    });
+    result
+}
+
+struct Session {
+    ctx: Arc<SessionContext>,
+    peer: String,
+    view_only: bool,
+    settings: ClientSettings,
+    sched: Scheduler,
+    /// Frame version this session has accounted damage up to.
+    seen: u64,
+    /// The encoder, absent while an update is being encoded and written.
+    encoder: Option<Box<dyn Encoder>>,
+    /// The largest size this client was ever told about: requests beyond it are errors,
+    /// requests within it but beyond the current size are late and clipped.
+    max_size: (u16, u16),
+    buttons: Buttons,
+    keys_down: HashSet<u32>,
+    scancodes_down: HashSet<u32>,
+    cursor_sent: Option<u64>,
+    ack_qemu: bool,
+    ack_mouse: bool,
+    /// Send an ExtendedDesktopSize rect (SetEncodings announced it, or a SetDesktopSize reply).
+    ext_size_due: bool,
+    /// Status for the pending SetDesktopSize reply.
+    resize_reply: Option<u16>,
+    fence_announced: bool,
+    cu_announced: bool,
+    clipboard_announced: bool,
+    /// A SyncNext fence to answer after the next message.
+    sync_fence: Option<(u32, Vec<u8>)>,
+    /// The client's ExtendedClipboard capability flags, once it sent them.
+    client_clip_caps: Option<u32>,
+}
+
+impl Session {
+    fn new(ctx: &Arc<SessionContext>, peer: &str, view_only: bool, frame: &Frame) -> Session {
+        let settings = ClientSettings::default();
+        let encoder = state::new_encoder(settings.encoding);
+        Session {
+            ctx: Arc::clone(ctx),
+            peer: peer.to_owned(),
+            view_only,
+            settings,
+            sched: Scheduler::new(frame.width, frame.height),
+            // Everything is sent on the first non-incremental request anyway.
+            seen: ctx.desktop.frames.store().version(),
+            encoder,
+            max_size: (frame.width, frame.height),
+            buttons: Buttons::default(),
+            keys_down: HashSet::new(),
+            scancodes_down: HashSet::new(),
+            cursor_sent: None,
+            ack_qemu: false,
+            ack_mouse: false,
+            ext_size_due: false,
+            resize_reply: None,
+            fence_announced: false,
+            cu_announced: false,
+            clipboard_announced: false,
+            sync_fence: None,
+            client_clip_caps: None,
+        }
+    }
+
+    fn update_written(&mut self, encoder: Box<dyn Encoder>) {
+        self.sched.sent();
+        // The client may have switched encodings meanwhile.
+        if encoder.encoding() == self.settings.encoding {
+            self.encoder = Some(encoder);
+        } else {
+            self.encoder = state::new_encoder(self.settings.encoding);
+        }
+    }
+
+    fn cursor_due(&self) -> Option<u64> {
+        if !self.settings.pseudo.cursor {
+            return None;
+        }
+        let (serial, image) = self.ctx.desktop.frames.store().cursor();
+        (image.is_some() && self.cursor_sent != Some(serial)).then_some(serial)
+    }
+
+    /// Send the next framebuffer update if the client may receive one and has something due.
+    async fn pump_update(&mut self, writer: &Writer) -> Result<(), SessionError> {
+        if !self.sched.can_send() || self.encoder.is_none() {
+            return Ok(());
+        }
+        let store = Arc::clone(self.ctx.desktop.frames.store());
+        let (version, frame, changed) = store.changes_since(self.seen);
+        self.seen = version;
+        self.sched.damage(&changed);
+        let cursor_serial = self.cursor_due();
+        let extras = cursor_serial.is_some()
+            || self.ack_qemu
+            || self.ack_mouse
+            || self.ext_size_due
+            || self.resize_reply.is_some();
+        let Some(plan) = self.sched.next(frame.width, frame.height, extras) else {
+            return Ok(());
+        };
+        let mut pseudo = Vec::new();
+        let mut count: u16 = 0;
+        let pf = self.settings.pseudo;
+        let (cw, ch) = self.sched.client_size();
+        if pf.extended_desktop_size
+            && (plan.resize.is_some() || self.ext_size_due || self.resize_reply.is_some())
+        {
+            let (reason, status) = match self.resize_reply.take() {
+                Some(status) => (desktop_size_reason::THIS_CLIENT, status),
+                None => (desktop_size_reason::SERVER, desktop_size_status::OK),
+            };
+            let screen = Screen {
+                id: 0,
+                rect: Rect::new(0, 0, cw, ch),
+                flags: 0,
+            };
+            write_extended_desktop_size_rect(&mut pseudo, reason, status, cw, ch, &[screen]);
+            count += 1;
+        } else if plan.resize.is_some() {
+            write_desktop_size_rect(&mut pseudo, cw, ch);
+            count += 1;
+        }
+        self.ext_size_due = false;
+        self.resize_reply = None;
+        if plan.resize.is_some() {
+            self.max_size = (self.max_size.0.max(cw), self.max_size.1.max(ch));
+        }
+        if let Some(serial) = cursor_serial {
+            if self.write_cursor(&mut pseudo) {
+                count += 1;
+            }
+            self.cursor_sent = Some(serial);
+        }
+        if std::mem::take(&mut self.ack_qemu) {
+            write_pseudo_rect(&mut pseudo, n::QEMU_EXTENDED_KEY_EVENT);
+            count += 1;
+        }
+        if std::mem::take(&mut self.ack_mouse) {
+            write_pseudo_rect(&mut pseudo, n::EXTENDED_MOUSE_BUTTONS);
+            count += 1;
+        }
+        let Some(encoder) = self.encoder.take() else {
+            return Ok(());
+        };
+        let job = UpdateJob {
+            frame,
+            region: plan.region,
+            params: self.settings.params(),
+            encoder,
+            pseudo,
+            pseudo_rects: count,
+            last_rect: pf.last_rect,
+        };
+        writer.send(Outgoing::Update(job)).await
+    }
+
+    /// Append a Cursor rect for the current cursor image. False when there is none.
+    fn write_cursor(&self, out: &mut Vec<u8>) -> bool {
+        let (_, Some(c)) = self.ctx.desktop.frames.store().cursor() else {
+            return false;
+        };
+        let (w, h) = (usize::from(c.width), usize::from(c.height));
+        if w == 0 || h == 0 || c.pixels.len() < w * h * 4 {
+            return false;
+        }
+        let px = PixelWriter::new(&self.settings.format, Packing::Full);
+        let mut pixels = Vec::with_capacity(w * h * px.bytes_per_pixel());
+        let row_bytes = w.div_ceil(8);
+        let mut mask = vec![0u8; row_bytes * h];
+        for y in 0..h {
+            for x in 0..w {
+                let i = (y * w + x) * 4;
+                let (b, g, r, a) = (c.pixels[i], c.pixels[i + 1], c.pixels[i + 2], c.pixels[i + 3]);
+                px.write_pixel(
+                    (u32::from(r) << 16) | (u32::from(g) << 8) | u32::from(b),
+                    &mut pixels,
+                );
+                if a >= 128 {
+                    mask[y * row_bytes + x / 8] |= 0x80 >> (x % 8);
+                }
+            }
+        }
+        let hot_x = c.hot_x.min(c.width - 1);
+        let hot_y = c.hot_y.min(c.height - 1);
+        write_cursor_rect(
+            out,
+            hot_x,
+            hot_y,
+            c.width,
+            c.height,
+            &self.settings.format,
+            &pixels,
+            &mask,
+        )
+        .is_ok()
+    }
+
+    /// Check a rectangle from the client against the largest framebuffer it knew.
+    fn check_rect(&self, what: &str, r: &Rect) -> Result<(), SessionError> {
+        let (mw, mh) = self.max_size;
+        if r.right() > u32::from(mw) || r.bottom() > u32::from(mh) {
+            return Err(SessionError::Protocol(format!(
+                "{what} {}x{}+{}+{} lies outside the {mw}x{mh} framebuffer",
+                r.w, r.h, r.x, r.y
+            )));
+        }
+        Ok(())
+    }
+
+    async fn handle(
+        &mut self,
+        msg: ClientMessage,
+        writer: &Writer,
+        limits: &mut Limits,
+    ) -> Result<(), SessionError> {
+        let sync = self.sync_fence.take();
+        self.handle_message(msg, writer, limits).await?;
+        if let Some((flags, payload)) = sync {
+            let mut b = Vec::new();
+            write_server_fence(&mut b, flags, &payload);
+            writer.bytes(b).await?;
+        }
+        Ok(())
+    }
+
+    async fn handle_message(
+        &mut self,
+        msg: ClientMessage,
+        writer: &Writer,
+        limits: &mut Limits,
+    ) -> Result<(), SessionError> {
+        match msg {
+            ClientMessage::SetPixelFormat(pf) => {
+                // Already validated by the parser (colour-map formats are refused there).
+                self.settings.format = pf;
+            }
+            ClientMessage::SetEncodings(list) => self.set_encodings(&list, writer, limits).await?,
+            ClientMessage::FramebufferUpdateRequest { incremental, rect } => {
+                self.check_rect("update request", &rect)?;
+                self.sched.request(incremental, rect);
+            }
+            ClientMessage::KeyEvent { down, keysym } => {
+                if self.view_only {
+                    return Ok(());
+                }
+                if down {
+                    self.keys_down.insert(keysym);
+                } else {
+                    self.keys_down.remove(&keysym);
+                }
+                self.input(move |d| d.input.key(keysym, down)).await;
+            }
+            ClientMessage::QemuKeyEvent {
+                down,
+                keysym,
+                keycode,
+            } => {
+                if self.view_only {
+                    return Ok(());
+                }
+                if keycode == 0 {
+                    // No scancode known: fall back to the keysym.
+                    if down {
+                        self.keys_down.insert(keysym);
+                    } else {
+                        self.keys_down.remove(&keysym);
+                    }
+                    self.input(move |d| d.input.key(keysym, down)).await;
+                } else {
+                    if down {
+                        self.scancodes_down.insert(keycode);
+                    } else {
+                        self.scancodes_down.remove(&keycode);
+                    }
+                    self.input(move |d| d.input.key_scancode(keycode, down))
+                        .await;
+                }
+            }
+            ClientMessage::PointerEvent(p) => {
+                if self.view_only {
+                    return Ok(());
+                }
+                let changes = self.buttons.update(p.buttons());
+                let (x, y) = (p.x, p.y);
+                self.input(move |d| {
+                    d.input.pointer_move(x, y)?;
+                    for (button, down) in changes {
+                        d.input.button(button, down)?;
+                    }
+                    Ok(())
+                })
+                .await;
+            }
+            ClientMessage::CutText(text) => {
+                if !self.view_only {
+                    self.set_clipboard(text).await;
+                }
+            }
+            ClientMessage::ExtendedClipboard(m) => self.ext_clipboard(m, writer).await?,
+            ClientMessage::EnableContinuousUpdates { enable, rect } => {
+                if enable {
+                    self.check_rect("continuous updates area", &rect)?;
+                    self.sched.enable_continuous(rect);
+                } else {
+                    self.sched.disable_continuous();
+                    let mut b = Vec::new();
+                    write_end_of_continuous_updates(&mut b);
+                    writer.bytes(b).await?;
+                }
+            }
+            ClientMessage::Fence { flags, payload } => {
+                if flags & fence::REQUEST != 0 {
+                    // Messages are handled one at a time in order, so BlockBefore and
+                    // BlockAfter hold trivially; SyncNext waits for the next message.
+                    let reply = flags & fence::SUPPORTED;
+                    if reply & fence::SYNC_NEXT != 0 {
+                        self.sync_fence = Some((reply, payload));
+                    } else {
+                        let mut b = Vec::new();
+                        write_server_fence(&mut b, reply, &payload);
+                        writer.bytes(b).await?;
+                    }
+                }
+                // A response to our own fence needs nothing.
+            }
+            ClientMessage::SetDesktopSize { width, height, .. } => {
+                let status = if self.view_only {
+                    desktop_size_status::PROHIBITED
+                } else if width == 0 || height == 0 {
+                    desktop_size_status::INVALID_LAYOUT
+                } else {
+                    let r = self
+                        .ctx
+                        .worker
+                        .call(move |d| {
+                            let r = d.frames.resize(width, height);
+                            let _ = d.frames.refresh();
+                            r
+                        })
+                        .await;
+                    match r {
+                        Some(Ok(_)) => desktop_size_status::OK,
+                        Some(Err(crate::DesktopError::Invalid(e))) => {
+                            tracing::info!(peer = %self.peer, error = %e, "resize refused");
+                            desktop_size_status::INVALID_LAYOUT
+                        }
+                        Some(Err(e)) => {
+                            tracing::warn!(peer = %self.peer, error = %e, "resize failed");
+                            desktop_size_status::OUT_OF_RESOURCES
+                        }
+                        None => desktop_size_status::OUT_OF_RESOURCES,
+                    }
+                };
+                if self.settings.pseudo.extended_desktop_size {
+                    self.resize_reply = Some(status);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn set_encodings(
+        &mut self,
+        list: &[i32],
+        writer: &Writer,
+        limits: &mut Limits,
+    ) -> Result<(), SessionError> {
+        let old = self.settings.encoding;
+        self.settings.set_encodings(list);
+        let pf = self.settings.pseudo;
+        self.sched.set_resize_supported(self.settings.resize_supported());
+        if self.settings.encoding != old && self.encoder.is_some() {
+            self.encoder = state::new_encoder(self.settings.encoding);
+        }
+        // The cursor has to be sent again if the client re-enabled it.
+        if !pf.cursor {
+            self.cursor_sent = None;
+        }
+        self.ack_qemu = pf.qemu_key;
+        self.ack_mouse = pf.extended_mouse_buttons;
+        // The client switches to the extended PointerEvent form only after our ack, which is
+        // on its way, so the parser may expect it from now on.
+        limits.extended_mouse_buttons = pf.extended_mouse_buttons;
+        // A client learns SetDesktopSize is available from an ExtendedDesktopSize rect.
+        self.ext_size_due = pf.extended_desktop_size;
+        let mut b = Vec::new();
+        if pf.fence && !self.fence_announced {
+            self.fence_announced = true;
+            write_server_fence(&mut b, fence::REQUEST, &[]);
+        }
+        if pf.continuous_updates && !self.cu_announced {
+            // EndOfContinuousUpdates tells the client the server supports them.
+            self.cu_announced = true;
+            write_end_of_continuous_updates(&mut b);
+        }
+        if pf.extended_clipboard && !self.clipboard_announced {
+            self.clipboard_announced = true;
+            write_server_ext_clipboard(&mut b, &ExtClipboard::server_caps(MAX_CLIPBOARD_TEXT));
+        }
+        if !b.is_empty() {
+            writer.bytes(b).await?;
+        }
+        Ok(())
+    }
+
+    async fn ext_clipboard(&mut self, m: ExtClipboard, writer: &Writer) -> Result<(), SessionError> {
+        match m {
+            ExtClipboard::Caps { flags, .. } => self.client_clip_caps = Some(flags),
+            ExtClipboard::Request { formats } => {
+                if formats & clip::TEXT != 0 && !self.view_only {
+                    if let Some(text) = self.clipboard_text().await {
+                        let mut b = Vec::new();
+                        write_server_ext_clipboard(&mut b, &ExtClipboard::provide_text(&text));
+                        writer.bytes(b).await?;
+                    }
+                }
+            }
+            ExtClipboard::Peek { .. } => {
+                let has = !self.view_only && self.clipboard_text().await.is_some();
+                let formats = if has { clip::TEXT } else { 0 };
+                let mut b = Vec::new();
+                write_server_ext_clipboard(&mut b, &ExtClipboard::Notify { formats });
+                writer.bytes(b).await?;
+            }
+            ExtClipboard::Notify { formats } => {
+                if formats & clip::TEXT != 0 && !self.view_only {
+                    let mut b = Vec::new();
+                    write_server_ext_clipboard(
+                        &mut b,
+                        &ExtClipboard::Request {
+                            formats: clip::TEXT,
+                        },
+                    );
+                    writer.bytes(b).await?;
+                }
+            }
+            m @ ExtClipboard::Provide { .. } => {
+                if let Some(text) = m.text() {
+                    if !self.view_only {
+                        self.set_clipboard(text).await;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// An X application took the clipboard: tell the client (view-only clients too: they may
+    /// copy from the desktop, just not into it).
+    async fn clipboard_changed(&mut self, text: &str, writer: &Writer) -> Result<(), SessionError> {
+        let mut b = Vec::new();
+        if self.settings.pseudo.extended_clipboard {
+            let caps = self.client_clip_caps.unwrap_or(0);
+            if caps & clip::NOTIFY != 0 || caps & clip::PROVIDE == 0 {
+                write_server_ext_clipboard(
+                    &mut b,
+                    &ExtClipboard::Notify {
+                        formats: clip::TEXT,
+                    },
+                );
+            } else {
+                write_server_ext_clipboard(&mut b, &ExtClipboard::provide_text(text));
+            }
+        } else {
+            write_server_cut_text(&mut b, text);
+        }
+        writer.bytes(b).await
+    }
+
+    async fn clipboard_text(&mut self) -> Option<String> {
+        self.ctx
+            .worker
+            .call(|d| d.clipboard.get_text(Selection::Clipboard))
+            .await
+            .and_then(|r| r.ok())
+            .flatten()
+    }
+
+    async fn set_clipboard(&mut self, text: String) {
+        let peer = self.peer.clone();
+        self.ctx
+            .worker
+            .run(move |d| {
+                if let Err(e) = d.clipboard.set_text(Selection::Clipboard, &text) {
+                    tracing::warn!(%peer, error = %e, "setting the clipboard failed");
+                }
+            })
+            .await;
+    }
+
+    async fn input(
+        &mut self,
+        job: impl FnOnce(&Desktop) -> Result<(), crate::DesktopError> + Send + 'static,
+    ) {
+        let peer = self.peer.clone();
+        self.ctx
+            .worker
+            .run(move |d| {
+                if let Err(e) = job(d) {
+                    tracing::debug!(%peer, error = %e, "input event failed");
+                }
+            })
+            .await;
+    }
+
+    /// Release whatever this client still holds, so nothing stays stuck after it leaves.
+    async fn release_held(&mut self) {
+        let buttons = self.buttons.release_all();
+        let keys: Vec<u32> = self.keys_down.drain().collect();
+        let codes: Vec<u32> = self.scancodes_down.drain().collect();
+        if buttons.is_empty() && keys.is_empty() && codes.is_empty() {
+            return;
+        }
+        self.input(move |d| {
+            for (b, down) in buttons {
+                d.input.button(b, down)?;
+            }
+            for k in keys {
+                d.input.key(k, false)?;
+            }
+            for c in codes {
+                d.input.key_scancode(c, false)?;
+            }
+            Ok(())
+        })
+        .await;
+    }
+}

@@ -1,1 +1,7 @@
-//! Pending.
+//! Transports: TCP and WebSocket both hand each client to [`crate::session::serve`] as a plain
+//! byte stream.
+
+pub mod assets;
+pub mod http;
+pub mod tcp;
+pub mod websocket;

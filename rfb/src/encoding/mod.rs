@@ -7,6 +7,14 @@
 use crate::geom::Rect;
 use crate::pixel::PixelFormat;
 
+pub mod jpeg;
+pub mod raw;
+pub mod tight;
+pub mod zlib;
+pub mod zrle;
+mod palette;
+mod zstream;
+
 /// Encoding numbers (RFC 6143 §7.7 and the community registry).
 pub mod numbers {
     /// Raw.

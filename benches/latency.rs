@@ -1,0 +1,751 @@
+//! End-to-end latency bench: deskd against x11vnc and TigerVNC's X0tigervnc (x0vncserver) on the
+//! same Xvfb with the same workloads, measured by the same small RFB client.
+//!
+//! `cargo bench --bench latency` (build deskd in release first: the bench uses the `deskd` binary
+//! Cargo builds for this profile). Environment knobs:
+//! - `LATENCY_SERVERS=deskd,x11vnc,x0vncserver` — which servers to run (default all three).
+//! - `LATENCY_ENCODING=zrle|raw` — the one encoding every server is asked for (default zrle).
+//! - `LATENCY_SAMPLES=60` — small-change samples per server and geometry.
+//!
+//! Measured per server and geometry (1280x800 and 1920x1080):
+//! - small-change latency: from just before a 32x32 fill is sent to X to the first byte of the
+//!   FramebufferUpdate that covers it, with the client's incremental request already waiting;
+//! - bytes of that update;
+//! - updates per second and server CPU while a 200x200 square moves every 10 ms;
+//! - full-frame time: from the moment X has finished a full-screen PutImage (round trip done) to
+//!   the last byte of the update(s) covering the whole screen;
+//! - idle CPU over 5 s with a request pending and nothing changing.
+//!
+//! A missing peer binary fails the bench with a message naming the package to install.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use x11rb::connection::Connection;
+use x11rb::protocol::xproto::{ChangeGCAux, ConnectionExt as _, CreateGCAux, ImageFormat, Rectangle};
+use x11rb::rust_connection::RustConnection;
+
+const SMALL: u16 = 32;
+const MOVER: u16 = 200;
+
+fn main() {
+    // `cargo bench` passes `--bench`; ignore arguments.
+    let servers: Vec<String> = std::env::var("LATENCY_SERVERS")
+        .unwrap_or_else(|_| "deskd,x11vnc,x0vncserver".into())
+        .split(',')
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect();
+    let encoding = match std::env::var("LATENCY_ENCODING").as_deref() {
+        Ok("raw") => Encoding::Raw,
+        Ok("zrle") | Err(_) => Encoding::Zrle,
+        Ok(other) => panic!("LATENCY_ENCODING={other}: use raw or zrle"),
+    };
+    let samples: usize = std::env::var("LATENCY_SAMPLES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(60);
+
+    for s in &servers {
+        Server::from_name(s).check_installed();
+    }
+    require("Xvfb", "xvfb");
+
+    let mut table: Vec<(String, BTreeMap<String, Report>)> = Vec::new();
+    for (w, h) in [(1280u16, 800u16), (1920, 1080)] {
+        let xvfb = Xvfb::start(w, h);
+        let mut row = BTreeMap::new();
+        for name in &servers {
+            eprintln!("latency: {name} on {}x{} ({:?})", w, h, encoding);
+            let report = run_server(Server::from_name(name), &xvfb, encoding, samples);
+            row.insert(name.clone(), report);
+        }
+        table.push((format!("{w}x{h}"), row));
+    }
+    print_table(&servers, &table, encoding);
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Encoding {
+    Raw,
+    Zrle,
+}
+
+impl Encoding {
+    fn code(self) -> i32 {
+        match self {
+            Encoding::Raw => 0,
+            Encoding::Zrle => 16,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Processes
+
+/// Kills and reaps the child on drop, so a panicking bench leaves nothing behind.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn which(bin: &str) -> bool {
+    std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(bin).is_file()))
+        .unwrap_or(false)
+}
+
+fn require(bin: &str, package: &str) {
+    assert!(
+        which(bin),
+        "latency bench: `{bin}` not found in PATH; install the Debian package `{package}` \
+         (see scripts/deps-apt.txt)"
+    );
+}
+
+struct Xvfb {
+    _proc: Proc,
+    display: String,
+    width: u16,
+    height: u16,
+}
+
+impl Xvfb {
+    fn start(width: u16, height: u16) -> Xvfb {
+        // -displayfd 1: Xvfb picks a free display and writes its number to our pipe.
+        let mut child = Command::new("Xvfb")
+            .args(["-displayfd", "1", "-nolisten", "tcp", "-noreset", "-screen", "0"])
+            .arg(format!("{width}x{height}x24"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn Xvfb");
+        let stdout = child.stdout.take().unwrap();
+        let proc = Proc(child);
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        let n: u32 = line.trim().parse().expect("Xvfb printed no display number");
+        Xvfb { _proc: proc, display: format!(":{n}"), width, height }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Server {
+    Deskd,
+    X11vnc,
+    X0vncserver,
+}
+
+impl Server {
+    fn from_name(name: &str) -> Server {
+        match name {
+            "deskd" => Server::Deskd,
+            "x11vnc" => Server::X11vnc,
+            "x0vncserver" | "X0tigervnc" => Server::X0vncserver,
+            other => panic!("unknown server {other:?}: use deskd, x11vnc or x0vncserver"),
+        }
+    }
+
+    fn check_installed(self) {
+        match self {
+            Server::Deskd => assert!(
+                std::path::Path::new(env!("CARGO_BIN_EXE_deskd")).is_file(),
+                "latency bench: the deskd binary is missing"
+            ),
+            Server::X11vnc => require("x11vnc", "x11vnc"),
+            // The x0vncserver wrapper script daemonizes; X0tigervnc is the server itself.
+            Server::X0vncserver => require("X0tigervnc", "tigervnc-scraping-server"),
+        }
+    }
+
+    fn spawn(self, display: &str, port: u16) -> Proc {
+        let mut cmd = match self {
+            Server::Deskd => {
+                let mut c = Command::new(env!("CARGO_BIN_EXE_deskd"));
+                c.args(["--display", display, "--listen-http", "127.0.0.1:0", "--listen-rfb"])
+                    .arg(format!("127.0.0.1:{port}"));
+                c
+            }
+            Server::X11vnc => {
+                let mut c = Command::new("x11vnc");
+                c.args(["-display", display, "-rfbport", &port.to_string()])
+                    .args(["-localhost", "-nopw", "-shared", "-forever", "-norc", "-quiet"]);
+                c
+            }
+            Server::X0vncserver => {
+                let mut c = Command::new("X0tigervnc");
+                c.args(["-display", display, "-rfbport", &port.to_string()])
+                    .args(["-SecurityTypes", "None", "-interface", "127.0.0.1"]);
+                c
+            }
+        };
+        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+        Proc(cmd.spawn().expect("spawn server"))
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// utime + stime of a process, in seconds.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f.get(11).and_then(|s| s.parse::<f64>().ok()).unwrap_or(0.0)
+        + f.get(12).and_then(|s| s.parse::<f64>().ok()).unwrap_or(0.0);
+    ticks / clock_ticks()
+}
+
+fn clock_ticks() -> f64 {
+    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(100.0)
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Drawing
+
+struct Painter {
+    conn: RustConnection,
+    root: u32,
+    gc: u32,
+    width: u16,
+    height: u16,
+}
+
+impl Painter {
+    fn new(xvfb: &Xvfb) -> Painter {
+        let (conn, screen) = x11rb::connect(Some(&xvfb.display)).expect("connect to Xvfb");
+        let root = conn.setup().roots[screen].root;
+        let gc = conn.generate_id().unwrap();
+        conn.create_gc(gc, root, &CreateGCAux::new().foreground(0)).unwrap();
+        Painter { conn, root, gc, width: xvfb.width, height: xvfb.height }
+    }
+
+    fn fill(&self, x: u16, y: u16, w: u16, h: u16, rgb: u32) {
+        self.conn.change_gc(self.gc, &ChangeGCAux::new().foreground(rgb)).unwrap();
+        let r = Rectangle { x: x as i16, y: y as i16, width: w, height: h };
+        self.conn.poly_fill_rectangle(self.root, self.gc, &[r]).unwrap();
+        self.conn.flush().unwrap();
+    }
+
+    fn sync(&self) {
+        self.conn.get_input_focus().unwrap().reply().unwrap();
+    }
+
+    /// A full-screen picture with edges, gradients and noise, like a busy desktop; `seed`
+    /// changes every pixel.
+    fn full_picture(&self, seed: u32) {
+        let (w, h) = (self.width as usize, self.height as usize);
+        let band = 16usize;
+        let mut buf = vec![0u8; w * band * 4];
+        for y0 in (0..h).step_by(band) {
+            let rows = band.min(h - y0);
+            for dy in 0..rows {
+                let y = (y0 + dy) as u32;
+                for x in 0..w as u32 {
+                    let mut v = x.wrapping_mul(2654435761) ^ y.wrapping_mul(40503) ^ seed;
+                    v ^= v >> 13;
+                    let block = ((x / 40) + (y / 24) + seed) % 7;
+                    let (r, g, b) = match block {
+                        0 | 1 => ((x + seed) as u8, (y * 2) as u8, 0x80),
+                        2 => (0xff, 0xff, 0xff),
+                        3 => (v as u8, (v >> 8) as u8, (v >> 16) as u8),
+                        _ => ((block * 40) as u8, (seed * 3) as u8, (x ^ y) as u8),
+                    };
+                    let i = (dy * w + x as usize) * 4;
+                    buf[i..i + 4].copy_from_slice(&[b, g, r, 0]);
+                }
+            }
+            self.conn
+                .put_image(
+                    ImageFormat::Z_PIXMAP,
+                    self.root,
+                    self.gc,
+                    w as u16,
+                    rows as u16,
+                    0,
+                    y0 as i16,
+                    0,
+                    24,
+                    &buf[..w * rows * 4],
+                )
+                .unwrap();
+        }
+        self.sync();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A minimal RFB client: None security, one encoding, incremental requests in a loop.
+
+#[derive(Clone, Copy, Debug)]
+struct Rect {
+    x: u16,
+    y: u16,
+    w: u16,
+    h: u16,
+}
+
+impl Rect {
+    fn intersects(&self, o: &Rect) -> bool {
+        let (sx, sy, sw, sh) = (u32::from(self.x), u32::from(self.y), u32::from(self.w), u32::from(self.h));
+        let (ox, oy, ow, oh) = (u32::from(o.x), u32::from(o.y), u32::from(o.w), u32::from(o.h));
+        sx < ox + ow && ox < sx + sw && sy < oy + oh && oy < sy + sh
+    }
+}
+
+struct Update {
+    first: Instant,
+    last: Instant,
+    bytes: usize,
+    rects: Vec<Rect>,
+}
+
+struct Client {
+    stream: TcpStream,
+    updates: Receiver<Update>,
+    width: u16,
+    height: u16,
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        let _ = self.stream.shutdown(Shutdown::Both);
+    }
+}
+
+fn connect_client(port: u16, encoding: Encoding) -> Client {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut s = loop {
+        match TcpStream::connect(("127.0.0.1", port)) {
+            Ok(s) => break s,
+            Err(e) if Instant::now() < deadline => {
+                let _ = e;
+                thread::sleep(Duration::from_millis(50));
+            }
+            Err(e) => panic!("server did not listen on port {port}: {e}"),
+        }
+    };
+    s.set_nodelay(true).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut version = [0u8; 12];
+    s.read_exact(&mut version).unwrap();
+    assert!(version.starts_with(b"RFB 003."), "not an RFB server: {version:?}");
+    s.write_all(b"RFB 003.008\n").unwrap();
+    let n = read_u8(&mut s) as usize;
+    assert!(n > 0, "server refused the connection");
+    let mut types = vec![0u8; n];
+    s.read_exact(&mut types).unwrap();
+    assert!(types.contains(&1), "server does not offer None security: {types:?}");
+    s.write_all(&[1]).unwrap();
+    assert_eq!(read_u32(&mut s), 0, "security result");
+    s.write_all(&[1]).unwrap(); // shared
+    let width = read_u16(&mut s);
+    let height = read_u16(&mut s);
+    let mut pf = [0u8; 16];
+    s.read_exact(&mut pf).unwrap();
+    let name_len = read_u32(&mut s) as usize;
+    let mut name = vec![0u8; name_len.min(4096)];
+    s.read_exact(&mut name).unwrap();
+
+    // 32 bpp, depth 24, little-endian, true colour, red at bit 16: X's own layout.
+    let mut msg = vec![0u8, 0, 0, 0, 32, 24, 0, 1, 0, 255, 0, 255, 0, 255, 16, 8, 0, 0, 0, 0];
+    msg.extend_from_slice(&[2, 0, 0, 1]);
+    msg.extend_from_slice(&encoding.code().to_be_bytes());
+    s.write_all(&msg).unwrap();
+    request(&mut s, false, width, height).unwrap();
+
+    let (tx, rx) = mpsc::channel();
+    let mut reader = s.try_clone().unwrap();
+    reader.set_read_timeout(None).unwrap();
+    let mut writer = s.try_clone().unwrap();
+    thread::spawn(move || {
+        let (mut w, mut h) = (width, height);
+        while let Ok(u) = read_message(&mut reader, &mut w, &mut h) {
+            if let Some(u) = u {
+                // Ask for the next one at once, so a request is always waiting at the server.
+                if request(&mut writer, true, w, h).is_err() || tx.send(u).is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    Client { stream: s, updates: rx, width, height }
+}
+
+fn request(s: &mut TcpStream, incremental: bool, w: u16, h: u16) -> std::io::Result<()> {
+    let mut m = vec![3u8, incremental as u8, 0, 0, 0, 0];
+    m.extend_from_slice(&w.to_be_bytes());
+    m.extend_from_slice(&h.to_be_bytes());
+    s.write_all(&m)
+}
+
+fn read_u8(s: &mut impl Read) -> u8 {
+    let mut b = [0u8; 1];
+    s.read_exact(&mut b).unwrap();
+    b[0]
+}
+fn read_u16(s: &mut impl Read) -> u16 {
+    let mut b = [0u8; 2];
+    s.read_exact(&mut b).unwrap();
+    u16::from_be_bytes(b)
+}
+fn read_u32(s: &mut impl Read) -> u32 {
+    let mut b = [0u8; 4];
+    s.read_exact(&mut b).unwrap();
+    u32::from_be_bytes(b)
+}
+
+fn skip(s: &mut impl Read, n: u64) -> std::io::Result<()> {
+    let copied = std::io::copy(&mut s.take(n), &mut std::io::sink())?;
+    if copied == n {
+        Ok(())
+    } else {
+        Err(std::io::ErrorKind::UnexpectedEof.into())
+    }
+}
+
+/// Reads one server message; returns the update if it was a FramebufferUpdate.
+fn read_message(s: &mut TcpStream, w: &mut u16, h: &mut u16) -> std::io::Result<Option<Update>> {
+    let mut b = [0u8; 1];
+    s.read_exact(&mut b)?;
+    let first = Instant::now();
+    let mut hdr = [0u8; 3];
+    match b[0] {
+        0 => {
+            s.read_exact(&mut hdr)?;
+            let n = u16::from_be_bytes([hdr[1], hdr[2]]);
+            let mut bytes = 4usize;
+            let mut rects = Vec::with_capacity(n as usize);
+            for _ in 0..n {
+                let mut r = [0u8; 12];
+                s.read_exact(&mut r)?;
+                bytes += 12;
+                let rect = Rect {
+                    x: u16::from_be_bytes([r[0], r[1]]),
+                    y: u16::from_be_bytes([r[2], r[3]]),
+                    w: u16::from_be_bytes([r[4], r[5]]),
+                    h: u16::from_be_bytes([r[6], r[7]]),
+                };
+                let enc = i32::from_be_bytes([r[8], r[9], r[10], r[11]]);
+                match enc {
+                    0 => {
+                        let len = rect.w as u64 * rect.h as u64 * 4;
+                        skip(s, len)?;
+                        bytes += len as usize;
+                    }
+                    16 => {
+                        let mut l = [0u8; 4];
+                        s.read_exact(&mut l)?;
+                        let len = u32::from_be_bytes(l) as u64;
+                        skip(s, len)?;
+                        bytes += 4 + len as usize;
+                    }
+                    -223 => {
+                        *w = rect.w;
+                        *h = rect.h;
+                        continue;
+                    }
+                    other => {
+                        return Err(std::io::Error::other(format!("unexpected encoding {other}")))
+                    }
+                }
+                rects.push(rect);
+            }
+            Ok(Some(Update { first, last: Instant::now(), bytes, rects }))
+        }
+        1 => {
+            let mut m = [0u8; 5];
+            s.read_exact(&mut m)?;
+            skip(s, u16::from_be_bytes([m[3], m[4]]) as u64 * 6)?;
+            Ok(None)
+        }
+        2 => Ok(None),
+        3 => {
+            let mut m = [0u8; 7];
+            s.read_exact(&mut m)?;
+            skip(s, u32::from_be_bytes([m[3], m[4], m[5], m[6]]) as u64)?;
+            Ok(None)
+        }
+        t => Err(std::io::Error::other(format!("unexpected server message type {t}"))),
+    }
+}
+
+impl Client {
+    /// Waits for the first update after `since` containing a rect that meets `target`.
+    fn wait_for(&self, since: Instant, target: Rect, timeout: Duration) -> Option<Update> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.checked_duration_since(Instant::now())?;
+            match self.updates.recv_timeout(left) {
+                Ok(u) if u.first >= since && u.rects.iter().any(|r| r.intersects(&target)) => {
+                    return Some(u)
+                }
+                Ok(_) => {}
+                Err(RecvTimeoutError::Timeout) => return None,
+                Err(RecvTimeoutError::Disconnected) => panic!("server closed the connection"),
+            }
+        }
+    }
+
+    /// Waits until updates received after `since` cover the whole screen; returns the time
+    /// of the last byte of the completing update.
+    fn wait_full(&self, since: Instant, timeout: Duration) -> Option<Instant> {
+        let (w, h) = (self.width as usize, self.height as usize);
+        let mut covered = vec![false; w * h];
+        let mut count = 0usize;
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.checked_duration_since(Instant::now())?;
+            let u = match self.updates.recv_timeout(left) {
+                Ok(u) => u,
+                Err(RecvTimeoutError::Timeout) => return None,
+                Err(RecvTimeoutError::Disconnected) => panic!("server closed the connection"),
+            };
+            if u.first < since {
+                continue;
+            }
+            for r in &u.rects {
+                for y in r.y as usize..(r.y as usize + r.h as usize).min(h) {
+                    for x in r.x as usize..(r.x as usize + r.w as usize).min(w) {
+                        if !covered[y * w + x] {
+                            covered[y * w + x] = true;
+                            count += 1;
+                        }
+                    }
+                }
+            }
+            if count == w * h {
+                return Some(u.last);
+            }
+        }
+    }
+
+    fn drain(&self) -> Vec<Update> {
+        self.updates.try_iter().collect()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Workloads
+
+#[derive(Default, Clone)]
+struct Report {
+    small_p50_ms: f64,
+    small_p90_ms: f64,
+    small_missed: usize,
+    small_bytes: f64,
+    load_ups: f64,
+    load_kib_s: f64,
+    load_cpu_pct: f64,
+    full_ms: f64,
+    idle_cpu_pct: f64,
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    percentile(v, 0.5)
+}
+
+fn percentile(v: &mut [f64], p: f64) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[((v.len() - 1) as f64 * p).round() as usize]
+}
+
+fn run_server(server: Server, xvfb: &Xvfb, encoding: Encoding, samples: usize) -> Report {
+    let painter = Painter::new(xvfb);
+    painter.fill(0, 0, xvfb.width, xvfb.height, 0x203040);
+    painter.sync();
+
+    let port = free_port();
+    let proc = server.spawn(&xvfb.display, port);
+    let pid = proc.0.id();
+    let client = connect_client(port, encoding);
+    assert_eq!((client.width, client.height), (xvfb.width, xvfb.height), "screen size");
+    client
+        .wait_full(Instant::now() - Duration::from_secs(60), Duration::from_secs(20))
+        .expect("no initial full frame");
+
+    // Warm up: let the server settle its capture path and encoders.
+    for i in 0..10u16 {
+        let t = Rect { x: 10 + i * 40, y: 10, w: SMALL, h: SMALL };
+        let t0 = Instant::now();
+        painter.fill(t.x, t.y, t.w, t.h, 0xff0000 + u32::from(i));
+        let _ = client.wait_for(t0, t, Duration::from_secs(3));
+    }
+    thread::sleep(Duration::from_millis(500));
+    client.drain();
+
+    // Idle CPU with a request pending.
+    let idle_span = Duration::from_secs(5);
+    let c0 = cpu_seconds(pid);
+    let w0 = Instant::now();
+    thread::sleep(idle_span);
+    let idle_cpu_pct = (cpu_seconds(pid) - c0) / w0.elapsed().as_secs_f64() * 100.0;
+    client.drain();
+
+    // Small changes, each after a pause so the server is idle when it happens.
+    let mut lat = Vec::new();
+    let mut bytes = Vec::new();
+    let mut missed = 0;
+    let mut seed = 0x1234_5678u32;
+    for i in 0..samples {
+        seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12345);
+        let x = (seed >> 8) as u16 % (xvfb.width - SMALL);
+        let y = (seed >> 20) as u16 % (xvfb.height - SMALL);
+        let t = Rect { x, y, w: SMALL, h: SMALL };
+        let colour = if i % 2 == 0 { 0x00ff00 } else { 0xff00ff } ^ (i as u32);
+        client.drain();
+        let t0 = Instant::now();
+        painter.fill(t.x, t.y, t.w, t.h, colour);
+        match client.wait_for(t0, t, Duration::from_secs(3)) {
+            Some(u) => {
+                lat.push((u.first - t0).as_secs_f64() * 1000.0);
+                bytes.push(u.bytes as f64);
+            }
+            None => missed += 1,
+        }
+        thread::sleep(Duration::from_millis(40 + u64::from(seed % 50)));
+    }
+
+    // Load: a square moving every 10 ms for 3 s.
+    client.drain();
+    let span = Duration::from_secs(3);
+    let c0 = cpu_seconds(pid);
+    let start = Instant::now();
+    let mut k = 0u32;
+    while start.elapsed() < span {
+        let x = (k * 7) as u16 % (xvfb.width - MOVER);
+        let y = (k * 3) as u16 % (xvfb.height - MOVER);
+        painter.fill(x, y, MOVER, MOVER, 0x10_20_30 * (k % 8));
+        k += 1;
+        thread::sleep(Duration::from_millis(10));
+    }
+    painter.sync();
+    let elapsed = start.elapsed().as_secs_f64();
+    let load_cpu_pct = (cpu_seconds(pid) - c0) / elapsed * 100.0;
+    let got = client.drain();
+    let load_ups = got.len() as f64 / elapsed;
+    let load_kib_s = got.iter().map(|u| u.bytes).sum::<usize>() as f64 / 1024.0 / elapsed;
+    thread::sleep(Duration::from_millis(300));
+    client.drain();
+
+    // Full-screen changes.
+    let mut full = Vec::new();
+    for i in 0..6 {
+        client.drain();
+        painter.full_picture(i * 7919 + 1);
+        let t0 = Instant::now();
+        if let Some(last) = client.wait_full(t0 - Duration::from_millis(0), Duration::from_secs(10))
+        {
+            full.push((last - t0).as_secs_f64() * 1000.0);
+        }
+        thread::sleep(Duration::from_millis(200));
+    }
+
+    drop(client);
+    drop(proc);
+    Report {
+        small_p50_ms: median(&mut lat.clone()),
+        small_p90_ms: percentile(&mut lat, 0.9),
+        small_missed: missed,
+        small_bytes: median(&mut bytes),
+        load_ups,
+        load_kib_s,
+        load_cpu_pct,
+        full_ms: median(&mut full),
+        idle_cpu_pct,
+    }
+}
+
+fn print_table(servers: &[String], table: &[(String, BTreeMap<String, Report>)], enc: Encoding) {
+    type Metric = (&'static str, fn(&Report) -> f64, bool);
+    let metrics: [Metric; 9] = [
+        ("small change p50 (ms)", |r| r.small_p50_ms, true),
+        ("small change p90 (ms)", |r| r.small_p90_ms, true),
+        ("small changes missed", |r| r.small_missed as f64, true),
+        ("bytes per small update", |r| r.small_bytes, true),
+        ("updates/s under load", |r| r.load_ups, false),
+        ("KiB/s under load", |r| r.load_kib_s, true),
+        ("CPU % under load", |r| r.load_cpu_pct, true),
+        ("full-frame update (ms)", |r| r.full_ms, true),
+        ("CPU % idle", |r| r.idle_cpu_pct, true),
+    ];
+    let peers: Vec<&String> = servers.iter().filter(|s| *s != "deskd").collect();
+    let has_deskd = servers.iter().any(|s| s == "deskd");
+    println!();
+    println!("deskd latency bench, encoding {enc:?}; medians unless noted");
+    for (geom, row) in table {
+        println!();
+        print!("{:<26}", geom);
+        for s in servers {
+            print!("{s:>14}");
+        }
+        if has_deskd && !peers.is_empty() {
+            print!("{:>16}", "deskd/best peer");
+        }
+        println!();
+        for (label, get, lower_better) in &metrics {
+            print!("{label:<26}");
+            for s in servers {
+                print!("{:>14.2}", row.get(s).map(get).unwrap_or(f64::NAN));
+            }
+            if has_deskd && !peers.is_empty() {
+                let best = peers
+                    .iter()
+                    .filter_map(|p| row.get(*p).map(get))
+                    .filter(|v| v.is_finite())
+                    .reduce(|a, b| if (a < b) == *lower_better { a } else { b });
+                let d = row.get("deskd").map(get).unwrap_or(f64::NAN);
+                match best {
+                    Some(b) if b != 0.0 => print!("{:>16.2}", d / b),
+                    _ => print!("{:>16}", "-"),
+                }
+            }
+            println!();
+        }
+        if let Some(d) = row.get("deskd") {
+            let best = peers
+                .iter()
+                .filter_map(|p| row.get(*p).map(|r| r.small_p50_ms))
+                .filter(|v| v.is_finite())
+                .reduce(f64::min);
+            if let Some(b) = best {
+                let ok = d.small_p50_ms <= b / 4.0;
+                println!(
+                    "target small-change p50 <= 1/4 of best peer ({:.2} ms): {}",
+                    b / 4.0,
+                    if ok { "met" } else { "MISSED" }
+                );
+            }
+            println!(
+                "target idle CPU < 0.5% of a core: {}",
+                if d.idle_cpu_pct < 0.5 { "met" } else { "MISSED" }
+            );
+        }
+    }
+}

@@ -1,0 +1,178 @@
+//! Colour analysis shared by the palette-based encoders (ZRLE, Tight, Hextile): a small
+//! open-addressing hash from native pixel to palette index, with use counts.
+
+/// Slots in the hash table; twice the largest palette any encoder asks for (256).
+const SLOTS: usize = 512;
+/// Native pixels have the X byte masked off, so this never collides with a real colour.
+const EMPTY: u32 = u32::MAX;
+
+/// Up to 256 distinct colours in first-seen order, with how many pixels use each.
+#[derive(Clone)]
+pub(crate) struct Palette {
+    keys: Box<[u32; SLOTS]>,
+    index: Box<[u8; SLOTS]>,
+    used: Vec<u16>,
+    colours: Vec<u32>,
+    counts: Vec<u32>,
+}
+
+impl std::fmt::Debug for Palette {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Palette")
+            .field("colours", &self.colours)
+            .finish()
+    }
+}
+
+impl Default for Palette {
+    fn default() -> Self {
+        Palette {
+            keys: Box::new([EMPTY; SLOTS]),
+            index: Box::new([0; SLOTS]),
+            used: Vec::with_capacity(256),
+            colours: Vec::with_capacity(256),
+            counts: Vec::with_capacity(256),
+        }
+    }
+}
+
+#[inline(always)]
+fn slot_of(c: u32) -> usize {
+    (c.wrapping_mul(0x9E37_79B1) >> 23) as usize & (SLOTS - 1)
+}
+
+impl Palette {
+    /// Forget all colours (cost proportional to the colours held, not the table).
+    pub(crate) fn clear(&mut self) {
+        for &s in &self.used {
+            self.keys[usize::from(s)] = EMPTY;
+        }
+        self.used.clear();
+        self.colours.clear();
+        self.counts.clear();
+    }
+
+    /// Colours in first-seen order.
+    pub(crate) fn colours(&self) -> &[u32] {
+        &self.colours
+    }
+
+    /// Pixels counted per colour (same order as [`Self::colours`]).
+    pub(crate) fn counts(&self) -> &[u32] {
+        &self.counts
+    }
+
+    /// Number of colours.
+    pub(crate) fn len(&self) -> usize {
+        self.colours.len()
+    }
+
+    /// Count `n` pixels of colour `c`. Returns false (and adds nothing) when `c` is new and the
+    /// palette already holds `max` colours (`max` <= 256).
+    #[inline]
+    pub(crate) fn add(&mut self, c: u32, n: u32, max: usize) -> bool {
+        let mut s = slot_of(c);
+        loop {
+            let k = self.keys[s];
+            if k == c {
+                self.counts[usize::from(self.index[s])] += n;
+                return true;
+            }
+            if k == EMPTY {
+                if self.colours.len() >= max.min(256) {
+                    return false;
+                }
+                self.keys[s] = c;
+                self.index[s] = self.colours.len() as u8;
+                self.used.push(s as u16);
+                self.colours.push(c);
+                self.counts.push(n);
+                return true;
+            }
+            s = (s + 1) & (SLOTS - 1);
+        }
+    }
+
+    /// The index of a colour that was added.
+    #[inline]
+    pub(crate) fn index_of(&self, c: u32) -> u8 {
+        let mut s = slot_of(c);
+        for _ in 0..SLOTS {
+            let k = self.keys[s];
+            if k == c {
+                return self.index[s];
+            }
+            if k == EMPTY {
+                break;
+            }
+            s = (s + 1) & (SLOTS - 1);
+        }
+        0
+    }
+
+    /// Add every pixel of `px` (run by run). Returns false as soon as more than `max` colours
+    /// are seen; the palette then holds the first `max`.
+    pub(crate) fn add_pixels(&mut self, px: &[u32], max: usize) -> bool {
+        let mut i = 0;
+        while i < px.len() {
+            let c = px[i];
+            let mut j = i + 1;
+            while j < px.len() && px[j] == c {
+                j += 1;
+            }
+            if !self.add(c, (j - i) as u32, max) {
+                return false;
+            }
+            i = j;
+        }
+        true
+    }
+
+    /// Index of the most used colour.
+    pub(crate) fn most_used(&self) -> usize {
+        let mut best = 0;
+        for (i, &n) in self.counts.iter().enumerate() {
+            if n > self.counts[best] {
+                best = i;
+            }
+        }
+        best
+    }
+}
+
+/// Copy the pixels of `r` from `frame` into `px` as native `u32`s (X byte cleared).
+pub(crate) fn read_pixels(frame: &super::FrameView<'_>, r: &crate::geom::Rect, px: &mut Vec<u32>) {
+    px.clear();
+    px.reserve(r.area() as usize);
+    for y in r.y..r.y.saturating_add(r.h) {
+        let row = frame.row(r.x, y, r.w);
+        px.extend(
+            row.chunks_exact(4)
+                .map(|b| u32::from_le_bytes([b[0], b[1], b[2], 0])),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_and_limits() {
+        let mut p = Palette::default();
+        assert!(p.add_pixels(&[5, 5, 7, 5, 9], 3));
+        assert_eq!(p.colours(), &[5, 7, 9]);
+        assert_eq!(p.counts(), &[3, 1, 1]);
+        assert_eq!(p.index_of(9), 2);
+        assert_eq!(p.most_used(), 0);
+        assert!(!p.add_pixels(&[1], 3));
+        p.clear();
+        assert_eq!(p.len(), 0);
+        let many: Vec<u32> = (0..300).collect();
+        assert!(!p.add_pixels(&many, 256));
+        assert_eq!(p.len(), 256);
+        for c in 0..256u32 {
+            assert_eq!(u32::from(p.index_of(c)), c);
+        }
+    }
+}

@@ -1,0 +1,56 @@
+//! Zlib encoding (6): Raw pixels compressed with one zlib stream kept for the whole connection,
+//! each rectangle prefixed by its compressed length (u32).
+
+use super::raw::{cached_writer, write_rect_pixels};
+use super::zstream::ZStream;
+use super::{numbers, write_rect_header, EncodeParams, Encoder, FrameView};
+use crate::geom::Rect;
+use crate::pixel::{Packing, PixelWriter};
+
+/// Zlib level used when the client sent no CompressLevel (what TigerVNC and noVNC ask for).
+pub const DEFAULT_LEVEL: u8 = 2;
+
+/// The Zlib encoder for one client.
+#[derive(Debug, Default)]
+pub struct ZlibEncoder {
+    stream: Option<ZStream>,
+    writer: Option<PixelWriter>,
+    scratch: Vec<u8>,
+}
+
+impl ZlibEncoder {
+    /// A new encoder; the stream starts with the first rectangle.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl Encoder for ZlibEncoder {
+    fn encoding(&self) -> i32 {
+        numbers::ZLIB
+    }
+
+    fn encode(
+        &mut self,
+        frame: &FrameView<'_>,
+        rects: &[Rect],
+        params: &EncodeParams,
+        out: &mut Vec<u8>,
+    ) -> usize {
+        let level = u32::from(params.compress_level.unwrap_or(DEFAULT_LEVEL));
+        let stream = self.stream.get_or_insert_with(|| ZStream::new(level));
+        stream.set_level(level);
+        let w = cached_writer(&mut self.writer, params, Packing::Full);
+        for r in rects {
+            self.scratch.clear();
+            write_rect_pixels(frame, r, w, &mut self.scratch);
+            write_rect_header(out, r, numbers::ZLIB);
+            let len_at = out.len();
+            out.extend_from_slice(&[0; 4]);
+            stream.compress(&self.scratch, out);
+            let len = (out.len() - len_at - 4) as u32;
+            out[len_at..len_at + 4].copy_from_slice(&len.to_be_bytes());
+        }
+        rects.len()
+    }
+}

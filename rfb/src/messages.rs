@@ -1,1 +1,0 @@
-//! Client messages (incremental parse) and server messages (serialize). Implementation pending.

@@ -1,0 +1,210 @@
+//! Helpers for the encoder tests: build FramebufferUpdate messages with our encoders and decode
+//! them with implementations we did not write (noVNC's decoders under Node, vncdotool, and
+//! Debian's libvncclient).
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "../../../benches/data/content.rs"]
+pub mod content;
+
+use content::Image;
+use rfb::encoding::{EncodeParams, Encoder, FrameView};
+use rfb::{PixelFormat, Rect};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// The pixel format noVNC always asks for: 32 bpp, R at 0, G at 8, B at 16, little-endian.
+pub const NOVNC_FORMAT: PixelFormat = PixelFormat {
+    bits_per_pixel: 32,
+    depth: 24,
+    big_endian: false,
+    true_colour: true,
+    red_max: 255,
+    green_max: 255,
+    blue_max: 255,
+    red_shift: 0,
+    green_shift: 8,
+    blue_shift: 16,
+};
+
+pub fn view(img: &Image) -> FrameView<'_> {
+    FrameView {
+        data: &img.data,
+        width: img.width,
+        height: img.height,
+        stride: img.stride(),
+    }
+}
+
+/// One FramebufferUpdate message holding what `enc` writes for `rects`.
+pub fn update(enc: &mut dyn Encoder, img: &Image, rects: &[Rect], params: &EncodeParams) -> Vec<u8> {
+    let mut out = vec![0, 0, 0, 0];
+    let n = enc.encode(&view(img), rects, params, &mut out);
+    assert!(n <= usize::from(u16::MAX));
+    out[2..4].copy_from_slice(&(n as u16).to_be_bytes());
+    out
+}
+
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+pub fn temp_path(tag: &str) -> PathBuf {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    std::env::temp_dir().join(format!("deskd-enc-{}-{}-{}", std::process::id(), tag, n))
+}
+
+/// An image rectangle (JPEG or PNG) noVNC handed to the display without decoding.
+#[derive(Debug)]
+pub struct ImageRect {
+    pub x: usize,
+    pub y: usize,
+    pub w: usize,
+    pub h: usize,
+    pub mime: String,
+    pub data: Vec<u8>,
+}
+
+/// Decode the updates with noVNC's decoders; returns the RGBA framebuffer and image rects.
+pub fn novnc_decode(width: u16, height: u16, updates: &[Vec<u8>]) -> (Vec<u8>, Vec<ImageRect>) {
+    let script = workspace().join("tests/decoders/novnc-decode.mjs");
+    let novnc = workspace().join("web/node_modules/@novnc/novnc/core/decoders/zrle.js");
+    assert!(
+        novnc.exists(),
+        "noVNC is not installed: run `npm ci` in web/ (needs @novnc/novnc)"
+    );
+    let input = temp_path("in");
+    let output = temp_path("out");
+    let mut bytes = Vec::new();
+    bytes.extend_from_slice(&width.to_be_bytes());
+    bytes.extend_from_slice(&height.to_be_bytes());
+    bytes.push(24);
+    for u in updates {
+        bytes.extend_from_slice(u);
+    }
+    std::fs::write(&input, &bytes).unwrap();
+    let res = Command::new("node")
+        .arg(&script)
+        .arg(&input)
+        .arg(&output)
+        .output()
+        .expect("node is not installed: install Node.js 20 (nodejs) to run the noVNC decoder");
+    let _ = std::fs::remove_file(&input);
+    assert!(
+        res.status.success(),
+        "noVNC decoder failed: {}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    let fb = std::fs::read(&output).unwrap();
+    let _ = std::fs::remove_file(&output);
+    let mut images = Vec::new();
+    for line in String::from_utf8_lossy(&res.stdout).lines() {
+        let field = |name: &str| -> String {
+            let key = format!("\"{name}\":");
+            let start = line.find(&key).unwrap() + key.len();
+            let rest = &line[start..];
+            let end = rest.find([',', '}']).unwrap();
+            rest[..end].trim_matches('"').to_string()
+        };
+        let file = field("file");
+        let data = std::fs::read(&file).unwrap();
+        let _ = std::fs::remove_file(&file);
+        images.push(ImageRect {
+            x: field("x").parse().unwrap(),
+            y: field("y").parse().unwrap(),
+            w: field("w").parse().unwrap(),
+            h: field("h").parse().unwrap(),
+            mime: field("mime"),
+            data,
+        });
+    }
+    (fb, images)
+}
+
+/// Assert the RGBA framebuffer equals `img` inside `rect`, naming the first differing pixel.
+pub fn assert_rgba_matches(fb: &[u8], img: &Image, rect: Rect, what: &str) {
+    let w = usize::from(img.width);
+    for y in usize::from(rect.y)..rect.bottom() as usize {
+        for x in usize::from(rect.x)..rect.right() as usize {
+            let p = img.get(x, y);
+            let want = [(p >> 16) as u8, (p >> 8) as u8, p as u8, 255];
+            let got = &fb[(y * w + x) * 4..(y * w + x) * 4 + 4];
+            assert_eq!(got, want, "{what}: pixel ({x},{y}) differs");
+        }
+    }
+}
+
+/// Composite decoded JPEG/PNG rects into the RGBA framebuffer (decoding with libjpeg-turbo's
+/// decoder and the png crate's decoder); returns the image rects' (x, y, w, h, mime).
+pub fn composite_images(fb: &mut [u8], width: u16, images: &[ImageRect]) -> Vec<(Rect, String)> {
+    let fw = usize::from(width);
+    let mut placed = Vec::new();
+    for im in images {
+        let rgb: Vec<u8> = if im.mime == "image/jpeg" {
+            let img = turbojpeg::decompress(&im.data, turbojpeg::PixelFormat::RGB).unwrap();
+            assert_eq!((img.width, img.height), (im.w, im.h), "JPEG size");
+            img.pixels
+        } else {
+            let mut dec = png::Decoder::new(std::io::Cursor::new(&im.data));
+            dec.set_transformations(png::Transformations::EXPAND);
+            let mut reader = dec.read_info().unwrap();
+            let mut buf = vec![0; reader.output_buffer_size()];
+            let info = reader.next_frame(&mut buf).unwrap();
+            assert_eq!((info.width as usize, info.height as usize), (im.w, im.h), "PNG size");
+            let bpp = info.color_type.samples();
+            assert!(info.bit_depth == png::BitDepth::Eight, "PNG bit depth");
+            buf[..info.buffer_size()]
+                .chunks_exact(bpp)
+                .flat_map(|p| [p[0], p[1], p[2]])
+                .collect()
+        };
+        for y in 0..im.h {
+            for x in 0..im.w {
+                let s = (y * im.w + x) * 3;
+                let d = ((im.y + y) * fw + im.x + x) * 4;
+                fb[d..d + 4].copy_from_slice(&[rgb[s], rgb[s + 1], rgb[s + 2], 255]);
+            }
+        }
+        placed.push((
+            Rect::new(im.x as u16, im.y as u16, im.w as u16, im.h as u16),
+            im.mime.clone(),
+        ));
+    }
+    placed
+}
+
+/// PSNR (dB) of the RGBA framebuffer against `img` over `rect`.
+pub fn psnr(fb: &[u8], img: &Image, rect: Rect) -> f64 {
+    let w = usize::from(img.width);
+    let (mut se, mut n) = (0f64, 0f64);
+    for y in usize::from(rect.y)..rect.bottom() as usize {
+        for x in usize::from(rect.x)..rect.right() as usize {
+            let p = img.get(x, y);
+            let want = [(p >> 16) as u8, (p >> 8) as u8, p as u8];
+            for c in 0..3 {
+                let d = f64::from(fb[(y * w + x) * 4 + c]) - f64::from(want[c]);
+                se += d * d;
+                n += 1.0;
+            }
+        }
+    }
+    if se == 0.0 {
+        return f64::INFINITY;
+    }
+    10.0 * (255.0 * 255.0 / (se / n)).log10()
+}
+
+/// The test images: (name, image) covering odd sizes and content kinds.
+pub fn cases() -> Vec<(&'static str, Image)> {
+    vec![
+        ("1x1", content::noise(1, 1, 1)),
+        ("1x77", content::desktop(1, 77)),
+        ("77x1", content::noise(77, 1, 2)),
+        ("65x67 desktop", content::desktop(65, 67)),
+        ("129x70 noise", content::noise(129, 70, 3)),
+        ("300x200 photo", content::photo(300, 200)),
+        ("333x251 windows", content::windows(333, 251)),
+        ("1920x1080 desktop", content::desktop(1920, 1080)),
+    ]
+}

@@ -1,0 +1,1029 @@
+//! `POST /api/v0/desktop/action`: Coder's agent desktop action endpoint, same request and
+//! response shapes, messages and defaults, plus deskd's extensions (modifiers on clicks and
+//! scrolls, key_down/key_up, any mouse button, zoom, wait, screenshot format/quality/cursor/
+//! settle, `screenshot_after`).
+//!
+//! A request is checked completely (fields, coordinates, key names, text) and turned into a
+//! list of input steps before anything is sent to the desktop, so a bad request changes
+//! nothing. The steps then run on a blocking thread while holding the desktop's action lock, so
+//! actions from several agents never interleave and a held key is always released even if the
+//! client goes away.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+
+use super::keys;
+use super::scale::Axis;
+use super::screenshot::{self, Format, Region, Settle, Shot, ShotOptions};
+use super::ApiState;
+use crate::desktop::{Desktop, DesktopError};
+use crate::input::InputSink;
+
+/// Longest `type` text accepted, in bytes.
+pub const MAX_TEXT: usize = 64 * 1024;
+/// Longest `hold_key` / `wait`, in milliseconds.
+pub const MAX_DURATION_MS: i64 = 60_000;
+/// Most scroll notches in one action.
+pub const MAX_SCROLL: i64 = 1000;
+/// Most clicks in one `click`.
+pub const MAX_CLICKS: i64 = 10;
+/// Largest `scaled_width` / `scaled_height` / zoom size.
+pub const MAX_SCALED: i64 = screenshot::MAX_SIDE as i64;
+
+/// The request body (Coder's `DesktopAction` plus extensions).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct DesktopAction {
+    /// The action name.
+    #[serde(default)]
+    pub action: String,
+    /// Target point `[x, y]`.
+    pub coordinate: Option<[i64; 2]>,
+    /// Drag start `[x, y]`.
+    pub start_coordinate: Option<[i64; 2]>,
+    /// Keys, text to type, or modifiers held during a click/scroll.
+    pub text: Option<String>,
+    /// Milliseconds (hold_key, wait).
+    pub duration: Option<i64>,
+    /// Scroll notches (default 3).
+    pub scroll_amount: Option<i64>,
+    /// up, down (default), left, right.
+    pub scroll_direction: Option<String>,
+    /// The agent's coordinate space width.
+    pub scaled_width: Option<i64>,
+    /// The agent's coordinate space height.
+    pub scaled_height: Option<i64>,
+    /// Extension: mouse button for mouse_down/mouse_up/click.
+    pub button: Option<ButtonName>,
+    /// Extension: number of clicks for `click` (default 1).
+    pub count: Option<i64>,
+    /// Extension: zoom region `[x1, y1, x2, y2]` in the agent's coordinates.
+    pub region: Option<[i64; 4]>,
+    /// Extension: zoom output width (default: the region's native width).
+    pub width: Option<i64>,
+    /// Extension: zoom output height.
+    pub height: Option<i64>,
+    /// Extension: png (default), jpeg, webp.
+    pub format: Option<String>,
+    /// Extension: JPEG quality 1..=100.
+    pub quality: Option<i64>,
+    /// Extension: draw the pointer into the screenshot.
+    pub cursor: Option<bool>,
+    /// Extension: `true` (100 ms) or a quiet period in ms before the screenshot is taken.
+    pub settle: Option<SettleValue>,
+    /// Extension: bound on the settle wait in ms (default 2000).
+    pub settle_timeout: Option<i64>,
+    /// Extension: return a (settled) screenshot after the action.
+    pub screenshot_after: Option<bool>,
+}
+
+/// A button given as a name or a number.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum ButtonName {
+    /// 1..=9.
+    Number(i64),
+    /// left, middle, right, back, forward, wheel_up, wheel_down, wheel_left, wheel_right.
+    Name(String),
+}
+
+/// `settle: true` or `settle: 250`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum SettleValue {
+    /// true: the default quiet period; false: no settling.
+    Flag(bool),
+    /// Quiet period in ms.
+    Millis(i64),
+}
+
+/// The response body (Coder's `DesktopActionResponse` plus `screenshot_format`/`settled`
+/// when those options were used).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct DesktopActionResponse {
+    /// What happened.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub output: String,
+    /// Base64 image.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub screenshot_data: String,
+    /// Image width.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub screenshot_width: u32,
+    /// Image height.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub screenshot_height: u32,
+    /// Media type when not PNG.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub screenshot_media_type: Option<String>,
+    /// Whether the screen went quiet, when `settle` was asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settled: Option<bool>,
+}
+
+fn is_zero(v: &u32) -> bool {
+    *v == 0
+}
+
+/// Coder's error body.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    /// 400, 404, 500...
+    pub status: StatusCode,
+    /// Short message.
+    pub message: String,
+    /// Details (omitted when empty).
+    pub detail: String,
+}
+
+impl ApiError {
+    /// 400 with a message.
+    pub fn bad(message: impl Into<String>) -> ApiError {
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            message: message.into(),
+            detail: String::new(),
+        }
+    }
+
+    /// 500 from a desktop failure.
+    pub fn desktop(message: impl Into<String>, e: &DesktopError) -> ApiError {
+        ApiError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            message: message.into(),
+            detail: e.to_string(),
+        }
+    }
+
+    /// With a detail.
+    pub fn with_detail(mut self, detail: impl Into<String>) -> ApiError {
+        self.detail = detail.into();
+        self
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut body = serde_json::Map::new();
+        body.insert("message".into(), self.message.into());
+        if !self.detail.is_empty() {
+            body.insert("detail".into(), self.detail.into());
+        }
+        (self.status, Json(serde_json::Value::Object(body))).into_response()
+    }
+}
+
+/// One thing sent to the InputSink.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Pointer to native (x, y).
+    Move(u16, u16),
+    /// Button press (true) or release.
+    Button(u8, bool),
+    /// Keysym press (true) or release.
+    Key(u32, bool),
+    /// Pause (hold_key).
+    Sleep(Duration),
+    /// Let the X server catch up (long typing).
+    Sync,
+}
+
+/// What a validated request does.
+#[derive(Debug, Clone)]
+pub enum Op {
+    /// Input steps.
+    Input(Vec<Step>),
+    /// Report the pointer position.
+    CursorPosition,
+    /// Sleep without holding the action lock.
+    Wait(Duration),
+    /// Only the screenshot.
+    Capture,
+}
+
+/// A validated request.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The action name (for outputs and messages).
+    pub action: String,
+    /// What to do.
+    pub op: Op,
+    /// The screenshot to return afterwards, if any.
+    pub shot: Option<ShotOptions>,
+    /// Coordinate mapping of this request.
+    pub axes: (Axis, Axis),
+    /// Coder's `screenshot_width`/`screenshot_height` rule applies (screenshot action).
+    pub coder_dims: bool,
+}
+
+/// The result of running a plan.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// Output text.
+    pub output: String,
+    /// Screenshot, if one was asked for.
+    pub shot: Option<Shot>,
+}
+
+/// The mapping context of one request: native size and the agent's axes.
+#[derive(Debug, Clone, Copy)]
+pub struct Space {
+    /// X axis.
+    pub x: Axis,
+    /// Y axis.
+    pub y: Axis,
+}
+
+impl Space {
+    /// Build from the native screen size and the request's scaled size.
+    pub fn new(native: (u32, u32), scaled_w: Option<i64>, scaled_h: Option<i64>) -> Space {
+        Space {
+            x: Axis::new(native.0, scaled_w),
+            y: Axis::new(native.1, scaled_h),
+        }
+    }
+
+    /// Map and check a point. Without scaling, a coordinate off the screen is refused; with
+    /// scaling it is clamped (Coder's rule).
+    pub fn point(&self, field: &str, action: &str, c: [i64; 2]) -> Result<(u16, u16), ApiError> {
+        let one = |axis: &Axis, v: i64, name: &str| -> Result<u16, ApiError> {
+            if axis.scaled.is_none() && (v < 0 || v >= i64::from(axis.native)) {
+                return Err(ApiError::bad(format!(
+                    "Invalid \"{field}\" for {action} action: {name}={v} is outside the screen \
+                     (0 to {}).",
+                    axis.native - 1
+                )));
+            }
+            Ok(u16::try_from(axis.to_native(v)).unwrap_or(u16::MAX))
+        };
+        Ok((one(&self.x, c[0], "x")?, one(&self.y, c[1], "y")?))
+    }
+
+    /// Map and check a region `[x1, y1, x2, y2]` (edges, x2/y2 exclusive) to native pixels.
+    pub fn region(&self, action: &str, r: [i64; 4]) -> Result<Region, ApiError> {
+        let bad = |why: String| {
+            ApiError::bad(format!("Invalid \"region\" for {action} action: {why}."))
+        };
+        let [x1, y1, x2, y2] = r;
+        let (sw, sh) = (
+            i64::from(self.x.output_size()),
+            i64::from(self.y.output_size()),
+        );
+        if x1 < 0 || y1 < 0 || x2 > sw || y2 > sh {
+            return Err(bad(format!(
+                "[{x1}, {y1}, {x2}, {y2}] is outside the screen (0, 0, {sw}, {sh})"
+            )));
+        }
+        if x2 <= x1 || y2 <= y1 {
+            return Err(bad(format!(
+                "[{x1}, {y1}, {x2}, {y2}] is empty (x2 must exceed x1 and y2 exceed y1)"
+            )));
+        }
+        let edge = |axis: &Axis, v: i64| -> u32 {
+            let out = i64::from(axis.output_size());
+            ((v as f64) * f64::from(axis.native) / (out as f64)).round() as u32
+        };
+        let (nx1, nx2) = (edge(&self.x, x1), edge(&self.x, x2));
+        let (ny1, ny2) = (edge(&self.y, y1), edge(&self.y, y2));
+        Ok(Region {
+            x: nx1,
+            y: ny1,
+            width: (nx2 - nx1).max(1),
+            height: (ny2 - ny1).max(1),
+        })
+    }
+}
+
+/// A mouse button number from a request value.
+pub fn button(b: &ButtonName) -> Result<u8, ApiError> {
+    let n = match b {
+        ButtonName::Number(n) => *n,
+        ButtonName::Name(s) => match s.to_ascii_lowercase().as_str() {
+            "left" => 1,
+            "middle" | "wheel" => 2,
+            "right" => 3,
+            "wheel_up" | "scroll_up" => 4,
+            "wheel_down" | "scroll_down" => 5,
+            "wheel_left" | "scroll_left" => 6,
+            "wheel_right" | "scroll_right" => 7,
+            "back" => 8,
+            "forward" => 9,
+            other => other.parse().unwrap_or(0),
+        },
+    };
+    u8::try_from(n)
+        .ok()
+        .filter(|n| (1..=9).contains(n))
+        .ok_or_else(|| {
+            ApiError::bad(format!(
+                "Invalid \"button\": {b:?}; use left, middle, right, back, forward or 1 to 9."
+            ))
+        })
+}
+
+fn key_error(field: &str, action: &str, e: keys::KeyError) -> ApiError {
+    ApiError::bad(format!("Invalid \"{field}\" for {action} action: {e}."))
+}
+
+/// Steps that press a chord's keys in order and release them in reverse.
+pub fn press(chord: &[u32], steps: &mut Vec<Step>) {
+    steps.extend(chord.iter().map(|k| Step::Key(*k, true)));
+    steps.extend(chord.iter().rev().map(|k| Step::Key(*k, false)));
+}
+
+/// Steps for clicks with modifiers held.
+pub fn click_steps(at: Option<(u16, u16)>, button: u8, count: u32, mods: &[u32]) -> Vec<Step> {
+    let mut s = Vec::new();
+    if let Some((x, y)) = at {
+        s.push(Step::Move(x, y));
+    }
+    s.extend(mods.iter().map(|k| Step::Key(*k, true)));
+    for _ in 0..count {
+        s.push(Step::Button(button, true));
+        s.push(Step::Button(button, false));
+    }
+    s.extend(mods.iter().rev().map(|k| Step::Key(*k, false)));
+    s
+}
+
+/// Steps for a left-button drag: press at `from`, move through intermediate points (toolkits
+/// want motion past their drag threshold), release at `to`.
+pub fn drag_steps(from: Option<(u16, u16)>, to: (u16, u16), mods: &[u32]) -> Vec<Step> {
+    let mut s = Vec::new();
+    if let Some((x, y)) = from {
+        s.push(Step::Move(x, y));
+    }
+    s.extend(mods.iter().map(|k| Step::Key(*k, true)));
+    s.push(Step::Button(1, true));
+    s.push(Step::Sync);
+    if let Some((fx, fy)) = from {
+        for i in 1..4i32 {
+            let x = i32::from(fx) + (i32::from(to.0) - i32::from(fx)) * i / 4;
+            let y = i32::from(fy) + (i32::from(to.1) - i32::from(fy)) * i / 4;
+            s.push(Step::Move(x.max(0) as u16, y.max(0) as u16));
+        }
+    }
+    s.push(Step::Move(to.0, to.1));
+    s.push(Step::Sync);
+    s.push(Step::Button(1, false));
+    s.extend(mods.iter().rev().map(|k| Step::Key(*k, false)));
+    s
+}
+
+/// Steps for scrolling `amount` notches (negative reverses the direction).
+pub fn scroll_steps(
+    at: Option<(u16, u16)>,
+    direction: &str,
+    amount: i64,
+    mods: &[u32],
+) -> Option<Vec<Step>> {
+    let (pos, neg) = match direction {
+        "up" => (4u8, 5u8),
+        "down" => (5, 4),
+        "left" => (6, 7),
+        "right" => (7, 6),
+        _ => return None,
+    };
+    let b = if amount >= 0 { pos } else { neg };
+    let mut s = Vec::new();
+    if let Some((x, y)) = at {
+        s.push(Step::Move(x, y));
+    }
+    s.extend(mods.iter().map(|k| Step::Key(*k, true)));
+    for _ in 0..amount.unsigned_abs() {
+        s.push(Step::Button(b, true));
+        s.push(Step::Button(b, false));
+    }
+    s.extend(mods.iter().rev().map(|k| Step::Key(*k, false)));
+    Some(s)
+}
+
+/// Steps that type `keysyms`, syncing now and then so a long text does not flood the server.
+pub fn type_steps(keysyms: &[u32]) -> Vec<Step> {
+    let mut s = Vec::with_capacity(keysyms.len() * 2 + keysyms.len() / 64);
+    for (i, k) in keysyms.iter().enumerate() {
+        s.push(Step::Key(*k, true));
+        s.push(Step::Key(*k, false));
+        if i % 64 == 63 {
+            s.push(Step::Sync);
+        }
+    }
+    s
+}
+
+/// Check `text` for `type`.
+pub fn type_text(action: &str, text: &str) -> Result<Vec<u32>, ApiError> {
+    if text.len() > MAX_TEXT {
+        return Err(ApiError::bad(format!(
+            "Invalid \"text\" for {action} action: {} bytes is longer than the {MAX_TEXT} \
+             bytes allowed.",
+            text.len()
+        )));
+    }
+    keys::text_keysyms(text).map_err(|e| key_error("text", action, e))
+}
+
+/// A duration in ms, checked.
+pub fn duration_ms(field: &str, action: &str, ms: i64) -> Result<Duration, ApiError> {
+    if !(0..=MAX_DURATION_MS).contains(&ms) {
+        return Err(ApiError::bad(format!(
+            "Invalid \"{field}\" for {action} action: {ms} ms is outside 0 to \
+             {MAX_DURATION_MS} ms."
+        )));
+    }
+    Ok(Duration::from_millis(ms.unsigned_abs()))
+}
+
+/// Screenshot options from the request's extension fields.
+fn shot_options(a: &DesktopAction, default_settle: bool) -> Result<ShotOptions, ApiError> {
+    let format = match &a.format {
+        None => Format::Png,
+        Some(f) => Format::parse(f).ok_or_else(|| {
+            ApiError::bad(format!(
+                "Invalid \"format\": {f:?}; use png, jpeg or webp."
+            ))
+        })?,
+    };
+    let quality = match a.quality {
+        None => None,
+        Some(q) if (1..=100).contains(&q) => Some(q as u8),
+        Some(q) => {
+            return Err(ApiError::bad(format!(
+                "Invalid \"quality\": {q}; use 1 to 100."
+            )))
+        }
+    };
+    let timeout = match a.settle_timeout {
+        None => Settle::DEFAULT_TIMEOUT,
+        Some(t) => settle_ms("settle_timeout", t)?,
+    };
+    let settle = match &a.settle {
+        None if default_settle => Some(Settle {
+            timeout,
+            ..Settle::default()
+        }),
+        None | Some(SettleValue::Flag(false)) => None,
+        Some(SettleValue::Flag(true)) => Some(Settle {
+            timeout,
+            ..Settle::default()
+        }),
+        Some(SettleValue::Millis(ms)) => Some(Settle {
+            quiet: settle_ms("settle", *ms)?,
+            timeout,
+        }),
+    };
+    Ok(ShotOptions {
+        format,
+        quality,
+        region: None,
+        size: None,
+        cursor: a.cursor.unwrap_or(false),
+        settle,
+    })
+}
+
+fn settle_ms(field: &str, ms: i64) -> Result<Duration, ApiError> {
+    let max = Settle::MAX.as_millis() as i64;
+    if !(0..=max).contains(&ms) {
+        return Err(ApiError::bad(format!(
+            "Invalid \"{field}\": {ms} ms is outside 0 to {max} ms."
+        )));
+    }
+    Ok(Duration::from_millis(ms.unsigned_abs()))
+}
+
+fn scaled_dim(field: &str, v: Option<i64>) -> Result<(), ApiError> {
+    match v {
+        Some(v) if v > MAX_SCALED => Err(ApiError::bad(format!(
+            "Invalid \"{field}\": {v} is larger than {MAX_SCALED}."
+        ))),
+        _ => Ok(()),
+    }
+}
+
+fn missing(field: &str, action: &str) -> ApiError {
+    ApiError::bad(format!("Missing \"{field}\" for {action} action."))
+}
+
+/// Check a request completely and turn it into a plan. `native` is the screen size.
+pub fn plan(a: &DesktopAction, native: (u32, u32)) -> Result<Plan, ApiError> {
+    scaled_dim("scaled_width", a.scaled_width)?;
+    scaled_dim("scaled_height", a.scaled_height)?;
+    let space = Space::new(native, a.scaled_width, a.scaled_height);
+    let act = a.action.as_str();
+    let coord = || -> Result<(u16, u16), ApiError> {
+        let c = a.coordinate.ok_or_else(|| missing("coordinate", act))?;
+        space.point("coordinate", act, c)
+    };
+    let opt_coord = || -> Result<Option<(u16, u16)>, ApiError> {
+        a.coordinate
+            .map(|c| space.point("coordinate", act, c))
+            .transpose()
+    };
+    let text = || a.text.as_deref().ok_or_else(|| missing("text", act));
+    let mods = || -> Result<Vec<u32>, ApiError> {
+        match a.text.as_deref() {
+            None => Ok(Vec::new()),
+            Some(t) => keys::modifiers(t).map_err(|e| key_error("text", act, e)),
+        }
+    };
+    let chords = || -> Result<Vec<keys::Combo>, ApiError> {
+        keys::parse(text()?).map_err(|e| key_error("text", act, e))
+    };
+    let mut coder_dims = false;
+    let mut capture_only = false;
+    let op = match act {
+        "key" => {
+            let mut s = Vec::new();
+            for c in chords()? {
+                press(&c, &mut s);
+            }
+            Op::Input(s)
+        }
+        "type" => Op::Input(type_steps(&type_text(act, text()?)?)),
+        "cursor_position" => Op::CursorPosition,
+        "mouse_move" => {
+            let (x, y) = coord()?;
+            Op::Input(vec![Step::Move(x, y)])
+        }
+        "left_click" | "right_click" | "middle_click" | "double_click" | "triple_click" => {
+            let at = coord()?;
+            let (b, n) = match act {
+                "left_click" => (1, 1),
+                "right_click" => (3, 1),
+                "middle_click" => (2, 1),
+                "double_click" => (1, 2),
+                _ => (1, 3),
+            };
+            Op::Input(click_steps(Some(at), b, n, &mods()?))
+        }
+        "left_click_drag" => {
+            let (Some(start), Some(end)) = (a.start_coordinate, a.coordinate) else {
+                return Err(ApiError::bad(
+                    "Missing \"coordinate\" or \"start_coordinate\" for left_click_drag.",
+                ));
+            };
+            let from = space.point("start_coordinate", act, start)?;
+            let to = space.point("coordinate", act, end)?;
+            Op::Input(drag_steps(Some(from), to, &mods()?))
+        }
+        "left_mouse_down" | "left_mouse_up" | "mouse_down" | "mouse_up" => {
+            let b = match (act, &a.button) {
+                ("mouse_down" | "mouse_up", Some(b)) => button(b)?,
+                _ => 1,
+            };
+            let down = act.ends_with("_down");
+            let mut s = Vec::new();
+            if let Some((x, y)) = opt_coord()? {
+                s.push(Step::Move(x, y));
+            }
+            s.push(Step::Button(b, down));
+            Op::Input(s)
+        }
+        "click" => {
+            let b = a.button.as_ref().map(button).transpose()?.unwrap_or(1);
+            let n = a.count.unwrap_or(1);
+            if !(1..=MAX_CLICKS).contains(&n) {
+                return Err(ApiError::bad(format!(
+                    "Invalid \"count\" for click action: {n}; use 1 to {MAX_CLICKS}."
+                )));
+            }
+            Op::Input(click_steps(opt_coord()?, b, n as u32, &mods()?))
+        }
+        "scroll" => {
+            let at = coord()?;
+            let amount = a.scroll_amount.unwrap_or(3);
+            if amount.abs() > MAX_SCROLL {
+                return Err(ApiError::bad(format!(
+                    "Invalid \"scroll_amount\" for scroll action: {amount} is more than \
+                     {MAX_SCROLL} notches."
+                )));
+            }
+            let dir = a.scroll_direction.as_deref().unwrap_or("down");
+            let steps = scroll_steps(Some(at), dir, amount, &mods()?)
+                .ok_or_else(|| ApiError::bad(format!("Invalid scroll direction: {dir}")))?;
+            Op::Input(steps)
+        }
+        "hold_key" | "key_down" | "key_up" => {
+            let cs = chords()?;
+            let mut s = Vec::new();
+            match act {
+                "hold_key" => {
+                    let d = duration_ms("duration", act, a.duration.unwrap_or(1000))?;
+                    s.extend(cs.iter().flatten().map(|k| Step::Key(*k, true)));
+                    s.push(Step::Sync);
+                    s.push(Step::Sleep(d));
+                    s.extend(cs.iter().flatten().rev().map(|k| Step::Key(*k, false)));
+                }
+                "key_down" => s.extend(cs.iter().flatten().map(|k| Step::Key(*k, true))),
+                _ => s.extend(cs.iter().flatten().rev().map(|k| Step::Key(*k, false))),
+            }
+            Op::Input(s)
+        }
+        "wait" => Op::Wait(duration_ms("duration", act, a.duration.unwrap_or(1000))?),
+        "screenshot" => {
+            coder_dims = true;
+            capture_only = true;
+            Op::Capture
+        }
+        "zoom" => {
+            capture_only = true;
+            Op::Capture
+        }
+        _ => return Err(ApiError::bad(format!("Unknown action: {act}"))),
+    };
+    let shot = if capture_only || a.screenshot_after == Some(true) {
+        let mut o = shot_options(a, !capture_only)?;
+        if act == "zoom" {
+            let r = a.region.ok_or_else(|| missing("region", act))?;
+            o.region = Some(space.region(act, r)?);
+            o.size = match (a.width, a.height) {
+                (None, None) => None,
+                (Some(w), Some(h)) if (1..=MAX_SCALED).contains(&w) && (1..=MAX_SCALED).contains(&h) => {
+                    Some((w as u32, h as u32))
+                }
+                (w, h) => {
+                    return Err(ApiError::bad(format!(
+                        "Invalid \"width\"/\"height\" for zoom action: {w:?}x{h:?}; give both, \
+                         1 to {MAX_SCALED}."
+                    )))
+                }
+            };
+        } else {
+            o.size = Some((space.x.output_size(), space.y.output_size()));
+        }
+        Some(o)
+    } else {
+        None
+    };
+    Ok(Plan {
+        action: a.action.clone(),
+        op,
+        shot,
+        axes: (space.x, space.y),
+        coder_dims,
+    })
+}
+
+/// Coder's 500 message for an action.
+pub fn failure_message(action: &str) -> &'static str {
+    match action {
+        "key" => "Key press failed.",
+        "type" => "Type action failed.",
+        "cursor_position" => "Cursor position failed.",
+        "mouse_move" => "Mouse move failed.",
+        "left_click" => "Left click failed.",
+        "left_click_drag" => "Left click drag failed.",
+        "left_mouse_down" => "Left mouse down failed.",
+        "left_mouse_up" => "Left mouse up failed.",
+        "right_click" => "Right click failed.",
+        "middle_click" => "Middle click failed.",
+        "double_click" => "Double click failed.",
+        "triple_click" => "Triple click failed.",
+        "scroll" => "Scroll failed.",
+        "hold_key" | "key_down" => "Key down failed.",
+        "key_up" => "Key up failed.",
+        "mouse_down" => "Mouse down failed.",
+        "mouse_up" => "Mouse up failed.",
+        "click" => "Click failed.",
+        "zoom" => "Zoom failed.",
+        "wait" => "Wait failed.",
+        _ => "Screenshot failed.",
+    }
+}
+
+/// Run input steps; on failure release whatever this run pressed, then report.
+pub fn run_steps(input: &dyn InputSink, steps: &[Step]) -> Result<(), DesktopError> {
+    let mut keys_held: Vec<u32> = Vec::new();
+    let mut buttons_held: Vec<u8> = Vec::new();
+    let result = (|| {
+        for step in steps {
+            match *step {
+                Step::Move(x, y) => input.pointer_move(x, y)?,
+                Step::Button(b, down) => {
+                    input.button(b, down)?;
+                    if down {
+                        buttons_held.push(b);
+                    } else {
+                        buttons_held.retain(|x| *x != b);
+                    }
+                }
+                Step::Key(k, down) => {
+                    input.key(k, down)?;
+                    if down {
+                        keys_held.push(k);
+                    } else if let Some(i) = keys_held.iter().rposition(|x| *x == k) {
+                        keys_held.remove(i);
+                    }
+                }
+                Step::Sleep(d) => {
+                    input.sync()?;
+                    std::thread::sleep(d);
+                }
+                Step::Sync => input.sync()?,
+            }
+        }
+        input.sync()
+    })();
+    if result.is_err() {
+        for k in keys_held.iter().rev() {
+            let _ = input.key(*k, false);
+        }
+        for b in buttons_held.iter().rev() {
+            let _ = input.button(*b, false);
+        }
+        let _ = input.sync();
+    }
+    result
+}
+
+/// Native screen size now.
+pub fn native_size(desktop: &Desktop) -> (u32, u32) {
+    let (_, f) = desktop.frames.store().snapshot();
+    (u32::from(f.width), u32::from(f.height))
+}
+
+/// Run a plan: input under the action lock on a blocking thread, then the screenshot.
+pub async fn execute(desktop: &Desktop, plan: Plan) -> Result<Outcome, ApiError> {
+    let fail = failure_message(&plan.action);
+    crate::metrics::global().actions.add(1);
+    let mut output = format!("{} action performed", plan.action);
+    // The guard lives until the screenshot is taken, so it shows this action's effect and not
+    // another agent's half-done drag.
+    let guard = match plan.op {
+        Op::Wait(_) => None,
+        _ => Some(Arc::clone(&desktop.action_lock).lock_owned().await),
+    };
+    match &plan.op {
+        Op::Input(steps) => {
+            let input = Arc::clone(&desktop.input);
+            let steps = steps.clone();
+            let held = guard;
+            // Moving the guard into the blocking task keeps the lock until the steps finish
+            // even if the request is dropped mid-way.
+            let (held, res) = tokio::task::spawn_blocking(move || {
+                let r = run_steps(input.as_ref(), &steps);
+                (held, r)
+            })
+            .await
+            .map_err(|e| ApiError {
+                status: StatusCode::INTERNAL_SERVER_ERROR,
+                message: fail.into(),
+                detail: format!("input task failed: {e}"),
+            })?;
+            res.map_err(|e| ApiError::desktop(fail, &e))?;
+            return finish(desktop, plan, output, held).await;
+        }
+        Op::CursorPosition => {
+            let input = Arc::clone(&desktop.input);
+            let (x, y) = tokio::task::spawn_blocking(move || input.pointer_position())
+                .await
+                .map_err(|e| ApiError {
+                    status: StatusCode::INTERNAL_SERVER_ERROR,
+                    message: fail.into(),
+                    detail: e.to_string(),
+                })?
+                .map_err(|e| ApiError::desktop(fail, &e))?;
+            let (ax, ay) = plan.axes;
+            output = format!(
+                "x={},y={}",
+                ax.to_scaled(u32::from(x)),
+                ay.to_scaled(u32::from(y))
+            );
+        }
+        Op::Wait(d) => tokio::time::sleep(*d).await,
+        Op::Capture => output = plan.action.clone(),
+    }
+    if plan.action == "screenshot" {
+        output = "screenshot".into();
+    }
+    finish(desktop, plan, output, guard).await
+}
+
+async fn finish(
+    desktop: &Desktop,
+    plan: Plan,
+    output: String,
+    guard: Option<tokio::sync::OwnedMutexGuard<()>>,
+) -> Result<Outcome, ApiError> {
+    let shot = match &plan.shot {
+        Some(o) => Some(
+            screenshot::capture(desktop, o)
+                .await
+                .map_err(|e| ApiError::desktop(failure_message(&plan.action), &e))?,
+        ),
+        None => None,
+    };
+    drop(guard);
+    Ok(Outcome { output, shot })
+}
+
+/// The Coder response for an outcome.
+pub fn response(plan_axes: (Axis, Axis), coder_dims: bool, out: Outcome) -> DesktopActionResponse {
+    let mut r = DesktopActionResponse {
+        output: out.output,
+        ..Default::default()
+    };
+    if let Some(s) = out.shot {
+        r.screenshot_data = base64::engine::general_purpose::STANDARD.encode(&s.data);
+        if coder_dims {
+            r.screenshot_width = plan_axes.0.output_size();
+            r.screenshot_height = plan_axes.1.output_size();
+        } else {
+            r.screenshot_width = s.width;
+            r.screenshot_height = s.height;
+        }
+        if s.format != Format::Png {
+            r.screenshot_media_type = Some(s.format.media_type().into());
+        }
+        r.settled = s.settled;
+    }
+    r
+}
+
+/// Decode a body the way Coder does (400 "Failed to decode request body." on any error).
+pub fn decode<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad("Failed to decode request body.").with_detail(e.to_string()))
+}
+
+/// The handler.
+pub async fn handle(State(state): State<ApiState>, body: Bytes) -> Response {
+    let action: DesktopAction = match decode(&body) {
+        Ok(a) => a,
+        Err(e) => return e.into_response(),
+    };
+    let native = native_size(&state.desktop);
+    let plan = match plan(&action, native) {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
+    };
+    let axes = plan.axes;
+    let coder_dims = plan.coder_dims;
+    match execute(&state.desktop, plan).await {
+        Ok(out) => Json(response(axes, coder_dims, out)).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn act(json: &str) -> Result<Plan, ApiError> {
+        let a: DesktopAction = decode(json.as_bytes())?;
+        plan(&a, (1280, 800))
+    }
+
+    fn steps(json: &str) -> Vec<Step> {
+        match act(json).unwrap().op {
+            Op::Input(s) => s,
+            other => panic!("not input: {other:?}"),
+        }
+    }
+
+    fn msg(json: &str) -> String {
+        let e = act(json).unwrap_err();
+        assert_eq!(e.status, StatusCode::BAD_REQUEST);
+        e.message
+    }
+
+    #[test]
+    fn coder_messages() {
+        assert_eq!(
+            msg(r#"{"action":"left_click"}"#),
+            "Missing \"coordinate\" for left_click action."
+        );
+        assert_eq!(msg(r#"{"action":"key"}"#), "Missing \"text\" for key action.");
+        assert_eq!(msg(r#"{"action":"type"}"#), "Missing \"text\" for type action.");
+        assert_eq!(
+            msg(r#"{"action":"hold_key"}"#),
+            "Missing \"text\" for hold_key action."
+        );
+        assert_eq!(
+            msg(r#"{"action":"left_click_drag","coordinate":[1,1]}"#),
+            "Missing \"coordinate\" or \"start_coordinate\" for left_click_drag."
+        );
+        assert_eq!(msg(r#"{"action":"fly"}"#), "Unknown action: fly");
+        assert_eq!(msg(r#"{}"#), "Unknown action: ");
+        assert_eq!(
+            msg(r#"{"action":"scroll","coordinate":[1,1],"scroll_direction":"sideways"}"#),
+            "Invalid scroll direction: sideways"
+        );
+        assert_eq!(msg("{not json"), "Failed to decode request body.");
+    }
+
+    #[test]
+    fn out_of_range_names_the_field() {
+        let m = msg(r#"{"action":"left_click","coordinate":[1280,10]}"#);
+        assert!(m.contains("\"coordinate\"") && m.contains("x=1280"), "{m}");
+        let m = msg(r#"{"action":"mouse_move","coordinate":[5,-1]}"#);
+        assert!(m.contains("y=-1"), "{m}");
+        let m = msg(r#"{"action":"left_click_drag","start_coordinate":[-3,0],"coordinate":[1,1]}"#);
+        assert!(m.contains("\"start_coordinate\""), "{m}");
+        // With scaling, Coder clamps.
+        let s = steps(r#"{"action":"mouse_move","coordinate":[5000,-7],"scaled_width":1024,"scaled_height":640}"#);
+        assert_eq!(s, vec![Step::Move(1279, 0)]);
+    }
+
+    #[test]
+    fn scaled_coordinates_map() {
+        let s = steps(
+            r#"{"action":"left_click","coordinate":[512,360],"scaled_width":1024,"scaled_height":720}"#,
+        );
+        assert_eq!(s[0], Step::Move(640, 400));
+    }
+
+    #[test]
+    fn clicks_with_modifiers() {
+        let s = steps(r#"{"action":"left_click","coordinate":[1,2],"text":"ctrl+shift"}"#);
+        assert_eq!(
+            s,
+            vec![
+                Step::Move(1, 2),
+                Step::Key(0xffe3, true),
+                Step::Key(0xffe1, true),
+                Step::Button(1, true),
+                Step::Button(1, false),
+                Step::Key(0xffe1, false),
+                Step::Key(0xffe3, false),
+            ]
+        );
+        let s = steps(r#"{"action":"triple_click","coordinate":[1,2]}"#);
+        assert_eq!(s.iter().filter(|x| **x == Step::Button(1, true)).count(), 3);
+        let s = steps(r#"{"action":"click","button":"back","count":2}"#);
+        assert_eq!(s.iter().filter(|x| **x == Step::Button(8, true)).count(), 2);
+        let s = steps(r#"{"action":"mouse_down","button":3,"coordinate":[4,4]}"#);
+        assert_eq!(s, vec![Step::Move(4, 4), Step::Button(3, true)]);
+        assert!(msg(r#"{"action":"click","button":"tail"}"#).contains("button"));
+    }
+
+    #[test]
+    fn scroll_defaults() {
+        let s = steps(r#"{"action":"scroll","coordinate":[1,2]}"#);
+        assert_eq!(s.iter().filter(|x| **x == Step::Button(5, true)).count(), 3);
+        let s = steps(r#"{"action":"scroll","coordinate":[1,2],"scroll_direction":"left","scroll_amount":2,"text":"shift"}"#);
+        assert_eq!(s[1], Step::Key(0xffe1, true));
+        assert_eq!(s.iter().filter(|x| **x == Step::Button(6, true)).count(), 2);
+    }
+
+    #[test]
+    fn keys_parse_before_anything() {
+        let m = msg(r#"{"action":"key","text":"ctrl+Bogus"}"#);
+        assert!(m.contains("Bogus"), "{m}");
+        let s = steps(r#"{"action":"key","text":"ctrl+l"}"#);
+        assert_eq!(
+            s,
+            vec![
+                Step::Key(0xffe3, true),
+                Step::Key(0x6c, true),
+                Step::Key(0x6c, false),
+                Step::Key(0xffe3, false)
+            ]
+        );
+        let s = steps(r#"{"action":"hold_key","text":"shift","duration":5}"#);
+        assert!(s.contains(&Step::Sleep(Duration::from_millis(5))));
+        let p = act(r#"{"action":"hold_key","text":"a"}"#).unwrap();
+        let Op::Input(s) = p.op else { panic!() };
+        assert!(s.contains(&Step::Sleep(Duration::from_millis(1000))));
+        assert!(msg(r#"{"action":"hold_key","text":"a","duration":-1}"#).contains("duration"));
+    }
+
+    #[test]
+    fn long_text_is_refused() {
+        let big = "a".repeat(MAX_TEXT + 1);
+        let m = msg(&format!(r#"{{"action":"type","text":"{big}"}}"#));
+        assert!(m.contains("\"text\""), "{m}");
+    }
+
+    #[test]
+    fn screenshot_options() {
+        let p = act(r#"{"action":"screenshot","scaled_width":1280,"scaled_height":720}"#).unwrap();
+        let o = p.shot.unwrap();
+        assert_eq!(o.size, Some((1280, 720)));
+        assert!(o.settle.is_none());
+        let p = act(r#"{"action":"screenshot","format":"jpeg","quality":50,"settle":250}"#).unwrap();
+        let o = p.shot.unwrap();
+        assert_eq!(o.format, Format::Jpeg);
+        assert_eq!(o.settle.unwrap().quiet, Duration::from_millis(250));
+        let p = act(r#"{"action":"left_click","coordinate":[1,1],"screenshot_after":true}"#).unwrap();
+        assert_eq!(p.shot.unwrap().settle, Some(Settle::default()));
+        assert!(msg(r#"{"action":"screenshot","format":"gif"}"#).contains("format"));
+        assert!(msg(r#"{"action":"screenshot","scaled_width":100000}"#).contains("scaled_width"));
+        let p = act(r#"{"action":"zoom","region":[0,0,640,400]}"#).unwrap();
+        let o = p.shot.unwrap();
+        assert_eq!(o.region, Some(Region { x: 0, y: 0, width: 640, height: 400 }));
+        assert_eq!(o.size, None);
+        let p = act(r#"{"action":"zoom","region":[0,0,512,320],"scaled_width":1024,"scaled_height":640}"#).unwrap();
+        assert_eq!(p.shot.unwrap().region, Some(Region { x: 0, y: 0, width: 640, height: 400 }));
+        assert!(msg(r#"{"action":"zoom","region":[10,0,5,5]}"#).contains("region"));
+        assert!(msg(r#"{"action":"zoom"}"#).contains("region"));
+    }
+}

@@ -1,0 +1,381 @@
+//! Spawning Xvfb (and a window manager) and keeping them running.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::auth::AuthDir;
+use super::conn::{require_extension, XServer, XTarget};
+use super::randr;
+use crate::desktop::{DesktopError, DisplayStatus, StatusSource};
+
+/// Extensions deskd needs from a server it starts.
+pub const REQUIRED_EXTENSIONS: [&str; 5] = ["DAMAGE", "MIT-SHM", "XTEST", "XFIXES", "RANDR"];
+
+/// How to start Xvfb.
+#[derive(Debug, Clone)]
+pub struct XvfbConfig {
+    /// The Xvfb binary.
+    pub xvfb: String,
+    /// Initial screen size.
+    pub width: u16,
+    /// Initial screen size.
+    pub height: u16,
+    /// Colour depth (24 or 32 are supported by capture).
+    pub depth: u8,
+    /// Largest size RandR may later set (Xvfb cannot grow past the size it starts with).
+    pub max_width: u16,
+    /// Largest size RandR may later set.
+    pub max_height: u16,
+    /// Window manager command, if one should run.
+    pub window_manager: Option<String>,
+}
+
+struct Procs {
+    xvfb: Option<Child>,
+    wm: Option<Child>,
+    display_number: u16,
+    started: Instant,
+    wm_started: Instant,
+}
+
+struct Inner {
+    cfg: XvfbConfig,
+    auth: AuthDir,
+    server: Arc<XServer>,
+    status: Mutex<DisplayStatus>,
+    procs: Mutex<Procs>,
+    stop: AtomicBool,
+    /// The size to restore after a restart (the last one set through RandR).
+    size: Mutex<(u16, u16)>,
+}
+
+/// A supervised Xvfb: restarted with backoff when it dies.
+pub struct Supervisor {
+    inner: Arc<Inner>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// What [`Supervisor`] reports (shared with the desktop's status source).
+pub struct SupervisorStatus(Arc<Inner>);
+
+impl StatusSource for SupervisorStatus {
+    fn status(&self) -> DisplayStatus {
+        self.0
+            .status
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Supervisor {
+    /// Start Xvfb on a free display and wait until it accepts connections.
+    pub fn start(cfg: XvfbConfig) -> Result<Supervisor, DesktopError> {
+        if cfg.depth != 24 && cfg.depth != 32 {
+            return Err(DesktopError::Invalid(format!(
+                "depth {} not supported (24 or 32)",
+                cfg.depth
+            )));
+        }
+        let auth = AuthDir::create()?;
+        let (child, number) = spawn_xvfb(&cfg, &auth, None)?;
+        let target = XTarget {
+            display: format!(":{number}"),
+            cookie: Some(auth.cookie().to_vec()),
+        };
+        let server = XServer::new(target.clone());
+        let inner = Arc::new(Inner {
+            status: Mutex::new(DisplayStatus {
+                display: target.display.clone(),
+                managed: true,
+                state: "running".into(),
+                restarts: 0,
+                last_exit: None,
+                window_manager: None,
+            }),
+            procs: Mutex::new(Procs {
+                xvfb: Some(child),
+                wm: None,
+                display_number: number,
+                started: Instant::now(),
+                wm_started: Instant::now(),
+            }),
+            size: Mutex::new((cfg.width, cfg.height)),
+            cfg,
+            auth,
+            server,
+            stop: AtomicBool::new(false),
+        });
+        let sup = Supervisor {
+            inner: Arc::clone(&inner),
+            thread: Mutex::new(None),
+        };
+        // On failure `sup` is dropped, which kills the child.
+        inner.prepare_server()?;
+        inner.start_wm();
+        let t = std::thread::Builder::new()
+            .name("deskd-xvfb".into())
+            .spawn(move || inner.supervise())
+            .map_err(|e| DesktopError::Other(format!("spawning supervisor thread: {e}")))?;
+        *lock(&sup.thread) = Some(t);
+        Ok(sup)
+    }
+
+    /// The server handle components connect through.
+    pub fn server(&self) -> &Arc<XServer> {
+        &self.inner.server
+    }
+
+    /// The Xauthority file X clients need.
+    pub fn xauthority(&self) -> PathBuf {
+        self.inner.auth.file().to_path_buf()
+    }
+
+    /// A status source for [`crate::desktop::Desktop::status`].
+    pub fn status_source(&self) -> SupervisorStatus {
+        SupervisorStatus(Arc::clone(&self.inner))
+    }
+
+    /// Remember the size to restore after a restart.
+    pub fn set_wanted_size(&self, width: u16, height: u16) {
+        *lock(&self.inner.size) = (width, height);
+    }
+
+    /// The current Xvfb process id (tests kill it to exercise supervision).
+    pub fn xvfb_pid(&self) -> Option<u32> {
+        lock(&self.inner.procs).xvfb.as_ref().map(|c| c.id())
+    }
+
+    /// Stop the window manager and Xvfb and wait for them.
+    pub fn shutdown(&self) {
+        self.inner.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = lock(&self.thread).take() {
+            let _ = t.join();
+        }
+        self.inner.kill_all();
+        lock(&self.inner.status).state = "stopped".into();
+    }
+}
+
+impl Drop for Supervisor {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+impl Inner {
+    /// Check extensions and apply the wanted size on a freshly started server.
+    fn prepare_server(&self) -> Result<(), DesktopError> {
+        let (conn, screen) = self.server.connect()?;
+        for ext in REQUIRED_EXTENSIONS {
+            require_extension(&conn, ext)?;
+        }
+        let root = x11rb::connection::Connection::setup(&conn).roots[screen].root;
+        let (w, h) = *lock(&self.size);
+        randr::set_screen_size(&conn, root, w, h)?;
+        Ok(())
+    }
+
+    fn start_wm(&self) {
+        let Some(cmd) = self.cfg.window_manager.clone() else {
+            return;
+        };
+        let mut parts = cmd.split_whitespace();
+        let Some(prog) = parts.next() else { return };
+        let child = Command::new(prog)
+            .args(parts)
+            .env("DISPLAY", self.server.display())
+            .env("XAUTHORITY", self.auth.file())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn();
+        match child {
+            Ok(c) => {
+                let mut p = lock(&self.procs);
+                p.wm = Some(c);
+                p.wm_started = Instant::now();
+                lock(&self.status).window_manager = Some(prog.to_string());
+            }
+            Err(e) => tracing::warn!("window manager {prog} did not start: {e}"),
+        }
+    }
+
+    fn kill_all(&self) {
+        let mut p = lock(&self.procs);
+        for child in [p.wm.take(), p.xvfb.take()].into_iter().flatten() {
+            kill(child);
+        }
+    }
+
+    fn sleep_unless_stopped(&self, d: Duration) -> bool {
+        let end = Instant::now() + d;
+        while Instant::now() < end {
+            if self.stop.load(Ordering::SeqCst) {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(50).min(end - Instant::now()));
+        }
+        !self.stop.load(Ordering::SeqCst)
+    }
+
+    fn supervise(self: Arc<Self>) {
+        let mut failures = 0u32;
+        while self.sleep_unless_stopped(Duration::from_millis(100)) {
+            let (xvfb_exit, wm_exit, ran_for) = {
+                let mut p = lock(&self.procs);
+                let x = match p.xvfb.as_mut().map(|c| c.try_wait()) {
+                    Some(Ok(Some(st))) => Some(st.to_string()),
+                    Some(Err(e)) => Some(format!("wait failed: {e}")),
+                    None => Some("not running".into()),
+                    _ => None,
+                };
+                let w = matches!(p.wm.as_mut().map(|c| c.try_wait()), Some(Ok(Some(_))));
+                (x, w, p.started.elapsed())
+            };
+            if let Some(exit) = xvfb_exit {
+                tracing::warn!("Xvfb exited ({exit}); restarting");
+                {
+                    let mut s = lock(&self.status);
+                    s.state = "restarting".into();
+                    s.last_exit = Some(exit);
+                    s.restarts += 1;
+                }
+                self.kill_all();
+                if ran_for > Duration::from_secs(30) {
+                    failures = 0;
+                }
+                let backoff = [100u64, 250, 500, 1000, 2000, 5000]
+                    [usize::try_from(failures).unwrap_or(5).min(5)];
+                if !self.sleep_unless_stopped(Duration::from_millis(backoff)) {
+                    break;
+                }
+                failures += 1;
+                if let Err(e) = self.restart() {
+                    tracing::warn!("Xvfb restart failed: {e}");
+                    lock(&self.status).last_exit = Some(format!("restart failed: {e}"));
+                }
+                continue;
+            }
+            if wm_exit {
+                let since = lock(&self.procs).wm_started.elapsed();
+                if since > Duration::from_secs(2) {
+                    tracing::warn!("window manager exited; restarting it");
+                    if let Some(c) = lock(&self.procs).wm.take() {
+                        kill(c);
+                    }
+                    self.start_wm();
+                }
+            }
+        }
+    }
+
+    fn restart(&self) -> Result<(), DesktopError> {
+        let number = lock(&self.procs).display_number;
+        // Same display number first, so clients that remember it can reconnect; a new one if
+        // something else took it meanwhile.
+        let (child, n) = match spawn_xvfb(&self.cfg, &self.auth, Some(number)) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!("Xvfb on :{number} failed ({e}); trying a new display");
+                spawn_xvfb(&self.cfg, &self.auth, None)?
+            }
+        };
+        {
+            let mut p = lock(&self.procs);
+            p.xvfb = Some(child);
+            p.display_number = n;
+            p.started = Instant::now();
+        }
+        let display = format!(":{n}");
+        if n == number {
+            self.server.bump_generation();
+        } else {
+            self.server.set_target(XTarget {
+                display: display.clone(),
+                cookie: Some(self.auth.cookie().to_vec()),
+            });
+        }
+        let prepared = self.prepare_server();
+        {
+            let mut s = lock(&self.status);
+            s.display = display;
+            s.state = "running".into();
+        }
+        self.start_wm();
+        prepared
+    }
+}
+
+fn kill(mut child: Child) {
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Start Xvfb (on `display` or a free one) and wait until it is ready.
+fn spawn_xvfb(
+    cfg: &XvfbConfig,
+    auth: &AuthDir,
+    display: Option<u16>,
+) -> Result<(Child, u16), DesktopError> {
+    let log_path = auth.dir().join("Xvfb.log");
+    let log = std::fs::File::create(&log_path)
+        .map_err(|e| DesktopError::Other(format!("creating Xvfb log: {e}")))?;
+    let (mw, mh) = (cfg.max_width.max(cfg.width), cfg.max_height.max(cfg.height));
+    let mut cmd = Command::new(&cfg.xvfb);
+    if let Some(n) = display {
+        cmd.arg(format!(":{n}"));
+    }
+    cmd.args(["-displayfd", "1", "-screen", "0"])
+        .arg(format!("{mw}x{mh}x{}", cfg.depth))
+        .arg("-auth")
+        .arg(auth.file())
+        .args(["-nolisten", "tcp", "-noreset"]);
+    for ext in REQUIRED_EXTENSIONS {
+        cmd.args(["+extension", ext]);
+    }
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .map_err(|e| {
+            DesktopError::Unavailable(format!(
+                "cannot run {} ({e}); install the xvfb package",
+                cfg.xvfb
+            ))
+        })?;
+    let Some(stdout) = child.stdout.take() else {
+        kill(child);
+        return Err(DesktopError::Other("Xvfb stdout missing".into()));
+    };
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let r = BufReader::new(stdout).read_line(&mut line).map(|_| line);
+        let _ = tx.send(r);
+    });
+    let fail = |child: Child, why: String| {
+        kill(child);
+        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+        let tail: String = log.lines().rev().take(5).collect::<Vec<_>>().join(" | ");
+        Err(DesktopError::Unavailable(format!("Xvfb: {why}; log: {tail}")))
+    };
+    match rx.recv_timeout(Duration::from_secs(15)) {
+        Ok(Ok(line)) => match line.trim().parse::<u16>() {
+            Ok(n) => Ok((child, n)),
+            Err(_) => fail(child, format!("did not report a display ({line:?})")),
+        },
+        Ok(Err(e)) => fail(child, format!("reading -displayfd: {e}")),
+        Err(_) => fail(child, "not ready after 15 s".into()),
+    }
+}

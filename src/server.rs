@@ -1,0 +1,167 @@
+//! The running server: RFB over TCP, and an HTTP server carrying RFB over WebSocket, the action
+//! API and the viewer, all over one [`Desktop`]. Tests start it in-process on port 0.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::desktop::Desktop;
+use crate::session::{SessionConfig, SessionContext};
+use crate::api;
+use crate::display::conn::XServer;
+use crate::transport::{assets, http, tcp};
+
+/// What to serve and how.
+#[derive(Clone)]
+pub struct Config {
+    /// HTTP listen address (viewer, API, RFB over WebSocket); `None` disables HTTP.
+    pub listen_http: Option<SocketAddr>,
+    /// RFB over TCP listen address; `None` disables it.
+    pub listen_rfb: Option<SocketAddr>,
+    /// Allow listening beyond loopback without a password.
+    pub insecure: bool,
+    /// The X display name reported by the API.
+    pub display: String,
+    /// RFB session settings (name, passwords, view-only, limits).
+    pub session: SessionConfig,
+    /// The X server deskd started, so the window API follows its restarts and cookie
+    /// (`RunningDesktop::server()`); `None` uses `$DISPLAY`/`$XAUTHORITY` semantics.
+    pub x_server: Option<Arc<XServer>>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen_http: Some(SocketAddr::from(([127, 0, 0, 1], 6080))),
+            listen_rfb: Some(SocketAddr::from(([127, 0, 0, 1], 5900))),
+            insecure: false,
+            display: String::new(),
+            session: SessionConfig::default(),
+            x_server: None,
+        }
+    }
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// A listener would expose the desktop without a password.
+    #[error("refusing to listen on {0} without a password: set --password (or --password-file), or pass --insecure")]
+    Exposed(SocketAddr),
+    /// Binding a listener failed.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Anything else at startup.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A running server. Dropping it without [`Server::shutdown`] leaves its tasks running until
+/// the runtime ends.
+pub struct Server {
+    /// Where HTTP is served (the real port when configured with port 0).
+    pub http_addr: Option<SocketAddr>,
+    /// Where RFB over TCP is served.
+    pub rfb_addr: Option<SocketAddr>,
+    shutdown: watch::Sender<bool>,
+    ctx: Arc<SessionContext>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, ServerError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServerError::Bind { addr, source })
+}
+
+impl Server {
+    /// Bind the listeners and start serving `desktop`. Must be called inside a tokio runtime.
+    pub async fn start(desktop: Desktop, config: Config) -> Result<Server, ServerError> {
+        let has_password =
+            config.session.password.is_some() || config.session.view_only_password.is_some();
+        for addr in [config.listen_http, config.listen_rfb].into_iter().flatten() {
+            if !addr.ip().is_loopback() && !has_password && !config.insecure {
+                return Err(ServerError::Exposed(addr));
+            }
+        }
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let ctx = SessionContext::new(desktop.clone(), config.session.clone(), shutdown_rx.clone())?;
+        let mut tasks = Vec::new();
+
+        let mut rfb_addr = None;
+        if let Some(addr) = config.listen_rfb {
+            let listener = bind(addr).await?;
+            rfb_addr = Some(listener.local_addr()?);
+            tasks.push(tokio::spawn(tcp::serve(
+                listener,
+                Arc::clone(&ctx),
+                shutdown_rx.clone(),
+            )));
+        }
+        let mut http_addr = None;
+        if let Some(addr) = config.listen_http {
+            let listener = bind(addr).await?;
+            http_addr = Some(listener.local_addr()?);
+            let app = app(desktop, &config.display, config.x_server.clone(), Arc::clone(&ctx));
+            let rx = shutdown_rx.clone();
+            tasks.push(tokio::spawn(async move {
+                if let Err(e) = http::serve(listener, app, rx).await {
+                    tracing::error!(error = %e, "http server failed");
+                }
+            }));
+        }
+        if let Some(a) = rfb_addr {
+            tracing::info!("RFB (VNC) on {a}");
+        }
+        if let Some(a) = http_addr {
+            tracing::info!("viewer on http://{a}/ ; RFB over WebSocket on ws://{a}/websockify");
+        }
+        Ok(Server {
+            http_addr,
+            rfb_addr,
+            shutdown,
+            ctx,
+            tasks,
+        })
+    }
+
+    /// The state sessions share (for tests: how many sessions are running).
+    pub fn sessions(&self) -> &Arc<SessionContext> {
+        &self.ctx
+    }
+
+    /// Stop accepting, close every client and wait (up to a few seconds) for sessions to end.
+    pub async fn shutdown(self) {
+        self.shutdown.send_replace(true);
+        let wait = async {
+            for t in self.tasks {
+                let _ = t.await;
+            }
+            self.ctx.wait_idle().await;
+        };
+        if tokio::time::timeout(std::time::Duration::from_secs(5), wait)
+            .await
+            .is_err()
+        {
+            tracing::warn!("some clients did not close within 5 s");
+        }
+    }
+}
+
+/// The whole HTTP application: RFB over WebSocket, the action API and the viewer.
+fn app(desktop: Desktop, display: &str, x: Option<Arc<XServer>>, ctx: Arc<SessionContext>) -> Router {
+    let api = match x {
+        Some(server) => api::router_with_server(desktop, display.to_owned(), server),
+        None => api::router(desktop, display.to_owned()),
+    };
+    http::rfb_router(ctx).merge(api).merge(assets::router())
+}
