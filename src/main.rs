@@ -35,7 +35,12 @@ struct Cli {
     listen_rfb: Listen,
 
     /// VNC password (VNC authentication uses only the first 8 characters).
-    #[arg(long, env = "DESKD_PASSWORD", hide_env_values = true, conflicts_with = "password_file")]
+    #[arg(
+        long,
+        env = "DESKD_PASSWORD",
+        hide_env_values = true,
+        conflicts_with = "password_file"
+    )]
     password: Option<String>,
 
     /// Read the VNC password from the first line of this file.
@@ -74,8 +79,14 @@ fn parse_geometry(s: &str) -> Result<(u16, u16), String> {
     let (w, h) = s
         .split_once(['x', 'X'])
         .ok_or_else(|| format!("{s:?} is not WIDTHxHEIGHT"))?;
-    let w: u16 = w.trim().parse().map_err(|_| format!("bad width in {s:?}"))?;
-    let h: u16 = h.trim().parse().map_err(|_| format!("bad height in {s:?}"))?;
+    let w: u16 = w
+        .trim()
+        .parse()
+        .map_err(|_| format!("bad width in {s:?}"))?;
+    let h: u16 = h
+        .trim()
+        .parse()
+        .map_err(|_| format!("bad height in {s:?}"))?;
     if !(16..=8192).contains(&w) || !(16..=8192).contains(&h) {
         return Err(format!("{s:?}: width and height must be 16..=8192"));
     }

@@ -9,10 +9,10 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::desktop::Desktop;
-use crate::session::{SessionConfig, SessionContext};
 use crate::api;
+use crate::desktop::Desktop;
 use crate::display::conn::XServer;
+use crate::session::{SessionConfig, SessionContext};
 use crate::transport::{assets, http, tcp};
 
 /// What to serve and how.
@@ -88,13 +88,17 @@ impl Server {
     pub async fn start(desktop: Desktop, config: Config) -> Result<Server, ServerError> {
         let has_password =
             config.session.password.is_some() || config.session.view_only_password.is_some();
-        for addr in [config.listen_http, config.listen_rfb].into_iter().flatten() {
+        for addr in [config.listen_http, config.listen_rfb]
+            .into_iter()
+            .flatten()
+        {
             if !addr.ip().is_loopback() && !has_password && !config.insecure {
                 return Err(ServerError::Exposed(addr));
             }
         }
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let ctx = SessionContext::new(desktop.clone(), config.session.clone(), shutdown_rx.clone())?;
+        let ctx =
+            SessionContext::new(desktop.clone(), config.session.clone(), shutdown_rx.clone())?;
         let mut tasks = Vec::new();
 
         let mut rfb_addr = None;
@@ -111,7 +115,12 @@ impl Server {
         if let Some(addr) = config.listen_http {
             let listener = bind(addr).await?;
             http_addr = Some(listener.local_addr()?);
-            let app = app(desktop, &config.display, config.x_server.clone(), Arc::clone(&ctx));
+            let app = app(
+                desktop,
+                &config.display,
+                config.x_server.clone(),
+                Arc::clone(&ctx),
+            );
             let rx = shutdown_rx.clone();
             tasks.push(tokio::spawn(async move {
                 if let Err(e) = http::serve(listener, app, rx).await {
@@ -158,7 +167,12 @@ impl Server {
 }
 
 /// The whole HTTP application: RFB over WebSocket, the action API and the viewer.
-fn app(desktop: Desktop, display: &str, x: Option<Arc<XServer>>, ctx: Arc<SessionContext>) -> Router {
+fn app(
+    desktop: Desktop,
+    display: &str,
+    x: Option<Arc<XServer>>,
+    ctx: Arc<SessionContext>,
+) -> Router {
     let api = match x {
         Some(server) => api::router_with_server(desktop, display.to_owned(), server),
         None => api::router(desktop, display.to_owned()),

@@ -56,7 +56,9 @@ impl Env {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
             .collect();
-        let body = axum::body::to_bytes(resp.into_body(), usize::MAX).await.unwrap();
+        let body = axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .unwrap();
         (status, headers, body.to_vec())
     }
 
@@ -70,7 +72,8 @@ impl Env {
     }
 
     async fn act(&self, body: Value) -> (StatusCode, Value) {
-        self.post_raw("/api/v0/desktop/action", body.to_string()).await
+        self.post_raw("/api/v0/desktop/action", body.to_string())
+            .await
     }
 
     async fn ok(&self, body: Value) -> Value {
@@ -191,20 +194,35 @@ async fn screenshots_match_the_root_window() {
     assert_eq!(v["screenshot_height"], H);
     let (w, h, px) = decode_png(&b64(&v["screenshot_data"]));
     assert_eq!((w, h), (u32::from(W), u32::from(H)));
-    assert!(px == want.2, "PNG screenshot differs from the X root window");
+    assert!(
+        px == want.2,
+        "PNG screenshot differs from the X root window"
+    );
 
     // Scaled: exactly the requested size; Coder's width/height.
     let v = env
         .ok(json!({"action": "screenshot", "scaled_width": 320, "scaled_height": 180}))
         .await;
-    assert_eq!((v["screenshot_width"].clone(), v["screenshot_height"].clone()), (json!(320), json!(180)));
+    assert_eq!(
+        (
+            v["screenshot_width"].clone(),
+            v["screenshot_height"].clone()
+        ),
+        (json!(320), json!(180))
+    );
     let (w, h, _) = decode_png(&b64(&v["screenshot_data"]));
     assert_eq!((w, h), (320, 180));
     // scaled_width equal to native is "no scaling".
     let v = env
         .ok(json!({"action": "screenshot", "scaled_width": 640, "scaled_height": 0}))
         .await;
-    assert_eq!((v["screenshot_width"].clone(), v["screenshot_height"].clone()), (json!(640), json!(400)));
+    assert_eq!(
+        (
+            v["screenshot_width"].clone(),
+            v["screenshot_height"].clone()
+        ),
+        (json!(640), json!(400))
+    );
 
     // Formats.
     let v = env
@@ -212,7 +230,9 @@ async fn screenshots_match_the_root_window() {
         .await;
     assert_eq!(v["screenshot_media_type"], "image/jpeg");
     assert_eq!(&b64(&v["screenshot_data"])[..3], &[0xff, 0xd8, 0xff]);
-    let v = env.ok(json!({"action": "screenshot", "format": "webp"})).await;
+    let v = env
+        .ok(json!({"action": "screenshot", "format": "webp"}))
+        .await;
     let d = b64(&v["screenshot_data"]);
     assert_eq!((&d[..4], &d[8..12]), (&b"RIFF"[..], &b"WEBP"[..]));
 
@@ -230,14 +250,22 @@ async fn screenshots_match_the_root_window() {
     let v = env
         .ok(json!({"action": "zoom", "region": [0, 0, 320, 200], "width": 64, "height": 40}))
         .await;
-    assert_eq!((v["screenshot_width"].clone(), v["screenshot_height"].clone()), (json!(64), json!(40)));
+    assert_eq!(
+        (
+            v["screenshot_width"].clone(),
+            v["screenshot_height"].clone()
+        ),
+        (json!(64), json!(40))
+    );
 
     // GET /screenshot.
     let (s, hd, body) = env.get("/api/v0/desktop/screenshot").await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(hd["content-type"], "image/png");
     assert!(decode_png(&body).2 == want.2);
-    let (_, hd, body) = env.get("/api/v0/desktop/screenshot?format=jpeg&quality=50").await;
+    let (_, hd, body) = env
+        .get("/api/v0/desktop/screenshot?format=jpeg&quality=50")
+        .await;
     assert_eq!(hd["content-type"], "image/jpeg");
     assert_eq!(&body[..2], &[0xff, 0xd8]);
     let (_, hd, _) = env.get("/api/v0/desktop/screenshot?format=webp").await;
@@ -253,31 +281,37 @@ async fn screenshots_match_the_root_window() {
     let (w, h, px) = decode_png(&body);
     assert_eq!((w, h), (200, 100));
     assert!(px.iter().all(|p| *p == 0xff0000));
-    let (s, _, body) = env.get("/api/v0/desktop/screenshot?region=0,0,9999,10").await;
+    let (s, _, body) = env
+        .get("/api/v0/desktop/screenshot?region=0,0,9999,10")
+        .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert!(String::from_utf8_lossy(&body).contains("region"));
     let (s, _, _) = env.get("/api/v0/desktop/screenshot?format=gif").await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
 
     // Settle: a still screen settles.
-    let v = env
-        .ok(json!({"action": "screenshot", "settle": 50}))
-        .await;
+    let v = env.ok(json!({"action": "screenshot", "settle": 50})).await;
     assert_eq!(v["settled"], true);
     let (_, hd, _) = env.get("/api/v0/desktop/screenshot?settle=50").await;
     assert_eq!(hd["x-screenshot-settled"], "true");
 
     // Cursor: drawn near the pointer, nowhere else.
-    env.ok(json!({"action": "mouse_move", "coordinate": [100, 200]})).await;
+    env.ok(json!({"action": "mouse_move", "coordinate": [100, 200]}))
+        .await;
     let plain = env.ok(json!({"action": "screenshot"})).await;
-    let with = env.ok(json!({"action": "screenshot", "cursor": true})).await;
+    let with = env
+        .ok(json!({"action": "screenshot", "cursor": true}))
+        .await;
     let (_, _, a) = decode_png(&b64(&plain["screenshot_data"]));
     let (_, _, b) = decode_png(&b64(&with["screenshot_data"]));
     let differs: Vec<usize> = (0..a.len()).filter(|i| a[*i] != b[*i]).collect();
     assert!(!differs.is_empty(), "cursor was not drawn");
     for i in differs {
         let (x, y) = (i % usize::from(W), i / usize::from(W));
-        assert!(x.abs_diff(100) < 40 && y.abs_diff(200) < 40, "cursor pixel at {x},{y}");
+        assert!(
+            x.abs_diff(100) < 40 && y.abs_diff(200) < 40,
+            "cursor pixel at {x},{y}"
+        );
     }
 }
 
@@ -328,14 +362,16 @@ impl Recorder {
             0,
             xproto::WindowClass::INPUT_OUTPUT,
             0,
-            &CreateWindowAux::new().background_pixel(0x404040).event_mask(
-                EventMask::KEY_PRESS
-                    | EventMask::KEY_RELEASE
-                    | EventMask::BUTTON_PRESS
-                    | EventMask::BUTTON_RELEASE
-                    | EventMask::POINTER_MOTION
-                    | EventMask::EXPOSURE,
-            ),
+            &CreateWindowAux::new()
+                .background_pixel(0x404040)
+                .event_mask(
+                    EventMask::KEY_PRESS
+                        | EventMask::KEY_RELEASE
+                        | EventMask::BUTTON_PRESS
+                        | EventMask::BUTTON_RELEASE
+                        | EventMask::POINTER_MOTION
+                        | EventMask::EXPOSURE,
+                ),
         )
         .unwrap();
         c.map_window(win).unwrap();
@@ -469,7 +505,9 @@ async fn mouse_actions_and_scaling() {
     let env = Env::new();
     let rec = Recorder::new(&env);
 
-    let v = env.ok(json!({"action": "left_click", "coordinate": [10, 20]})).await;
+    let v = env
+        .ok(json!({"action": "left_click", "coordinate": [10, 20]}))
+        .await;
     assert_eq!(v, json!({"output": "left_click action performed"}));
     let e = rec
         .take_when("left click", |e| Recorder::count(e, Kind::ButtonUp) == 1)
@@ -481,7 +519,9 @@ async fn mouse_actions_and_scaling() {
     // (160 + 0.5) * 640 / 320 - 0.5 = 320.5 -> 320; (50 + 0.5) * 2 - 0.5 = 100.5 -> 100.
     env.ok(json!({"action": "right_click", "coordinate": [160, 50], "scaled_width": 320, "scaled_height": 200}))
         .await;
-    let e = rec.take_when("right click", |e| Recorder::count(e, Kind::ButtonUp) == 1).await;
+    let e = rec
+        .take_when("right click", |e| Recorder::count(e, Kind::ButtonUp) == 1)
+        .await;
     let d = ups(&e, Kind::ButtonDown)[0];
     assert_eq!((d.detail, d.x, d.y), (3, 320, 100));
     // Back the other way: cursor_position in the agent's space.
@@ -498,31 +538,53 @@ async fn mouse_actions_and_scaling() {
     assert_eq!(v["output"], "x=638,y=398");
     rec.clear();
 
-    env.ok(json!({"action": "middle_click", "coordinate": [5, 5]})).await;
-    let e = rec.take_when("middle", |e| Recorder::count(e, Kind::ButtonUp) == 1).await;
+    env.ok(json!({"action": "middle_click", "coordinate": [5, 5]}))
+        .await;
+    let e = rec
+        .take_when("middle", |e| Recorder::count(e, Kind::ButtonUp) == 1)
+        .await;
     assert_eq!(ups(&e, Kind::ButtonDown)[0].detail, 2);
-    env.ok(json!({"action": "double_click", "coordinate": [5, 5]})).await;
-    rec.take_when("double", |e| Recorder::count(e, Kind::ButtonUp) == 2).await;
-    env.ok(json!({"action": "triple_click", "coordinate": [5, 5]})).await;
-    let e = rec.take_when("triple", |e| Recorder::count(e, Kind::ButtonUp) == 3).await;
+    env.ok(json!({"action": "double_click", "coordinate": [5, 5]}))
+        .await;
+    rec.take_when("double", |e| Recorder::count(e, Kind::ButtonUp) == 2)
+        .await;
+    env.ok(json!({"action": "triple_click", "coordinate": [5, 5]}))
+        .await;
+    let e = rec
+        .take_when("triple", |e| Recorder::count(e, Kind::ButtonUp) == 3)
+        .await;
     assert!(ups(&e, Kind::ButtonDown).iter().all(|b| b.detail == 1));
 
     // Modifiers held during a click.
     env.ok(json!({"action": "left_click", "coordinate": [30, 30], "text": "ctrl+shift"}))
         .await;
-    let e = rec.take_when("modified click", |e| Recorder::count(e, Kind::KeyUp) == 2).await;
+    let e = rec
+        .take_when("modified click", |e| Recorder::count(e, Kind::KeyUp) == 2)
+        .await;
     let b = ups(&e, Kind::ButtonDown)[0];
     assert_eq!(b.state & (SHIFT | CTRL), SHIFT | CTRL);
-    assert_eq!(ups(&e, Kind::KeyUp).last().unwrap().state & (SHIFT | CTRL), CTRL, "released in reverse order");
+    assert_eq!(
+        ups(&e, Kind::KeyUp).last().unwrap().state & (SHIFT | CTRL),
+        CTRL,
+        "released in reverse order"
+    );
 
     // Scroll: 3 notches down by default; direction and modifiers.
-    let v = env.ok(json!({"action": "scroll", "coordinate": [50, 60]})).await;
+    let v = env
+        .ok(json!({"action": "scroll", "coordinate": [50, 60]}))
+        .await;
     assert_eq!(v["output"], "scroll action performed");
-    let e = rec.take_when("scroll", |e| Recorder::count(e, Kind::ButtonUp) == 3).await;
-    assert!(ups(&e, Kind::ButtonDown).iter().all(|b| b.detail == 5 && b.x == 50 && b.y == 60));
+    let e = rec
+        .take_when("scroll", |e| Recorder::count(e, Kind::ButtonUp) == 3)
+        .await;
+    assert!(ups(&e, Kind::ButtonDown)
+        .iter()
+        .all(|b| b.detail == 5 && b.x == 50 && b.y == 60));
     env.ok(json!({"action": "scroll", "coordinate": [50, 60], "scroll_direction": "left", "scroll_amount": 2, "text": "shift"}))
         .await;
-    let e = rec.take_when("scroll left", |e| Recorder::count(e, Kind::KeyUp) == 1).await;
+    let e = rec
+        .take_when("scroll left", |e| Recorder::count(e, Kind::KeyUp) == 1)
+        .await;
     let b = ups(&e, Kind::ButtonDown);
     assert_eq!(b.len(), 2);
     assert!(b.iter().all(|b| b.detail == 6 && b.state & SHIFT != 0));
@@ -530,24 +592,39 @@ async fn mouse_actions_and_scaling() {
     // Drag: press at the start, motion, release at the end.
     env.ok(json!({"action": "left_click_drag", "start_coordinate": [100, 100], "coordinate": [200, 150]}))
         .await;
-    let e = rec.take_when("drag", |e| Recorder::count(e, Kind::ButtonUp) == 1).await;
+    let e = rec
+        .take_when("drag", |e| Recorder::count(e, Kind::ButtonUp) == 1)
+        .await;
     let d = ups(&e, Kind::ButtonDown)[0];
     let u = ups(&e, Kind::ButtonUp)[0];
     assert_eq!((d.x, d.y, u.x, u.y), (100, 100, 200, 150));
-    assert!(e.iter().any(|m| m.kind == Kind::Motion && m.state & 0x100 != 0), "motion with button 1 held");
+    assert!(
+        e.iter()
+            .any(|m| m.kind == Kind::Motion && m.state & 0x100 != 0),
+        "motion with button 1 held"
+    );
 
     // Low-level buttons.
     env.ok(json!({"action": "left_mouse_down"})).await;
-    env.ok(json!({"action": "mouse_move", "coordinate": [220, 160]})).await;
+    env.ok(json!({"action": "mouse_move", "coordinate": [220, 160]}))
+        .await;
     env.ok(json!({"action": "left_mouse_up"})).await;
-    let e = rec.take_when("down/up", |e| Recorder::count(e, Kind::ButtonUp) == 1).await;
+    let e = rec
+        .take_when("down/up", |e| Recorder::count(e, Kind::ButtonUp) == 1)
+        .await;
     assert_eq!(ups(&e, Kind::ButtonUp)[0].x, 220);
-    env.ok(json!({"action": "mouse_down", "button": "right", "coordinate": [7, 8]})).await;
+    env.ok(json!({"action": "mouse_down", "button": "right", "coordinate": [7, 8]}))
+        .await;
     env.ok(json!({"action": "mouse_up", "button": 3})).await;
-    let e = rec.take_when("right down/up", |e| Recorder::count(e, Kind::ButtonUp) == 1).await;
+    let e = rec
+        .take_when("right down/up", |e| Recorder::count(e, Kind::ButtonUp) == 1)
+        .await;
     assert_eq!(ups(&e, Kind::ButtonDown)[0].detail, 3);
-    env.ok(json!({"action": "click", "button": "back", "count": 2, "coordinate": [9, 9]})).await;
-    let e = rec.take_when("back x2", |e| Recorder::count(e, Kind::ButtonUp) == 2).await;
+    env.ok(json!({"action": "click", "button": "back", "count": 2, "coordinate": [9, 9]}))
+        .await;
+    let e = rec
+        .take_when("back x2", |e| Recorder::count(e, Kind::ButtonUp) == 2)
+        .await;
     assert!(ups(&e, Kind::ButtonDown).iter().all(|b| b.detail == 8));
 
     // Extras: wait, screenshot_after.
@@ -569,33 +646,53 @@ async fn keys_and_typing() {
     // ctrl+l must arrive as Control + l, without Shift.
     let v = env.ok(json!({"action": "key", "text": "ctrl+l"})).await;
     assert_eq!(v["output"], "key action performed");
-    let e = rec.take_when("ctrl+l", |e| Recorder::count(e, Kind::KeyUp) == 2).await;
-    let l = e.iter().find(|e| e.kind == Kind::KeyDown && e.keysym == u32::from(b'l')).expect("l pressed");
-    assert_eq!(l.state & (CTRL | SHIFT), CTRL, "ctrl+l arrived with state {:#x}", l.state);
+    let e = rec
+        .take_when("ctrl+l", |e| Recorder::count(e, Kind::KeyUp) == 2)
+        .await;
+    let l = e
+        .iter()
+        .find(|e| e.kind == Kind::KeyDown && e.keysym == u32::from(b'l'))
+        .expect("l pressed");
+    assert_eq!(
+        l.state & (CTRL | SHIFT),
+        CTRL,
+        "ctrl+l arrived with state {:#x}",
+        l.state
+    );
 
     // Escape must not arrive with Shift.
     env.ok(json!({"action": "key", "text": "Escape"})).await;
-    let e = rec.take_when("Escape", |e| Recorder::count(e, Kind::KeyUp) == 1).await;
+    let e = rec
+        .take_when("Escape", |e| Recorder::count(e, Kind::KeyUp) == 1)
+        .await;
     assert_eq!(e[0].keysym, 0xff1b);
     assert_eq!(e[0].state & SHIFT, 0);
 
     // Aliases and sequences.
     env.ok(json!({"action": "key", "text": "Enter esc PageDown KP_Enter ctrl+shift+t"}))
         .await;
-    let e = rec.take_when("sequence", |e| Recorder::count(e, Kind::KeyUp) == 7).await;
+    let e = rec
+        .take_when("sequence", |e| Recorder::count(e, Kind::KeyUp) == 7)
+        .await;
     let downs: Vec<u32> = ups(&e, Kind::KeyDown).iter().map(|e| e.keysym).collect();
     assert_eq!(downs[..4], [0xff0d, 0xff1b, 0xff56, 0xff8d]);
     let t = ups(&e, Kind::KeyDown)[6];
     assert_eq!(t.state & (CTRL | SHIFT), CTRL | SHIFT);
 
     // hold_key, key_down/key_up.
-    env.ok(json!({"action": "hold_key", "text": "shift", "duration": 30})).await;
-    let e = rec.take_when("hold", |e| Recorder::count(e, Kind::KeyUp) == 1).await;
+    env.ok(json!({"action": "hold_key", "text": "shift", "duration": 30}))
+        .await;
+    let e = rec
+        .take_when("hold", |e| Recorder::count(e, Kind::KeyUp) == 1)
+        .await;
     assert_eq!(e[0].keysym, 0xffe1);
     env.ok(json!({"action": "key_down", "text": "ctrl"})).await;
-    env.ok(json!({"action": "left_click", "coordinate": [3, 3]})).await;
+    env.ok(json!({"action": "left_click", "coordinate": [3, 3]}))
+        .await;
     env.ok(json!({"action": "key_up", "text": "ctrl"})).await;
-    let e = rec.take_when("key_down click", |e| Recorder::count(e, Kind::KeyUp) == 1).await;
+    let e = rec
+        .take_when("key_down click", |e| Recorder::count(e, Kind::KeyUp) == 1)
+        .await;
     assert_ne!(ups(&e, Kind::ButtonDown)[0].state & CTRL, 0);
 
     // Unicode typing, newline and tab.
@@ -603,14 +700,17 @@ async fn keys_and_typing() {
     let v = env.ok(json!({"action": "type", "text": text})).await;
     assert_eq!(v["output"], "type action performed");
     let n = text.chars().count();
-    let e = rec.take_when("typed text", |e| Recorder::count(e, Kind::KeyUp) >= n).await;
+    let e = rec
+        .take_when("typed text", |e| Recorder::count(e, Kind::KeyUp) >= n)
+        .await;
     assert_eq!(Recorder::typed(&e), text);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_is_refused_and_changes_nothing() {
     let env = Env::new();
-    env.ok(json!({"action": "mouse_move", "coordinate": [33, 44]})).await;
+    env.ok(json!({"action": "mouse_move", "coordinate": [33, 44]}))
+        .await;
     let rec = Recorder::new(&env);
     rec.clear();
     let before = root_pixels(&env.x());
@@ -619,34 +719,84 @@ async fn bad_input_is_refused_and_changes_nothing() {
         let m = v["message"].as_str().unwrap().to_string();
         assert!(m.contains(needle), "message {m:?} should name {needle:?}");
     };
-    check(env.post_raw("/api/v0/desktop/action", "{not json").await, "Failed to decode request body.");
+    check(
+        env.post_raw("/api/v0/desktop/action", "{not json").await,
+        "Failed to decode request body.",
+    );
     let (_, v) = env.post_raw("/api/v0/desktop/action", "{not json").await;
     assert!(v["detail"].is_string());
-    check(env.act(json!({"action": "teleport"})).await, "Unknown action: teleport");
+    check(
+        env.act(json!({"action": "teleport"})).await,
+        "Unknown action: teleport",
+    );
     check(
         env.act(json!({"action": "left_click"})).await,
         "Missing \"coordinate\" for left_click action.",
     );
     let (_, v) = env.act(json!({"action": "left_click"})).await;
-    assert_eq!(v, json!({"message": "Missing \"coordinate\" for left_click action."}));
-    check(env.act(json!({"action": "left_click", "coordinate": [640, 5]})).await, "x=640");
-    check(env.act(json!({"action": "mouse_move", "coordinate": [5, -1]})).await, "y=-1");
+    assert_eq!(
+        v,
+        json!({"message": "Missing \"coordinate\" for left_click action."})
+    );
     check(
-        env.act(json!({"action": "left_click_drag", "start_coordinate": [-5, 0], "coordinate": [1, 1]})).await,
+        env.act(json!({"action": "left_click", "coordinate": [640, 5]}))
+            .await,
+        "x=640",
+    );
+    check(
+        env.act(json!({"action": "mouse_move", "coordinate": [5, -1]}))
+            .await,
+        "y=-1",
+    );
+    check(
+        env.act(
+            json!({"action": "left_click_drag", "start_coordinate": [-5, 0], "coordinate": [1, 1]}),
+        )
+        .await,
         "start_coordinate",
     );
-    check(env.act(json!({"action": "key", "text": "ctrl+Frobnicate"})).await, "Frobnicate");
-    check(env.act(json!({"action": "key", "text": "a Frobnicate"})).await, "Frobnicate");
+    check(
+        env.act(json!({"action": "key", "text": "ctrl+Frobnicate"}))
+            .await,
+        "Frobnicate",
+    );
+    check(
+        env.act(json!({"action": "key", "text": "a Frobnicate"}))
+            .await,
+        "Frobnicate",
+    );
     let big = "a".repeat(1024 * 1024);
-    check(env.act(json!({"action": "type", "text": big})).await, "\"text\"");
-    check(env.act(json!({"action": "scroll", "coordinate": [1, 1], "scroll_direction": "inward"})).await, "inward");
-    check(env.act(json!({"action": "screenshot", "format": "bmp"})).await, "format");
-    check(env.act(json!({"action": "zoom", "region": [0, 0, 9999, 10]})).await, "region");
-    check(env.act(json!({"action": "hold_key", "text": "a", "duration": -5})).await, "duration");
+    check(
+        env.act(json!({"action": "type", "text": big})).await,
+        "\"text\"",
+    );
+    check(
+        env.act(json!({"action": "scroll", "coordinate": [1, 1], "scroll_direction": "inward"}))
+            .await,
+        "inward",
+    );
+    check(
+        env.act(json!({"action": "screenshot", "format": "bmp"}))
+            .await,
+        "format",
+    );
+    check(
+        env.act(json!({"action": "zoom", "region": [0, 0, 9999, 10]}))
+            .await,
+        "region",
+    );
+    check(
+        env.act(json!({"action": "hold_key", "text": "a", "duration": -5}))
+            .await,
+        "duration",
+    );
 
     // Nothing happened: no input events, pointer where it was, screen unchanged.
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(rec.events.lock().unwrap().is_empty(), "bad requests produced input");
+    assert!(
+        rec.events.lock().unwrap().is_empty(),
+        "bad requests produced input"
+    );
     let v = env.ok(json!({"action": "cursor_position"})).await;
     assert_eq!(v["output"], "x=33,y=44");
     assert!(root_pixels(&env.x()).2 == before.2);
@@ -670,14 +820,19 @@ async fn concurrent_agents_do_not_interleave() {
     for t in tasks {
         t.await.unwrap();
     }
-    let e = rec.take_when("20 drags", |e| Recorder::count(e, Kind::ButtonUp) == 20).await;
+    let e = rec
+        .take_when("20 drags", |e| Recorder::count(e, Kind::ButtonUp) == 20)
+        .await;
     let buttons: Vec<Ev> = e
         .iter()
         .filter(|e| matches!(e.kind, Kind::ButtonDown | Kind::ButtonUp))
         .copied()
         .collect();
     for pair in buttons.chunks(2) {
-        assert_eq!((pair[0].kind, pair[1].kind), (Kind::ButtonDown, Kind::ButtonUp));
+        assert_eq!(
+            (pair[0].kind, pair[1].kind),
+            (Kind::ButtonDown, Kind::ButtonUp)
+        );
         assert_eq!((pair[0].x, pair[1].x), (10, 300));
         assert_eq!(pair[0].y, pair[1].y, "a drag ended on another agent's row");
     }
@@ -721,31 +876,48 @@ async fn computer_use_adapter() {
     // Inline form, modifiers on a click, answered with text + screenshot.
     let (s, v) = cu(json!({"action": "left_click", "coordinate": [160, 50], "text": "shift", "display_width_px": 320, "display_height_px": 200})).await;
     assert_eq!(s, StatusCode::OK, "{v}");
-    assert_eq!(v[0], json!({"type": "text", "text": "left_click action performed"}));
+    assert_eq!(
+        v[0],
+        json!({"type": "text", "text": "left_click action performed"})
+    );
     assert_eq!(v[1]["type"], "image");
-    let e = rec.take_when("cu click", |e| Recorder::count(e, Kind::ButtonUp) == 1).await;
+    let e = rec
+        .take_when("cu click", |e| Recorder::count(e, Kind::ButtonUp) == 1)
+        .await;
     let b = ups(&e, Kind::ButtonDown)[0];
     assert_eq!((b.x, b.y, b.state & SHIFT), (320, 100, SHIFT));
 
-    let (_, v) = cu(json!({"action": "cursor_position", "display_width_px": 320, "display_height_px": 200})).await;
+    let (_, v) =
+        cu(json!({"action": "cursor_position", "display_width_px": 320, "display_height_px": 200}))
+            .await;
     assert_eq!(v, json!([{"type": "text", "text": "X=160,Y=50"}]));
 
     let (s, _) = cu(json!({"action": "scroll", "coordinate": [10, 10], "scroll_direction": "up", "scroll_amount": 2})).await;
     assert_eq!(s, StatusCode::OK);
-    let e = rec.take_when("cu scroll", |e| Recorder::count(e, Kind::ButtonUp) == 2).await;
+    let e = rec
+        .take_when("cu scroll", |e| Recorder::count(e, Kind::ButtonUp) == 2)
+        .await;
     assert!(ups(&e, Kind::ButtonDown).iter().all(|b| b.detail == 4));
 
     let (s, _) = env
-        .post_raw("/api/v0/desktop/computer-use?screenshot=false", json!({"action": "hold_key", "text": "shift", "duration": 0.05}).to_string())
+        .post_raw(
+            "/api/v0/desktop/computer-use?screenshot=false",
+            json!({"action": "hold_key", "text": "shift", "duration": 0.05}).to_string(),
+        )
         .await;
     assert_eq!(s, StatusCode::OK);
-    rec.take_when("cu hold", |e| Recorder::count(e, Kind::KeyUp) == 1).await;
+    rec.take_when("cu hold", |e| Recorder::count(e, Kind::KeyUp) == 1)
+        .await;
     let (s, v) = cu(json!({"action": "type", "text": "hi"})).await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(v[0]["text"], "type action performed");
     let (_, v) = cu(json!({"action": "zoom", "region": [0, 0, 160, 100], "display_width_px": 320, "display_height_px": 200})).await;
     let (w, h, _) = decode_png(&b64(&v[0]["source"]["data"]));
-    assert_eq!((w, h), (320, 200), "zoom returns the region at native resolution");
+    assert_eq!(
+        (w, h),
+        (320, 200),
+        "zoom returns the region at native resolution"
+    );
     let (s, v) = cu(json!({"action": "wait", "duration": 0.01})).await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(v[1]["type"], "image");
@@ -780,7 +952,9 @@ async fn clipboard_round_trip() {
             .unwrap();
         assert_eq!(String::from_utf8_lossy(&out.stdout), text);
     }
-    let (s, _, _) = env.get("/api/v0/desktop/clipboard?selection=secondary").await;
+    let (s, _, _) = env
+        .get("/api/v0/desktop/clipboard?selection=secondary")
+        .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
 }
 
@@ -794,8 +968,16 @@ async fn windows_list_focus_move_resize_close() {
         window_manager: deskd::display::WindowManager::Command("openbox --sm-disable".into()),
         ..Default::default()
     }));
-    let _a = common::xvfb::spawn_x(&env.running, "xterm", &["-title", "deskd-a", "-geometry", "40x10+0+0"]);
-    let _b = common::xvfb::spawn_x(&env.running, "xterm", &["-title", "deskd-b", "-geometry", "40x10+200+200"]);
+    let _a = common::xvfb::spawn_x(
+        &env.running,
+        "xterm",
+        &["-title", "deskd-a", "-geometry", "40x10+0+0"],
+    );
+    let _b = common::xvfb::spawn_x(
+        &env.running,
+        "xterm",
+        &["-title", "deskd-b", "-geometry", "40x10+200+200"],
+    );
     let list = || async {
         let (s, _, body) = env.get("/api/v0/desktop/windows").await;
         assert_eq!(s, StatusCode::OK);
@@ -818,7 +1000,9 @@ async fn windows_list_focus_move_resize_close() {
     let (ida, idb) = (a["id"].as_u64().unwrap(), b["id"].as_u64().unwrap());
 
     for id in [ida, idb, ida] {
-        let (s, v) = env.post_raw(&format!("/api/v0/desktop/windows/{id}/focus"), "").await;
+        let (s, v) = env
+            .post_raw(&format!("/api/v0/desktop/windows/{id}/focus"), "")
+            .await;
         assert_eq!(s, StatusCode::OK, "{v}");
         let end = Instant::now() + Duration::from_secs(10);
         loop {
@@ -833,33 +1017,53 @@ async fn windows_list_focus_move_resize_close() {
     }
 
     let (s, _) = env
-        .post_raw(&format!("/api/v0/desktop/windows/{idb}/move"), json!({"x": 50, "y": 60}).to_string())
+        .post_raw(
+            &format!("/api/v0/desktop/windows/{idb}/move"),
+            json!({"x": 50, "y": 60}).to_string(),
+        )
         .await;
     assert_eq!(s, StatusCode::OK);
     let (s, _) = env
-        .post_raw(&format!("/api/v0/desktop/windows/{idb}/resize"), json!({"width": 300, "height": 150}).to_string())
+        .post_raw(
+            &format!("/api/v0/desktop/windows/{idb}/resize"),
+            json!({"width": 300, "height": 150}).to_string(),
+        )
         .await;
     assert_eq!(s, StatusCode::OK);
     let end = Instant::now() + Duration::from_secs(10);
     loop {
         let ws = list().await;
-        let g = &ws.iter().find(|w| w["id"] == idb).unwrap()["geometry"];
-        if g["x"] == 50 && g["y"] == 60 && g["width"].as_u64().unwrap().abs_diff(300) < 12 && g["height"].as_u64().unwrap().abs_diff(150) < 20 {
+        let w = ws.iter().find(|w| w["id"] == idb).unwrap();
+        let (f, g) = (&w["frame"], &w["geometry"]);
+        if f["x"] == 50
+            && f["y"] == 60
+            && g["width"].as_u64().unwrap().abs_diff(300) < 12
+            && g["height"].as_u64().unwrap().abs_diff(150) < 20
+        {
             break;
         }
-        assert!(Instant::now() < end, "window never moved/resized: {g}");
+        assert!(Instant::now() < end, "window never moved/resized: {w}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
-    let (s, v) = env.post_raw(&format!("/api/v0/desktop/windows/{idb}/move"), json!({"x": 5}).to_string()).await;
+    let (s, v) = env
+        .post_raw(
+            &format!("/api/v0/desktop/windows/{idb}/move"),
+            json!({"x": 5}).to_string(),
+        )
+        .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert!(v["message"].as_str().unwrap().contains("\"y\""));
-    let (s, _) = env.post_raw("/api/v0/desktop/windows/12345/focus", "").await;
+    let (s, _) = env
+        .post_raw("/api/v0/desktop/windows/12345/focus", "")
+        .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     let (s, _) = env.post_raw("/api/v0/desktop/windows/zzz/focus", "").await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
 
-    let (s, _) = env.post_raw(&format!("/api/v0/desktop/windows/{ida}/close"), "").await;
+    let (s, _) = env
+        .post_raw(&format!("/api/v0/desktop/windows/{ida}/close"), "")
+        .await;
     assert_eq!(s, StatusCode::OK);
     let end = Instant::now() + Duration::from_secs(10);
     while list().await.iter().any(|w| w["id"] == ida) {
@@ -871,12 +1075,16 @@ async fn windows_list_focus_move_resize_close() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_metrics_and_openapi() {
     let env = Env::new();
-    env.ok(json!({"action": "mouse_move", "coordinate": [1, 1]})).await;
+    env.ok(json!({"action": "mouse_move", "coordinate": [1, 1]}))
+        .await;
     let (s, _, body) = env.get("/api/v0/desktop/status").await;
     assert_eq!(s, StatusCode::OK);
     let v: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(v["display"], env.running.display());
-    assert_eq!((v["width"].clone(), v["height"].clone()), (json!(W), json!(H)));
+    assert_eq!(
+        (v["width"].clone(), v["height"].clone()),
+        (json!(W), json!(H))
+    );
     assert_eq!(v["x_server"]["state"], "running");
     assert!(v["x_server"]["restarts"].is_u64());
     assert!(v["frames_captured"].is_u64());
@@ -887,7 +1095,12 @@ async fn status_metrics_and_openapi() {
     assert_eq!(s, StatusCode::OK);
     assert!(hd["content-type"].starts_with("text/plain"));
     let text = String::from_utf8(body).unwrap();
-    for name in ["deskd_frames_captured_total", "deskd_actions_total", "deskd_x_server_up 1", "deskd_screen_width_pixels 640"] {
+    for name in [
+        "deskd_frames_captured_total",
+        "deskd_actions_total",
+        "deskd_x_server_up 1",
+        "deskd_screen_width_pixels 640",
+    ] {
         assert!(text.contains(name), "/metrics lacks {name}:\n{text}");
     }
     // Every sample line is `name value` with a number.
@@ -921,7 +1134,30 @@ async fn status_metrics_and_openapi() {
         .as_array()
         .unwrap()
         .clone();
-    for a in ["key", "type", "cursor_position", "mouse_move", "left_click", "left_click_drag", "left_mouse_down", "left_mouse_up", "right_click", "middle_click", "double_click", "triple_click", "scroll", "hold_key", "screenshot", "key_down", "key_up", "mouse_down", "mouse_up", "click", "zoom", "wait"] {
+    for a in [
+        "key",
+        "type",
+        "cursor_position",
+        "mouse_move",
+        "left_click",
+        "left_click_drag",
+        "left_mouse_down",
+        "left_mouse_up",
+        "right_click",
+        "middle_click",
+        "double_click",
+        "triple_click",
+        "scroll",
+        "hold_key",
+        "screenshot",
+        "key_down",
+        "key_up",
+        "mouse_down",
+        "mouse_up",
+        "click",
+        "zoom",
+        "wait",
+    ] {
         assert!(actions.contains(&json!(a)), "OpenAPI lacks action {a}");
     }
     // Validate with openapi-spec-validator (PyPI).

@@ -15,7 +15,7 @@ use deskd::server::{Config, Server};
 use deskd::session::SessionConfig;
 use futures_util::{SinkExt, StreamExt};
 use rfb::encoding::numbers as enc;
-use rfb::messages::ClientMessage;
+use rfb::messages::{ClientMessage, PointerEvent, Screen};
 use rfb::Rect;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -124,6 +124,30 @@ struct Client {
     fb: Vec<u32>,
     /// Send every outgoing message one byte per WebSocket frame.
     dribble: bool,
+    /// Server messages and pseudo-rectangles seen, other than pixels.
+    events: Vec<Msg>,
+}
+
+/// What a server message was.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Msg {
+    Update,
+    Bell,
+    CutText(Vec<u8>),
+    ExtClipboard(Vec<u8>),
+    EndOfContinuousUpdates,
+    Fence(u32, Vec<u8>),
+    ExtendedDesktopSize {
+        reason: u16,
+        status: u16,
+        width: u16,
+        height: u16,
+    },
+    Cursor {
+        width: u16,
+        height: u16,
+    },
+    Ack(i32),
 }
 
 impl Client {
@@ -154,6 +178,7 @@ impl Client {
             height: 0,
             fb: Vec::new(),
             dribble: false,
+            events: Vec::new(),
         }
     }
 
@@ -223,7 +248,7 @@ impl Client {
         u32::from_be_bytes([b[0], b[1], b[2], b[3]])
     }
 
-    /// RFB 3.8, security None, shared.
+    /// RFB 3.8, security None, shared; Raw, DesktopSize and LastRect.
     async fn handshake(&mut self) {
         assert_eq!(self.take(12).await, b"RFB 003.008\n");
         self.send(b"RFB 003.008\n").await;
@@ -232,13 +257,7 @@ impl Client {
         assert!(types.contains(&1), "security None offered: {types:?}");
         self.send(&[1]).await;
         assert_eq!(self.u32().await, 0, "SecurityResult OK");
-        self.send(&[1]).await;
-        self.width = self.u16().await;
-        self.height = self.u16().await;
-        let _pf = self.take(16).await;
-        let len = self.u32().await as usize;
-        let _name = self.take(len).await;
-        self.fb = vec![0; usize::from(self.width) * usize::from(self.height)];
+        self.init().await;
         self.msg(ClientMessage::SetEncodings(vec![
             enc::RAW,
             enc::DESKTOP_SIZE,
@@ -247,31 +266,82 @@ impl Client {
         .await;
     }
 
+    /// RFB 3.8 with VNC authentication; returns the SecurityResult (0 = OK). On success the
+    /// init exchange follows.
+    async fn handshake_vnc_auth(&mut self, password: &str) -> u32 {
+        assert_eq!(self.take(12).await, b"RFB 003.008\n");
+        self.send(b"RFB 003.008\n").await;
+        let n = self.u8().await;
+        let types = self.take(usize::from(n)).await;
+        assert_eq!(types, vec![2], "only VNC authentication offered");
+        self.send(&[2]).await;
+        let challenge: [u8; 16] = self.take(16).await.try_into().unwrap();
+        let response = rfb::auth::encrypt_challenge(password.as_bytes(), &challenge);
+        self.send(&response).await;
+        let result = self.u32().await;
+        if result == 0 {
+            self.init().await;
+        }
+        result
+    }
+
+    /// ClientInit (shared) and ServerInit.
+    async fn init(&mut self) {
+        self.send(&[1]).await;
+        self.width = self.u16().await;
+        self.height = self.u16().await;
+        let _pf = self.take(16).await;
+        let len = self.u32().await as usize;
+        let _name = self.take(len).await;
+        self.fb = vec![0; usize::from(self.width) * usize::from(self.height)];
+    }
+
     async fn request(&mut self, incremental: bool) {
         let rect = Rect::new(0, 0, self.width, self.height);
         self.msg(ClientMessage::FramebufferUpdateRequest { incremental, rect })
             .await;
     }
 
-    /// Read server messages until one FramebufferUpdate has been applied.
+    /// Read server messages until one FramebufferUpdate has been applied; others are recorded.
     async fn update(&mut self) {
         loop {
-            match self.u8().await {
-                0 => break,
-                2 => {}
-                3 => {
-                    self.take(3).await;
-                    let len = self.u32().await as usize;
-                    self.take(len).await;
-                }
-                150 => {}
-                248 => {
-                    self.take(7).await;
-                    let len = usize::from(self.u8().await);
-                    self.take(len).await;
-                }
-                t => panic!("unexpected server message type {t}"),
+            if let Msg::Update = self.message().await {
+                return;
             }
+        }
+    }
+
+    /// Read and apply one server message.
+    async fn message(&mut self) -> Msg {
+        match self.u8().await {
+            0 => {}
+            2 => return Msg::Bell,
+            3 => {
+                self.take(3).await;
+                let len = self.u32().await as i32;
+                let data = self.take(len.unsigned_abs() as usize).await;
+                let m = if len < 0 {
+                    Msg::ExtClipboard(data)
+                } else {
+                    Msg::CutText(data)
+                };
+                self.events.push(m.clone());
+                return m;
+            }
+            150 => {
+                self.events.push(Msg::EndOfContinuousUpdates);
+                return Msg::EndOfContinuousUpdates;
+            }
+            248 => {
+                self.take(3).await;
+                let flags = self.u32().await;
+                let len = usize::from(self.u8().await);
+                let payload = self.take(len).await;
+                let m = Msg::Fence(flags, payload);
+                self.events.push(m.clone());
+                return m;
+            }
+            t => panic!("unexpected server message type {t}"),
         }
         self.take(1).await;
         let count = self.u16().await;
@@ -299,15 +369,44 @@ impl Client {
                         }
                     }
                 }
-                enc::DESKTOP_SIZE => {
-                    self.width = w;
-                    self.height = h;
-                    self.fb = vec![0; usize::from(w) * usize::from(h)];
+                enc::DESKTOP_SIZE => self.resize(w, h),
+                enc::EXTENDED_DESKTOP_SIZE => {
+                    let n = usize::from(self.u8().await);
+                    self.take(3 + 16 * n).await;
+                    // x is the reason, y the status.
+                    self.events.push(Msg::ExtendedDesktopSize {
+                        reason: x,
+                        status: y,
+                        width: w,
+                        height: h,
+                    });
+                    if y == 0 {
+                        self.resize(w, h);
+                    }
+                }
+                enc::CURSOR => {
+                    let len = usize::from(w) * usize::from(h) * 4
+                        + usize::from(w).div_ceil(8) * usize::from(h);
+                    self.take(len).await;
+                    self.events.push(Msg::Cursor { width: w, height: h });
+                }
+                enc::QEMU_EXTENDED_KEY_EVENT | enc::EXTENDED_MOUSE_BUTTONS => {
+                    self.events.push(Msg::Ack(encoding));
                 }
                 enc::LAST_RECT => break,
                 e => panic!("unexpected rectangle encoding {e}"),
             }
         }
+        Msg::Update
+    }
+
+    fn resize(&mut self, w: u16, h: u16) {
+        if (w, h) == (self.width, self.height) {
+            return;
+        }
+        self.width = w;
+        self.height = h;
+        self.fb = vec![0; usize::from(w) * usize::from(h)];
     }
 
     /// True when the decoded framebuffer equals `frame`.
@@ -340,7 +439,10 @@ async fn tcp_and_websocket_clients_get_the_frame() {
     guard("tcp handshake", tcp.handshake()).await;
     tcp.request(false).await;
     guard("tcp update", tcp.update()).await;
-    assert!(tcp.matches(&fx.frame()), "TCP client pixels equal the frame");
+    assert!(
+        tcp.matches(&fx.frame()),
+        "TCP client pixels equal the frame"
+    );
     assert_eq!(tcp.fb[0], 0x336699);
 
     // The browser form: `binary` requested and echoed; bytes dribbled one per frame.
@@ -350,7 +452,10 @@ async fn tcp_and_websocket_clients_get_the_frame() {
     guard("ws handshake", ws.handshake()).await;
     ws.request(false).await;
     guard("ws update", ws.update()).await;
-    assert!(ws.matches(&fx.frame()), "WebSocket client pixels equal the frame");
+    assert!(
+        ws.matches(&fx.frame()),
+        "WebSocket client pixels equal the frame"
+    );
 
     // The proxy form: no subprotocol requested, none echoed.
     let (mut plain, echoed) = Client::ws(fx.http(), "/api/v0/desktop/vnc", None).await;
@@ -507,12 +612,276 @@ async fn stalled_client_does_not_delay_others_and_memory_stays_bounded() {
         assert_eq!(live.fb[0], rgb);
     }
     let grown = rss_kib().saturating_sub(rss_start);
+    eprintln!("rss start {rss_start} KiB, grown {grown} KiB");
     assert!(
         grown < 64 * 1024,
         "memory grew by {grown} KiB while a client was stalled"
     );
     // The stalled client is still connected (it is slow, not broken).
     assert_eq!(fx.server.as_ref().unwrap().sessions().active(), 2);
+    // Now it reads. The session never queued updates for it: what it gets before the answer
+    // to a fence sent now is what the socket buffers held plus the one update in flight, not
+    // one update per request it made.
+    stalled
+        .msg(ClientMessage::Fence {
+            flags: 1 << 31,
+            payload: b"end".to_vec(),
+        })
+        .await;
+    let mut updates = 0;
+    guard("stalled client drains", async {
+        loop {
+            match stalled.message().await {
+                Msg::Update => updates += 1,
+                Msg::Fence(_, p) if p == b"end" => return,
+                _ => {}
+            }
+        }
+    })
+    .await;
+    eprintln!("stalled client: {updates} updates before the fence answer");
+    assert!(
+        updates < 10,
+        "{updates} full-frame updates were queued for a stalled client"
+    );
     drop(stalled);
+    fx.stop().await;
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(f).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passwords_view_only_input_and_clipboard() {
+    let fx = Fixture::start(
+        320,
+        200,
+        SessionConfig {
+            password: Some("secret".into()),
+            view_only_password: Some("look".into()),
+            ..SessionConfig::default()
+        },
+    )
+    .await;
+    let desktop = fx.desk().desktop.clone();
+
+    let mut wrong = Client::tcp(fx.rfb()).await;
+    assert_ne!(guard("auth", wrong.handshake_vnc_auth("wrong")).await, 0);
+    guard("refused client closed", wrong.closed()).await;
+
+    let mut full = Client::tcp(fx.rfb()).await;
+    assert_eq!(guard("auth", full.handshake_vnc_auth("secret")).await, 0);
+    full.msg(ClientMessage::SetEncodings(vec![enc::RAW])).await;
+    let mut view = Client::tcp(fx.rfb()).await;
+    assert_eq!(guard("auth", view.handshake_vnc_auth("look")).await, 0);
+    view.msg(ClientMessage::SetEncodings(vec![enc::RAW])).await;
+
+    // The full client moves the pointer.
+    let pointer = |x, y| {
+        ClientMessage::PointerEvent(PointerEvent {
+            x,
+            y,
+            mask: 0,
+            extended_mask: None,
+        })
+    };
+    full.msg(pointer(50, 60)).await;
+    let d = desktop.clone();
+    guard("pointer moved", async {
+        loop {
+            let d = d.clone();
+            if blocking(move || d.input.pointer_position().unwrap()).await == (50, 60) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+
+    // The view-only client's pointer and clipboard are ignored. Its update round trip proves
+    // the session handled both messages before the full client's clipboard text is sent.
+    view.msg(pointer(200, 150)).await;
+    view.msg(ClientMessage::CutText("from-view".into())).await;
+    view.request(false).await;
+    guard("view-only update", view.update()).await;
+    full.msg(ClientMessage::CutText("from-full".into())).await;
+    let d = desktop.clone();
+    guard("client text reaches the X clipboard", async {
+        loop {
+            let d = d.clone();
+            let text = blocking(move || {
+                d.clipboard
+                    .get_text(deskd::clipboard::Selection::Clipboard)
+                    .unwrap()
+            })
+            .await;
+            assert_ne!(text.as_deref(), Some("from-view"), "view-only text applied");
+            if text.as_deref() == Some("from-full") {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    let d = desktop.clone();
+    assert_eq!(
+        blocking(move || d.input.pointer_position().unwrap()).await,
+        (50, 60),
+        "view-only pointer event ignored"
+    );
+
+    // An X application copies: both clients get the text.
+    common::xvfb::require_tool("xclip", "xclip");
+    let mut xclip = common::xvfb::x_command(fx.desk(), "xclip")
+        .args(["-selection", "clipboard"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = xclip.stdin.take().unwrap();
+        stdin.write_all("from-x ü".as_bytes()).unwrap();
+    }
+    let _ = xclip.wait();
+    for c in [&mut full, &mut view] {
+        guard("X clipboard reaches the client", async {
+            while !c
+                .events
+                .contains(&Msg::CutText("from-x \u{fc}".chars().map(|ch| ch as u8).collect()))
+            {
+                c.message().await;
+            }
+        })
+        .await;
+    }
+    fx.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resize_continuous_updates_and_fences() {
+    let fx = Fixture::start(640, 480, SessionConfig::default()).await;
+    fx.paint(0x224466).await;
+
+    let mut a = Client::tcp(fx.rfb()).await;
+    guard("handshake", a.handshake()).await;
+    a.msg(ClientMessage::SetEncodings(vec![
+        enc::RAW,
+        enc::EXTENDED_DESKTOP_SIZE,
+        enc::DESKTOP_SIZE,
+        enc::LAST_RECT,
+        enc::CONTINUOUS_UPDATES,
+        enc::FENCE,
+        enc::QEMU_EXTENDED_KEY_EVENT,
+    ]))
+    .await;
+    let mut b = Client::tcp(fx.rfb()).await;
+    guard("handshake", b.handshake()).await;
+
+    a.request(false).await;
+    guard("first update", a.update()).await;
+    assert!(a.matches(&fx.frame()));
+    // Announcing ExtendedDesktopSize gets a rect saying so; QEMU key events get their ack;
+    // ContinuousUpdates and Fence support are announced.
+    assert!(a.events.iter().any(|e| matches!(
+        e,
+        Msg::ExtendedDesktopSize {
+            reason: 0,
+            status: 0,
+            width: 640,
+            height: 480
+        }
+    )));
+    assert!(a.events.contains(&Msg::Ack(enc::QEMU_EXTENDED_KEY_EVENT)));
+    assert!(a.events.contains(&Msg::EndOfContinuousUpdates));
+    assert!(a.events.contains(&Msg::Fence(1 << 31, vec![])));
+    b.request(false).await;
+    guard("first update", b.update()).await;
+
+    // SetDesktopSize: the requester gets its status, everyone gets the new size and pixels.
+    a.events.clear();
+    a.msg(ClientMessage::SetDesktopSize {
+        width: 400,
+        height: 300,
+        screens: vec![Screen {
+            id: 0,
+            rect: Rect::new(0, 0, 400, 300),
+            flags: 0,
+        }],
+    })
+    .await;
+    a.request(true).await;
+    guard("resize reply and new size", async {
+        loop {
+            a.update().await;
+            if a.width == 400 && a.matches(&fx.frame()) {
+                return;
+            }
+            a.request(true).await;
+        }
+    })
+    .await;
+    assert!(a.events.iter().any(|e| matches!(
+        e,
+        Msg::ExtendedDesktopSize {
+            reason: 1,
+            status: 0,
+            ..
+        }
+    )));
+    b.request(true).await;
+    guard("other client resized", async {
+        loop {
+            b.update().await;
+            if b.width == 400 && b.height == 300 && b.matches(&fx.frame()) {
+                return;
+            }
+            b.request(true).await;
+        }
+    })
+    .await;
+
+    // Continuous updates: changes arrive without requests.
+    a.msg(ClientMessage::EnableContinuousUpdates {
+        enable: true,
+        rect: Rect::new(0, 0, 400, 300),
+    })
+    .await;
+    fx.paint(0x884422).await;
+    guard("continuous update", async {
+        while !a.matches(&fx.frame()) {
+            a.update().await;
+        }
+    })
+    .await;
+    assert_eq!(a.fb[0], 0x884422);
+    a.events.clear();
+    a.msg(ClientMessage::EnableContinuousUpdates {
+        enable: false,
+        rect: Rect::new(0, 0, 400, 300),
+    })
+    .await;
+    guard("end of continuous updates", async {
+        while !a.events.contains(&Msg::EndOfContinuousUpdates) {
+            a.message().await;
+        }
+    })
+    .await;
+
+    // A fence request is answered with the supported flags and the same payload; SyncNext
+    // waits for the next message.
+    let flags = (1 << 31) | 1 | (1 << 2) | (1 << 3);
+    a.msg(ClientMessage::Fence {
+        flags,
+        payload: b"abc".to_vec(),
+    })
+    .await;
+    a.request(false).await;
+    guard("fence response", async {
+        while !a.events.contains(&Msg::Fence(1 | (1 << 2), b"abc".to_vec())) {
+            a.message().await;
+        }
+    })
+    .await;
     fx.stop().await;
 }

@@ -5,6 +5,8 @@
 //   path=websockify           WebSocket path on this origin (default "websockify")
 //   scale=0|1  resize=0|1  view_only=0|1  quality=0-9  compression=0-9
 //   reconnect=0               do not reconnect automatically
+//   encodings=zrle,raw        offer only these encodings (debugging, and lossless tests)
+//   jpeg=0                    do not send a JPEG quality level, so Tight stays lossless
 //
 // Tests reach the live RFB object as `window.deskdRfb`; `window.deskd` exposes the state.
 
@@ -12,6 +14,25 @@ import RFB from './novnc/core/rfb.js';
 
 const params = new URLSearchParams(window.location.search);
 const $ = (id) => document.getElementById(id);
+
+// noVNC always offers every encoding it decodes; narrowing the list lets one pin an encoding.
+const ENCODING_NUMBERS = {
+    raw: 0, copyrect: 1, rre: 2, hextile: 5, zlib: 6, tight: 7, zrle: 16, jpeg: 21, h264: 50,
+    tightpng: -260,
+};
+const onlyEncodings = params.get('encodings');
+const noJpeg = params.get('jpeg') === '0';
+if (onlyEncodings !== null || noJpeg) {
+    const known = new Set(Object.values(ENCODING_NUMBERS));
+    const wanted = new Set((onlyEncodings ?? Object.keys(ENCODING_NUMBERS).join(','))
+        .split(',').map((n) => ENCODING_NUMBERS[n.trim().toLowerCase()]));
+    const send = RFB.messages.clientEncodings;
+    RFB.messages.clientEncodings = (sock, encs) => send(sock, encs.filter((e) => {
+        if (known.has(e)) return wanted.has(e);
+        // QualityLevel pseudo-encodings (-32..-23) are what allow JPEG.
+        return !(noJpeg && e >= -32 && e <= -23);
+    }));
+}
 
 const ui = {
     status: $('status'),

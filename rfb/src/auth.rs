@@ -21,10 +21,7 @@ pub fn vnc_des_key(password: &[u8]) -> [u8; 8] {
 }
 
 /// The response a client holding `password` sends for `challenge`.
-pub fn encrypt_challenge(
-    password: &[u8],
-    challenge: &[u8; CHALLENGE_LEN],
-) -> [u8; CHALLENGE_LEN] {
+pub fn encrypt_challenge(password: &[u8], challenge: &[u8; CHALLENGE_LEN]) -> [u8; CHALLENGE_LEN] {
     let key = vnc_des_key(password);
     let cipher = Des::new(GenericArray::from_slice(&key));
     let mut out = *challenge;

@@ -138,13 +138,177 @@ impl Rect {
     }
 }
 
-/// A set of pixels, kept as disjoint rectangles.
+/// A set of pixels, kept as disjoint rectangles in y-x banded form.
 ///
-/// Operations keep the rectangles disjoint, so [`Region::area`] is exact and an encoder never
-/// sends a pixel twice.
+/// The rectangles are sorted by y then x; rectangles in one horizontal band share y and height;
+/// bands do not overlap; within a band, rectangles neither overlap nor touch; vertically
+/// adjacent bands with the same x-intervals are merged. That form is canonical, so two regions
+/// covering the same pixels compare equal, [`Region::area`] is exact and an encoder never sends
+/// a pixel twice. Every operation is one sweep over both operands' bands (linear time), the
+/// classic X11/pixman design.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Region {
     rects: Vec<Rect>,
+}
+
+/// A half-open interval of x (or y) coordinates; u32 because edges reach 2 * 65535.
+type Span = (u32, u32);
+
+/// One band of a region being built: rows `y0..y1` covered on `spans[start..end]`.
+#[derive(Debug, Clone, Copy)]
+struct Band {
+    y0: u32,
+    y1: u32,
+    start: usize,
+    end: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    Union,
+    Intersect,
+    Subtract,
+}
+
+impl Op {
+    fn keep(self, a: bool, b: bool) -> bool {
+        match self {
+            Op::Union => a || b,
+            Op::Intersect => a && b,
+            Op::Subtract => a && !b,
+        }
+    }
+}
+
+/// The bands of a banded rect list, as (y0, y1, spans) with spans appended to `spans`.
+fn bands_of(rects: &[Rect], spans: &mut Vec<Span>) -> Vec<Band> {
+    let mut bands: Vec<Band> = Vec::new();
+    for r in rects {
+        let (y0, y1) = (u32::from(r.y), r.bottom());
+        match bands.last_mut() {
+            Some(b) if b.y0 == y0 && b.y1 == y1 => b.end += 1,
+            _ => bands.push(Band {
+                y0,
+                y1,
+                start: spans.len(),
+                end: spans.len() + 1,
+            }),
+        }
+        spans.push((u32::from(r.x), r.right()));
+    }
+    bands
+}
+
+/// Combine two sorted, disjoint span lists with `op`, appending merged spans to `out`.
+fn combine_spans(a: &[Span], b: &[Span], op: Op, out: &mut Vec<Span>) {
+    let first = out.len();
+    // Walk all span edges in order; between consecutive edges membership is constant.
+    let (mut i, mut j) = (0, 0);
+    let mut pos = match (a.first(), b.first()) {
+        (Some(x), Some(y)) => x.0.min(y.0),
+        (Some(x), None) => x.0,
+        (None, Some(y)) => y.0,
+        (None, None) => return,
+    };
+    loop {
+        while i < a.len() && a[i].1 <= pos {
+            i += 1;
+        }
+        while j < b.len() && b[j].1 <= pos {
+            j += 1;
+        }
+        let in_a = i < a.len() && a[i].0 <= pos;
+        let in_b = j < b.len() && b[j].0 <= pos;
+        // The next edge after pos.
+        let next_a = a.get(i).map(|s| if in_a { s.1 } else { s.0 });
+        let next_b = b.get(j).map(|s| if in_b { s.1 } else { s.0 });
+        let next = match (next_a, next_b) {
+            (Some(x), Some(y)) => x.min(y),
+            (Some(x), None) => x,
+            (None, Some(y)) => y,
+            (None, None) => break,
+        };
+        if op.keep(in_a, in_b) {
+            let len = out.len();
+            match out.last_mut() {
+                Some(last) if len > first && last.1 == pos => last.1 = next,
+                _ => out.push((pos, next)),
+            }
+        }
+        pos = next;
+    }
+}
+
+/// The band of `bands` covering row `y`, advancing the cursor `k` (rows are visited in order).
+fn band_at(bands: &[Band], k: &mut usize, y: u32) -> Option<Band> {
+    while *k < bands.len() && bands[*k].y1 <= y {
+        *k += 1;
+    }
+    bands.get(*k).copied().filter(|b| b.y0 <= y)
+}
+
+/// Sweep both regions band by band.
+fn region_op(a: &[Rect], b: &[Rect], op: Op) -> Vec<Rect> {
+    let mut sa = Vec::new();
+    let mut sb = Vec::new();
+    let ba = bands_of(a, &mut sa);
+    let bb = bands_of(b, &mut sb);
+    // Every row edge of either operand, sorted.
+    let mut edges: Vec<u32> = Vec::with_capacity(2 * (ba.len() + bb.len()));
+    for band in ba.iter().chain(bb.iter()) {
+        edges.push(band.y0);
+        edges.push(band.y1);
+    }
+    edges.sort_unstable();
+    edges.dedup();
+
+    let mut spans: Vec<Span> = Vec::new();
+    let mut out: Vec<Band> = Vec::new();
+    let (mut ka, mut kb) = (0, 0);
+    for w in edges.windows(2) {
+        let (y0, y1) = (w[0], w[1]);
+        let sa_row = band_at(&ba, &mut ka, y0).map_or(&[][..], |x| &sa[x.start..x.end]);
+        let sb_row = band_at(&bb, &mut kb, y0).map_or(&[][..], |x| &sb[x.start..x.end]);
+        let start = spans.len();
+        combine_spans(sa_row, sb_row, op, &mut spans);
+        let end = spans.len();
+        if start == end {
+            continue;
+        }
+        // Merge with the band above when it touches and covers the same columns.
+        if let Some(prev) = out.last_mut() {
+            if prev.y1 == y0 && spans[prev.start..prev.end] == spans[start..end] {
+                prev.y1 = y1;
+                spans.truncate(start);
+                continue;
+            }
+        }
+        out.push(Band { y0, y1, start, end });
+    }
+    let mut rects = Vec::with_capacity(spans.len());
+    for band in &out {
+        push_band(&mut rects, band, &spans[band.start..band.end]);
+    }
+    rects
+}
+
+/// Emit one band as rectangles. Edges can exceed what a u16 size holds only for regions
+/// reaching past coordinate 65535; such spans are split so nothing is lost.
+fn push_band(rects: &mut Vec<Rect>, band: &Band, spans: &[Span]) {
+    const MAX: u32 = u16::MAX as u32;
+    let mut y = band.y0;
+    while y < band.y1 && y <= MAX {
+        let h = (band.y1 - y).min(MAX);
+        for &(x0, x1) in spans {
+            let mut x = x0;
+            while x < x1 && x <= MAX {
+                let w = (x1 - x).min(MAX);
+                rects.push(Rect::new(x as u16, y as u16, w as u16, h as u16));
+                x += w;
+            }
+        }
+        y += h;
+    }
 }
 
 impl Region {
@@ -155,12 +319,11 @@ impl Region {
 
     /// A region covering one rectangle.
     pub fn from_rect(r: Rect) -> Self {
-        let mut g = Region::new();
-        g.add_rect(r);
-        g
+        let rects = if r.is_empty() { Vec::new() } else { vec![r] };
+        Region { rects }
     }
 
-    /// The disjoint rectangles making up the region (order unspecified).
+    /// The disjoint rectangles making up the region, sorted by y then x.
     pub fn rects(&self) -> &[Rect] {
         &self.rects
     }
@@ -192,29 +355,24 @@ impl Region {
         self.rects.clear();
     }
 
+    fn apply(&mut self, other: &[Rect], op: Op) {
+        self.rects = region_op(&self.rects, other, op);
+    }
+
     /// Add a rectangle (union).
     pub fn add_rect(&mut self, r: Rect) {
         if r.is_empty() || self.rects.iter().any(|e| e.contains_rect(&r)) {
             return;
         }
-        // Drop existing rectangles the new one swallows, then add only the uncovered parts.
-        self.rects.retain(|e| !r.contains_rect(e));
-        let mut pieces = vec![r];
-        for e in &self.rects {
-            if !pieces.iter().any(|p| p.overlaps(e)) {
-                continue;
-            }
-            pieces = pieces.iter().flat_map(|p| p.subtract(e)).collect();
-        }
-        self.rects.extend(pieces);
-        self.coalesce();
+        self.apply(&[r], Op::Union);
     }
 
     /// Union with another region.
     pub fn union(&mut self, o: &Region) {
-        for r in &o.rects {
-            self.add_rect(*r);
+        if o.is_empty() {
+            return;
         }
+        self.apply(&o.rects, Op::Union);
     }
 
     /// Remove a rectangle.
@@ -222,40 +380,29 @@ impl Region {
         if r.is_empty() || !self.rects.iter().any(|e| e.overlaps(&r)) {
             return;
         }
-        self.rects = self.rects.iter().flat_map(|e| e.subtract(&r)).collect();
-        self.coalesce();
+        self.apply(&[r], Op::Subtract);
     }
 
     /// Remove another region.
     pub fn subtract(&mut self, o: &Region) {
-        for r in &o.rects {
-            self.subtract_rect(*r);
+        if o.is_empty() || self.is_empty() {
+            return;
         }
+        self.apply(&o.rects, Op::Subtract);
     }
 
     /// Keep only the part inside `r`.
     pub fn intersect_rect(&mut self, r: Rect) {
-        self.rects = self
-            .rects
-            .iter()
-            .map(|e| e.intersect(&r))
-            .filter(|e| !e.is_empty())
-            .collect();
+        if r.is_empty() {
+            self.rects.clear();
+            return;
+        }
+        self.apply(&[r], Op::Intersect);
     }
 
     /// Keep only the part also in `o`.
     pub fn intersect(&mut self, o: &Region) {
-        let mut out = Vec::new();
-        for a in &self.rects {
-            for b in &o.rects {
-                let i = a.intersect(b);
-                if !i.is_empty() {
-                    out.push(i);
-                }
-            }
-        }
-        self.rects = out;
-        self.coalesce();
+        self.apply(&o.rects, Op::Intersect);
     }
 
     /// Clip to a screen of the given size.
@@ -270,38 +417,6 @@ impl Region {
             .flat_map(|r| r.tiles(tw, th).collect::<Vec<_>>())
             .collect()
     }
-
-    /// Merge rectangles that share a full edge, to keep the list short.
-    fn coalesce(&mut self) {
-        let mut changed = true;
-        while changed && self.rects.len() > 1 {
-            changed = false;
-            'outer: for i in 0..self.rects.len() {
-                for j in (i + 1)..self.rects.len() {
-                    let (a, b) = (self.rects[i], self.rects[j]);
-                    let merged = if a.y == b.y
-                        && a.h == b.h
-                        && (a.right() == u32::from(b.x) || b.right() == u32::from(a.x))
-                    {
-                        Some(a.union_bounds(&b))
-                    } else if a.x == b.x
-                        && a.w == b.w
-                        && (a.bottom() == u32::from(b.y) || b.bottom() == u32::from(a.y))
-                    {
-                        Some(a.union_bounds(&b))
-                    } else {
-                        None
-                    };
-                    if let Some(m) = merged {
-                        self.rects[i] = m;
-                        self.rects.swap_remove(j);
-                        changed = true;
-                        break 'outer;
-                    }
-                }
-            }
-        }
-    }
 }
 
 impl From<Rect> for Region {
@@ -311,11 +426,28 @@ impl From<Rect> for Region {
 }
 
 impl FromIterator<Rect> for Region {
+    /// Builds by pairwise merging (like merge sort) so n rectangles cost O(n log n) sweeps'
+    /// worth of work instead of n full-region sweeps.
     fn from_iter<I: IntoIterator<Item = Rect>>(iter: I) -> Self {
-        let mut g = Region::new();
-        for r in iter {
-            g.add_rect(r);
+        let mut level: Vec<Vec<Rect>> = iter
+            .into_iter()
+            .filter(|r| !r.is_empty())
+            .map(|r| vec![r])
+            .collect();
+        while level.len() > 1 {
+            let mut next = Vec::with_capacity(level.len().div_ceil(2));
+            let mut it = level.chunks(2);
+            for pair in &mut it {
+                match pair {
+                    [a, b] => next.push(region_op(a, b, Op::Union)),
+                    [a] => next.push(a.clone()),
+                    _ => {}
+                }
+            }
+            level = next;
         }
-        g
+        Region {
+            rects: level.pop().unwrap_or_default(),
+        }
     }
 }

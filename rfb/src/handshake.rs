@@ -95,8 +95,8 @@ impl ServerInit {
     }
 }
 
-/// Handshake settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Handshake settings. `Debug` shows the password and challenge as redacted.
+#[derive(Clone, PartialEq, Eq)]
 pub struct HandshakeConfig {
     /// The version announced (the highest the server accepts). Normally 3.8.
     pub version: Version,
@@ -105,6 +105,9 @@ pub struct HandshakeConfig {
     pub security: Vec<SecurityType>,
     /// The password for [`SecurityType::VncAuth`] (only the first 8 bytes count).
     pub password: Vec<u8>,
+    /// A second password that also passes VNC authentication but marks the session view-only
+    /// ([`HandshakeEvent::Done`]'s `view_only`). Checked after `password`.
+    pub view_only_password: Option<Vec<u8>>,
     /// The VNC auth challenge: must be random per connection (the crate has no RNG).
     pub challenge: [u8; CHALLENGE_LEN],
     /// Sent after ClientInit; see [`ServerHandshake::set_server_init`].
@@ -114,6 +117,23 @@ pub struct HandshakeConfig {
     pub refuse: Option<String>,
 }
 
+impl std::fmt::Debug for HandshakeConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HandshakeConfig")
+            .field("version", &self.version)
+            .field("security", &self.security)
+            .field("password", &"<redacted>")
+            .field(
+                "view_only_password",
+                &self.view_only_password.as_ref().map(|_| "<redacted>"),
+            )
+            .field("challenge", &"<redacted>")
+            .field("server_init", &self.server_init)
+            .field("refuse", &self.refuse)
+            .finish()
+    }
+}
+
 impl HandshakeConfig {
     /// RFB 3.8 with no authentication.
     pub fn no_auth(server_init: ServerInit) -> Self {
@@ -121,6 +141,7 @@ impl HandshakeConfig {
             version: Version::V3_8,
             security: vec![SecurityType::None],
             password: Vec::new(),
+            view_only_password: None,
             challenge: [0; CHALLENGE_LEN],
             server_init,
             refuse: None,
@@ -128,11 +149,16 @@ impl HandshakeConfig {
     }
 
     /// RFB 3.8 with VNC authentication only.
-    pub fn vnc_auth(password: &[u8], challenge: [u8; CHALLENGE_LEN], server_init: ServerInit) -> Self {
+    pub fn vnc_auth(
+        password: &[u8],
+        challenge: [u8; CHALLENGE_LEN],
+        server_init: ServerInit,
+    ) -> Self {
         HandshakeConfig {
             version: Version::V3_8,
             security: vec![SecurityType::VncAuth],
             password: password.to_vec(),
+            view_only_password: None,
             challenge,
             server_init,
             refuse: None,
@@ -165,6 +191,8 @@ pub enum HandshakeEvent {
         security: SecurityType,
         /// The client's shared flag.
         shared: bool,
+        /// The client authenticated with [`HandshakeConfig::view_only_password`].
+        view_only: bool,
     },
 }
 
@@ -224,6 +252,7 @@ pub struct ServerHandshake {
     state: State,
     version: Version,
     security: SecurityType,
+    view_only: bool,
     out: Vec<u8>,
     events: VecDeque<HandshakeEvent>,
 }
@@ -240,6 +269,7 @@ impl ServerHandshake {
             config,
             state: State::Version,
             security: SecurityType::None,
+            view_only: false,
             out,
             events: VecDeque::new(),
         }
@@ -300,7 +330,10 @@ impl ServerHandshake {
 
     /// Report the outcome of a delegated security type ([`HandshakeEvent::SecurityDelegated`]).
     /// On failure the SecurityResult (with the reason on 3.8) is queued and the error returned.
-    pub fn delegated_security_result(&mut self, result: Result<(), String>) -> Result<(), HandshakeError> {
+    pub fn delegated_security_result(
+        &mut self,
+        result: Result<(), String>,
+    ) -> Result<(), HandshakeError> {
         let State::Delegated(_) = self.state else {
             return Err(HandshakeError::OutOfOrder);
         };
@@ -399,7 +432,8 @@ impl ServerHandshake {
                 self.refuse("No security type available for RFB 3.3");
                 return Err(self.fail(HandshakeError::NoSecurityType));
             };
-            self.out.extend_from_slice(&u32::from(sec.code()).to_be_bytes());
+            self.out
+                .extend_from_slice(&u32::from(sec.code()).to_be_bytes());
             self.select(sec);
         } else {
             let n = self.config.security.len().min(255);
@@ -433,7 +467,8 @@ impl ServerHandshake {
                 self.state = State::AuthResponse;
             }
             SecurityType::VeNCrypt => {
-                self.events.push_back(HandshakeEvent::SecurityDelegated(sec));
+                self.events
+                    .push_back(HandshakeEvent::SecurityDelegated(sec));
                 self.state = State::Delegated(sec);
             }
         }
@@ -461,7 +496,16 @@ impl ServerHandshake {
         let Some(response) = input.first_chunk::<CHALLENGE_LEN>() else {
             return Ok(0);
         };
-        if auth::verify_response(&self.config.password, &self.config.challenge, response) {
+        let challenge = &self.config.challenge;
+        let full = auth::verify_response(&self.config.password, challenge, response);
+        let view = !full
+            && self
+                .config
+                .view_only_password
+                .as_ref()
+                .is_some_and(|p| auth::verify_response(p, challenge, response));
+        if full || view {
+            self.view_only = view;
             self.security_result_ok();
             self.state = State::ClientInit;
             Ok(CHALLENGE_LEN)
@@ -482,6 +526,7 @@ impl ServerHandshake {
             version: self.version,
             security: self.security,
             shared: shared != 0,
+            view_only: self.view_only,
         });
         1
     }

@@ -21,7 +21,11 @@ fn roundtrip(bytes: &[u8], limits: &Limits, expected: ClientMessage) {
     assert_eq!(out, bytes);
     // Every strict prefix is "need more bytes".
     for k in 0..bytes.len() {
-        assert_eq!(parse_client_message(&bytes[..k], limits), Ok(None), "prefix {k}");
+        assert_eq!(
+            parse_client_message(&bytes[..k], limits),
+            Ok(None),
+            "prefix {k}"
+        );
     }
 }
 
@@ -53,7 +57,11 @@ fn set_pixel_format() {
         green_shift: 5,
         blue_shift: 0,
     };
-    roundtrip(&bytes, &Limits::default(), ClientMessage::SetPixelFormat(pf));
+    roundtrip(
+        &bytes,
+        &Limits::default(),
+        ClientMessage::SetPixelFormat(pf),
+    );
 }
 
 #[test]
@@ -291,7 +299,13 @@ fn two_messages_back_to_back() {
         .unwrap()
         .unwrap();
     assert_eq!(n1, 8);
-    assert!(matches!(m1, ClientMessage::KeyEvent { down: false, keysym: 0x61 }));
+    assert!(matches!(
+        m1,
+        ClientMessage::KeyEvent {
+            down: false,
+            keysym: 0x61
+        }
+    ));
     let (m2, n2) = parse_client_message(&bytes[n1..], &Limits::default())
         .unwrap()
         .unwrap();
@@ -377,11 +391,8 @@ fn server_extended_clipboard() {
     assert_eq!(-len as usize, out.len() - 8);
     assert_eq!(&out[8..12], &[0x10, 0, 0, 0x01]);
     let mut plain = Vec::new();
-    std::io::Read::read_to_end(
-        &mut flate2::read::ZlibDecoder::new(&out[12..]),
-        &mut plain,
-    )
-    .unwrap();
+    std::io::Read::read_to_end(&mut flate2::read::ZlibDecoder::new(&out[12..]), &mut plain)
+        .unwrap();
     assert_eq!(plain, b"\0\0\0\x08hi\r\nyou\0");
 }
 

@@ -8,9 +8,7 @@ use rfb::handshake::{
     Version,
 };
 
-const CHALLENGE: [u8; 16] = [
-    1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16,
-];
+const CHALLENGE: [u8; 16] = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16];
 
 fn init() -> ServerInit {
     ServerInit::new(2, 1, "x")
@@ -46,7 +44,7 @@ fn v38_none() {
     assert_eq!(hs.take_output(), [1, 1]); // one type: None
     assert_eq!(hs.receive(&[1]).unwrap(), 1);
     assert_eq!(hs.take_output(), [0, 0, 0, 0]); // SecurityResult OK
-    // ClientInit plus the start of the first client message: only ClientInit is consumed.
+                                                // ClientInit plus the start of the first client message: only ClientInit is consumed.
     assert_eq!(hs.receive(&[0, 3, 0]).unwrap(), 1);
     assert_eq!(hs.take_output(), SERVER_INIT);
     assert!(hs.is_done());
@@ -62,7 +60,8 @@ fn v38_none() {
             HandshakeEvent::Done {
                 version: Version::V3_8,
                 security: SecurityType::None,
-                shared: false
+                shared: false,
+                view_only: false
             },
         ]
     );
@@ -97,7 +96,8 @@ fn v33_none_server_chooses() {
         Some(&HandshakeEvent::Done {
             version: Version::V3_3,
             security: SecurityType::None,
-            shared: true
+            shared: true,
+            view_only: false
         })
     );
 }
@@ -352,4 +352,31 @@ fn server_init_can_change_before_client_init() {
     let out = hs.take_output();
     assert_eq!(&out[..4], &[0, 3, 0, 4]);
     assert_eq!(&out[20..], &[0, 0, 0, 0]);
+}
+
+#[test]
+fn view_only_password() {
+    let mut config = auth_config();
+    config.view_only_password = Some(b"look".to_vec());
+    for (pw, view_only) in [(&b"pw"[..], false), (b"look", true)] {
+        let mut hs = ServerHandshake::new(config.clone());
+        hs.receive(b"RFB 003.008\n\x02").unwrap();
+        hs.receive(&encrypt_challenge(pw, &CHALLENGE)).unwrap();
+        hs.receive(&[1]).unwrap();
+        assert_eq!(
+            events(&mut hs).last(),
+            Some(&HandshakeEvent::Done {
+                version: Version::V3_8,
+                security: SecurityType::VncAuth,
+                shared: true,
+                view_only
+            })
+        );
+    }
+    let mut hs = ServerHandshake::new(config);
+    hs.receive(b"RFB 003.008\n\x02").unwrap();
+    assert_eq!(
+        hs.receive(&encrypt_challenge(b"nope", &CHALLENGE)),
+        Err(HandshakeError::AuthFailed)
+    );
 }

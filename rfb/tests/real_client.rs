@@ -28,10 +28,7 @@ struct TempDir(PathBuf);
 
 impl TempDir {
     fn new(tag: &str) -> Self {
-        let p = std::env::temp_dir().join(format!(
-            "rfb-real-client-{}-{tag}",
-            std::process::id()
-        ));
+        let p = std::env::temp_dir().join(format!("rfb-real-client-{}-{tag}", std::process::id()));
         std::fs::create_dir_all(&p).unwrap();
         TempDir(p)
     }

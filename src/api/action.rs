@@ -268,9 +268,8 @@ impl Space {
 
     /// Map and check a region `[x1, y1, x2, y2]` (edges, x2/y2 exclusive) to native pixels.
     pub fn region(&self, action: &str, r: [i64; 4]) -> Result<Region, ApiError> {
-        let bad = |why: String| {
-            ApiError::bad(format!("Invalid \"region\" for {action} action: {why}."))
-        };
+        let bad =
+            |why: String| ApiError::bad(format!("Invalid \"region\" for {action} action: {why}."));
         let [x1, y1, x2, y2] = r;
         let (sw, sh) = (
             i64::from(self.x.output_size()),
@@ -446,9 +445,7 @@ fn shot_options(a: &DesktopAction, default_settle: bool) -> Result<ShotOptions, 
     let format = match &a.format {
         None => Format::Png,
         Some(f) => Format::parse(f).ok_or_else(|| {
-            ApiError::bad(format!(
-                "Invalid \"format\": {f:?}; use png, jpeg or webp."
-            ))
+            ApiError::bad(format!("Invalid \"format\": {f:?}; use png, jpeg or webp."))
         })?,
     };
     let quality = match a.quality {
@@ -646,7 +643,9 @@ pub fn plan(a: &DesktopAction, native: (u32, u32)) -> Result<Plan, ApiError> {
             o.region = Some(space.region(act, r)?);
             o.size = match (a.width, a.height) {
                 (None, None) => None,
-                (Some(w), Some(h)) if (1..=MAX_SCALED).contains(&w) && (1..=MAX_SCALED).contains(&h) => {
+                (Some(w), Some(h))
+                    if (1..=MAX_SCALED).contains(&w) && (1..=MAX_SCALED).contains(&h) =>
+                {
                     Some((w as u32, h as u32))
                 }
                 (w, h) => {
@@ -901,8 +900,14 @@ mod tests {
             msg(r#"{"action":"left_click"}"#),
             "Missing \"coordinate\" for left_click action."
         );
-        assert_eq!(msg(r#"{"action":"key"}"#), "Missing \"text\" for key action.");
-        assert_eq!(msg(r#"{"action":"type"}"#), "Missing \"text\" for type action.");
+        assert_eq!(
+            msg(r#"{"action":"key"}"#),
+            "Missing \"text\" for key action."
+        );
+        assert_eq!(
+            msg(r#"{"action":"type"}"#),
+            "Missing \"text\" for type action."
+        );
         assert_eq!(
             msg(r#"{"action":"hold_key"}"#),
             "Missing \"text\" for hold_key action."
@@ -929,7 +934,9 @@ mod tests {
         let m = msg(r#"{"action":"left_click_drag","start_coordinate":[-3,0],"coordinate":[1,1]}"#);
         assert!(m.contains("\"start_coordinate\""), "{m}");
         // With scaling, Coder clamps.
-        let s = steps(r#"{"action":"mouse_move","coordinate":[5000,-7],"scaled_width":1024,"scaled_height":640}"#);
+        let s = steps(
+            r#"{"action":"mouse_move","coordinate":[5000,-7],"scaled_width":1024,"scaled_height":640}"#,
+        );
         assert_eq!(s, vec![Step::Move(1279, 0)]);
     }
 
@@ -969,7 +976,9 @@ mod tests {
     fn scroll_defaults() {
         let s = steps(r#"{"action":"scroll","coordinate":[1,2]}"#);
         assert_eq!(s.iter().filter(|x| **x == Step::Button(5, true)).count(), 3);
-        let s = steps(r#"{"action":"scroll","coordinate":[1,2],"scroll_direction":"left","scroll_amount":2,"text":"shift"}"#);
+        let s = steps(
+            r#"{"action":"scroll","coordinate":[1,2],"scroll_direction":"left","scroll_amount":2,"text":"shift"}"#,
+        );
         assert_eq!(s[1], Step::Key(0xffe1, true));
         assert_eq!(s.iter().filter(|x| **x == Step::Button(6, true)).count(), 2);
     }
@@ -1009,20 +1018,41 @@ mod tests {
         let o = p.shot.unwrap();
         assert_eq!(o.size, Some((1280, 720)));
         assert!(o.settle.is_none());
-        let p = act(r#"{"action":"screenshot","format":"jpeg","quality":50,"settle":250}"#).unwrap();
+        let p =
+            act(r#"{"action":"screenshot","format":"jpeg","quality":50,"settle":250}"#).unwrap();
         let o = p.shot.unwrap();
         assert_eq!(o.format, Format::Jpeg);
         assert_eq!(o.settle.unwrap().quiet, Duration::from_millis(250));
-        let p = act(r#"{"action":"left_click","coordinate":[1,1],"screenshot_after":true}"#).unwrap();
+        let p =
+            act(r#"{"action":"left_click","coordinate":[1,1],"screenshot_after":true}"#).unwrap();
         assert_eq!(p.shot.unwrap().settle, Some(Settle::default()));
         assert!(msg(r#"{"action":"screenshot","format":"gif"}"#).contains("format"));
         assert!(msg(r#"{"action":"screenshot","scaled_width":100000}"#).contains("scaled_width"));
         let p = act(r#"{"action":"zoom","region":[0,0,640,400]}"#).unwrap();
         let o = p.shot.unwrap();
-        assert_eq!(o.region, Some(Region { x: 0, y: 0, width: 640, height: 400 }));
+        assert_eq!(
+            o.region,
+            Some(Region {
+                x: 0,
+                y: 0,
+                width: 640,
+                height: 400
+            })
+        );
         assert_eq!(o.size, None);
-        let p = act(r#"{"action":"zoom","region":[0,0,512,320],"scaled_width":1024,"scaled_height":640}"#).unwrap();
-        assert_eq!(p.shot.unwrap().region, Some(Region { x: 0, y: 0, width: 640, height: 400 }));
+        let p = act(
+            r#"{"action":"zoom","region":[0,0,512,320],"scaled_width":1024,"scaled_height":640}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            p.shot.unwrap().region,
+            Some(Region {
+                x: 0,
+                y: 0,
+                width: 640,
+                height: 400
+            })
+        );
         assert!(msg(r#"{"action":"zoom","region":[10,0,5,5]}"#).contains("region"));
         assert!(msg(r#"{"action":"zoom"}"#).contains("region"));
     }

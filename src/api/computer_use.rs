@@ -83,7 +83,10 @@ pub fn plan(
     native: (u32, u32),
     screenshot: bool,
 ) -> Result<Plan, ApiError> {
-    for (name, v) in [("display_width_px", display.0), ("display_height_px", display.1)] {
+    for (name, v) in [
+        ("display_width_px", display.0),
+        ("display_height_px", display.1),
+    ] {
         if let Some(v) = v {
             if v <= 0 || v > action::MAX_SCALED {
                 return Err(ApiError::bad(format!(
@@ -100,7 +103,8 @@ pub fn plan(
     };
     let at = point("coordinate", input.coordinate)?;
     let text = || input.text.as_deref().ok_or_else(|| missing("text", act));
-    let key_err = |e: keys::KeyError| ApiError::bad(format!("Invalid \"text\" for {act} action: {e}."));
+    let key_err =
+        |e: keys::KeyError| ApiError::bad(format!("Invalid \"text\" for {act} action: {e}."));
     let mods = || -> Result<Vec<u32>, ApiError> {
         input
             .text
@@ -265,7 +269,12 @@ mod tests {
     fn p(json: &str) -> Result<Plan, ApiError> {
         let r: Request = action::decode(json.as_bytes())?;
         let input = r.input.clone().unwrap_or(r.inline.clone());
-        plan(&input, (r.display_width_px, r.display_height_px), (1280, 800), true)
+        plan(
+            &input,
+            (r.display_width_px, r.display_height_px),
+            (1280, 800),
+            true,
+        )
     }
 
     #[test]

@@ -411,7 +411,9 @@ mod tests {
         assert_eq!(keysym("F0"), Err(KeyError::Unknown("F0".into())));
         assert_eq!(parse("   "), Err(KeyError::Empty));
         assert!(parse("ctrl+a Nope").is_err());
-        assert!(KeyError::Unknown("Nope".into()).to_string().contains("Nope"));
+        assert!(KeyError::Unknown("Nope".into())
+            .to_string()
+            .contains("Nope"));
     }
 
     #[test]
@@ -426,7 +428,10 @@ mod tests {
     fn text_to_keysyms() {
         assert_eq!(text_keysyms("aZ\n\t"), Ok(vec![0x61, 0x5a, 0xff0d, 0xff09]));
         assert_eq!(text_keysyms("a\r\nb"), Ok(vec![0x61, 0xff0d, 0x62]));
-        assert_eq!(text_keysyms("ü€😀"), Ok(vec![0xfc, 0x0100_20ac, 0x0101_f600]));
+        assert_eq!(
+            text_keysyms("ü€😀"),
+            Ok(vec![0xfc, 0x0100_20ac, 0x0101_f600])
+        );
         assert_eq!(text_keysyms("\u{7}"), Err(KeyError::Unencodable('\u{7}')));
         assert_eq!(modifiers(""), Ok(vec![]));
         assert_eq!(modifiers("ctrl+shift"), Ok(vec![0xffe3, 0xffe1]));

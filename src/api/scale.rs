@@ -109,7 +109,13 @@ mod tests {
 
     #[test]
     fn both_directions_agree_when_downscaled() {
-        for (scaled, native) in [(1024, 1280), (720, 800), (1280, 1920), (1279, 1280), (7, 13)] {
+        for (scaled, native) in [
+            (1024, 1280),
+            (720, 800),
+            (1280, 1920),
+            (1279, 1280),
+            (7, 13),
+        ] {
             for c in 0..scaled {
                 let n = to_native(i64::from(c), scaled, native);
                 assert_eq!(to_scaled(n, scaled, native), c, "{scaled}->{native} at {c}");

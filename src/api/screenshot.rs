@@ -208,14 +208,22 @@ pub fn render(
     if fw == 0 || fh == 0 {
         return Err(DesktopError::Unavailable("the screen has no pixels".into()));
     }
-    let region = clip(opts.region.unwrap_or(Region {
-        x: 0,
-        y: 0,
-        width: fw,
-        height: fh,
-    }), fw, fh);
+    let region = clip(
+        opts.region.unwrap_or(Region {
+            x: 0,
+            y: 0,
+            width: fw,
+            height: fh,
+        }),
+        fw,
+        fh,
+    );
     let (ow, oh) = opts.size.unwrap_or((region.width, region.height));
-    if ow == 0 || oh == 0 || ow > MAX_SIDE || oh > MAX_SIDE || u64::from(ow) * u64::from(oh) > MAX_PIXELS
+    if ow == 0
+        || oh == 0
+        || ow > MAX_SIDE
+        || oh > MAX_SIDE
+        || u64::from(ow) * u64::from(oh) > MAX_PIXELS
     {
         return Err(DesktopError::Invalid(format!(
             "output size {ow}x{oh} is out of range"
@@ -323,8 +331,8 @@ fn resize(img: &Bgrx<'_>, ow: u32, oh: u32) -> Result<Bgrx<'static>, DesktopErro
         .map_err(|e| err(&e))?;
     let mut dst = fr::images::Image::new(ow, oh, fr::PixelType::U8x4);
     // Catmull-Rom keeps text legible when shrinking at a fraction of Lanczos' cost.
-    let options = fr::ResizeOptions::new()
-        .resize_alg(fr::ResizeAlg::Convolution(fr::FilterType::CatmullRom));
+    let options =
+        fr::ResizeOptions::new().resize_alg(fr::ResizeAlg::Convolution(fr::FilterType::CatmullRom));
     fr::Resizer::new()
         .resize(&src, &mut dst, &options)
         .map_err(|e| err(&e))?;
@@ -443,7 +451,11 @@ fn get_options(
             None => Ok(None),
             Some(v) => match v.trim().parse::<i64>() {
                 Ok(n) if (lo..=hi).contains(&n) => Ok(Some(n)),
-                _ => Err(bad(name, v, &format!("expected an integer from {lo} to {hi}"))),
+                _ => Err(bad(
+                    name,
+                    v,
+                    &format!("expected an integer from {lo} to {hi}"),
+                )),
             },
         }
     };
@@ -510,7 +522,9 @@ fn get_options(
             _ => return Err(bad("scale", v, "expected a number above 0 and at most 4")),
         },
     };
-    let keep = |num: u32, a: u32, b: u32| ((f64::from(num) * f64::from(a) / f64::from(b)).round() as u32).max(1);
+    let keep = |num: u32, a: u32, b: u32| {
+        ((f64::from(num) * f64::from(a) / f64::from(b)).round() as u32).max(1)
+    };
     let size = match (width, height, scale) {
         (Some(w), Some(h), _) => Some((w as u32, h as u32)),
         (Some(w), None, _) => Some((w as u32, keep(w as u32, rh, rw))),
@@ -592,7 +606,9 @@ mod tests {
                 let i = (usize::from(y) * 37 + usize::from(x)) * 3;
                 let p = f.pixel(x, y);
                 assert_eq!(
-                    (u32::from(rgb[i]) << 16) | (u32::from(rgb[i + 1]) << 8) | u32::from(rgb[i + 2]),
+                    (u32::from(rgb[i]) << 16)
+                        | (u32::from(rgb[i + 1]) << 8)
+                        | u32::from(rgb[i + 2]),
                     p
                 );
             }
@@ -645,7 +661,9 @@ mod tests {
             height: 2,
             hot_x: 1,
             hot_y: 1,
-            pixels: vec![255, 255, 255, 255, 0, 0, 255, 255, 0, 0, 0, 0, 0, 255, 0, 128],
+            pixels: vec![
+                255, 255, 255, 255, 0, 0, 255, 255, 0, 0, 0, 0, 0, 255, 0, 128,
+            ],
         };
         let shot = render(&f, Some((&cursor, (5, 5))), &ShotOptions::default()).unwrap();
         let (_, _, rgb) = decode_png(&shot.data);

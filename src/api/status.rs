@@ -67,25 +67,88 @@ pub fn render_metrics(state: &ApiState) -> String {
         let _ = writeln!(out, "{name} {value}");
     };
     let secs = |micros: u64| format!("{}", micros as f64 / 1e6);
-    metric("deskd_frames_captured_total", "counter", "Frame versions captured.", m.frames_captured.get().to_string());
-    metric("deskd_capture_seconds_total", "counter", "Time spent reading pixels from the X server.", secs(m.capture_micros.get()));
-    metric("deskd_updates_sent_total", "counter", "Framebuffer updates sent to RFB clients.", m.updates_sent.get().to_string());
-    metric("deskd_update_bytes_total", "counter", "Bytes of framebuffer updates sent.", m.update_bytes.get().to_string());
-    metric("deskd_encode_seconds_total", "counter", "Time spent encoding framebuffer updates.", secs(m.encode_micros.get()));
-    metric("deskd_rfb_clients", "gauge", "RFB clients connected.", m.rfb_clients.get().to_string());
-    metric("deskd_rfb_protocol_errors_total", "counter", "RFB clients disconnected for protocol errors.", m.rfb_protocol_errors.get().to_string());
-    metric("deskd_actions_total", "counter", "Action API requests served.", m.actions.get().to_string());
-    metric("deskd_x_server_restarts_total", "counter", "X server restarts.", d.restarts.to_string());
-    metric("deskd_x_server_up", "gauge", "1 when the X server is running or attached.", u8::from(matches!(d.state.as_str(), "running" | "attached")).to_string());
-    metric("deskd_screen_width_pixels", "gauge", "Screen width.", frame.width.to_string());
-    metric("deskd_screen_height_pixels", "gauge", "Screen height.", frame.height.to_string());
+    metric(
+        "deskd_frames_captured_total",
+        "counter",
+        "Frame versions captured.",
+        m.frames_captured.get().to_string(),
+    );
+    metric(
+        "deskd_capture_seconds_total",
+        "counter",
+        "Time spent reading pixels from the X server.",
+        secs(m.capture_micros.get()),
+    );
+    metric(
+        "deskd_updates_sent_total",
+        "counter",
+        "Framebuffer updates sent to RFB clients.",
+        m.updates_sent.get().to_string(),
+    );
+    metric(
+        "deskd_update_bytes_total",
+        "counter",
+        "Bytes of framebuffer updates sent.",
+        m.update_bytes.get().to_string(),
+    );
+    metric(
+        "deskd_encode_seconds_total",
+        "counter",
+        "Time spent encoding framebuffer updates.",
+        secs(m.encode_micros.get()),
+    );
+    metric(
+        "deskd_rfb_clients",
+        "gauge",
+        "RFB clients connected.",
+        m.rfb_clients.get().to_string(),
+    );
+    metric(
+        "deskd_rfb_protocol_errors_total",
+        "counter",
+        "RFB clients disconnected for protocol errors.",
+        m.rfb_protocol_errors.get().to_string(),
+    );
+    metric(
+        "deskd_actions_total",
+        "counter",
+        "Action API requests served.",
+        m.actions.get().to_string(),
+    );
+    metric(
+        "deskd_x_server_restarts_total",
+        "counter",
+        "X server restarts.",
+        d.restarts.to_string(),
+    );
+    metric(
+        "deskd_x_server_up",
+        "gauge",
+        "1 when the X server is running or attached.",
+        u8::from(matches!(d.state.as_str(), "running" | "attached")).to_string(),
+    );
+    metric(
+        "deskd_screen_width_pixels",
+        "gauge",
+        "Screen width.",
+        frame.width.to_string(),
+    );
+    metric(
+        "deskd_screen_height_pixels",
+        "gauge",
+        "Screen height.",
+        frame.height.to_string(),
+    );
     out
 }
 
 /// `GET /metrics`.
 pub async fn metrics(State(state): State<ApiState>) -> Response {
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         render_metrics(&state),
     )
         .into_response()

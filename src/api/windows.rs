@@ -37,13 +37,14 @@ x11rb::atom_manager! {
         _NET_SUPPORTED,
         _NET_CLOSE_WINDOW,
         _NET_MOVERESIZE_WINDOW,
+        _NET_FRAME_EXTENTS,
         WM_PROTOCOLS,
         WM_DELETE_WINDOW,
         UTF8_STRING,
     }
 }
 
-/// A window's position and size (the client area, in root coordinates).
+/// A position and size in root coordinates.
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
 pub struct Geometry {
     /// Left.
@@ -69,8 +70,11 @@ pub struct WindowInfo {
     pub instance: String,
     /// `_NET_WM_PID`, when set.
     pub pid: Option<u32>,
-    /// Where it is.
+    /// The client area (the application's own pixels).
     pub geometry: Geometry,
+    /// The window including its decorations (`_NET_FRAME_EXTENTS`) or X border; `move`
+    /// puts this frame's top-left corner at the given point.
+    pub frame: Geometry,
     /// Whether it is the active (focused) window.
     pub focused: bool,
 }
@@ -208,7 +212,7 @@ impl Windows {
         })
     }
 
-    /// Move and/or resize `id`: the client area's top-left to (x, y), its size to w x h.
+    /// Move and/or resize `id`: the frame's top-left to (x, y), the client area to w x h.
     pub fn configure(
         &self,
         id: u32,
@@ -217,8 +221,8 @@ impl Windows {
     ) -> Result<(), DesktopError> {
         self.with(|c| {
             if supported(c, c.atoms._NET_MOVERESIZE_WINDOW)? {
-                // StaticGravity (10): the client area itself goes to (x, y), not its frame.
-                let mut flags = 10u32 | (2 << 12);
+                // NorthWestGravity (1): the frame's top-left corner goes to (x, y).
+                let mut flags = 1u32 | (2 << 12);
                 let (mut x, mut y, mut w, mut h) = (0u32, 0u32, 0u32, 0u32);
                 if let Some((px, py)) = pos {
                     flags |= (1 << 8) | (1 << 9);
@@ -261,7 +265,14 @@ fn send_root(c: &Conn, id: u32, kind: u32, data: [u32; 5]) -> XResult<()> {
 fn supported(c: &Conn, atom: u32) -> XResult<bool> {
     let r = c
         .conn
-        .get_property(false, c.root, c.atoms._NET_SUPPORTED, AtomEnum::ATOM, 0, 4096)?
+        .get_property(
+            false,
+            c.root,
+            c.atoms._NET_SUPPORTED,
+            AtomEnum::ATOM,
+            0,
+            4096,
+        )?
         .reply()?;
     Ok(r.value32().is_some_and(|mut v| v.any(|a| a == atom)))
 }
@@ -270,7 +281,14 @@ fn supported(c: &Conn, atom: u32) -> XResult<bool> {
 fn client_list(c: &Conn) -> XResult<Vec<u32>> {
     let r = c
         .conn
-        .get_property(false, c.root, c.atoms._NET_CLIENT_LIST, AtomEnum::WINDOW, 0, 4096)?
+        .get_property(
+            false,
+            c.root,
+            c.atoms._NET_CLIENT_LIST,
+            AtomEnum::WINDOW,
+            0,
+            4096,
+        )?
         .reply()?;
     if r.type_ != u32::from(AtomEnum::NONE) {
         return Ok(r.value32().map(|v| v.collect()).unwrap_or_default());
@@ -290,7 +308,14 @@ fn client_list(c: &Conn) -> XResult<Vec<u32>> {
 fn active_window(c: &Conn) -> XResult<u32> {
     let r = c
         .conn
-        .get_property(false, c.root, c.atoms._NET_ACTIVE_WINDOW, AtomEnum::WINDOW, 0, 1)?
+        .get_property(
+            false,
+            c.root,
+            c.atoms._NET_ACTIVE_WINDOW,
+            AtomEnum::WINDOW,
+            0,
+            1,
+        )?
         .reply()?;
     if let Some(w) = r.value32().and_then(|mut v| v.next()) {
         return Ok(w);
@@ -299,9 +324,14 @@ fn active_window(c: &Conn) -> XResult<u32> {
 }
 
 fn info(c: &Conn, id: u32, active: u32) -> XResult<WindowInfo> {
-    let net_name = c
-        .conn
-        .get_property(false, id, c.atoms._NET_WM_NAME, c.atoms.UTF8_STRING, 0, 1024)?;
+    let net_name = c.conn.get_property(
+        false,
+        id,
+        c.atoms._NET_WM_NAME,
+        c.atoms.UTF8_STRING,
+        0,
+        1024,
+    )?;
     let wm_name = c
         .conn
         .get_property(false, id, AtomEnum::WM_NAME, AtomEnum::ANY, 0, 1024)?;
@@ -311,23 +341,48 @@ fn info(c: &Conn, id: u32, active: u32) -> XResult<WindowInfo> {
     let pid = c
         .conn
         .get_property(false, id, c.atoms._NET_WM_PID, AtomEnum::CARDINAL, 0, 1)?;
+    let extents = c.conn.get_property(
+        false,
+        id,
+        c.atoms._NET_FRAME_EXTENTS,
+        AtomEnum::CARDINAL,
+        0,
+        4,
+    )?;
     let geom = c.conn.get_geometry(id)?;
     let pos = c.conn.translate_coordinates(id, c.root, 0, 0)?;
 
     let net_name = net_name.reply()?.value;
     let title = if net_name.is_empty() {
         // WM_NAME is usually Latin-1.
-        wm_name.reply()?.value.iter().map(|b| char::from(*b)).collect()
+        wm_name
+            .reply()?
+            .value
+            .iter()
+            .map(|b| char::from(*b))
+            .collect()
     } else {
         String::from_utf8_lossy(&net_name).into_owned()
     };
     let class = class.reply()?.value;
-    let mut parts = class.split(|b| *b == 0).map(|p| String::from_utf8_lossy(p).into_owned());
+    let mut parts = class
+        .split(|b| *b == 0)
+        .map(|p| String::from_utf8_lossy(p).into_owned());
     let instance = parts.next().unwrap_or_default();
     let class = parts.next().unwrap_or_default();
     let pid = pid.reply()?.value32().and_then(|mut v| v.next());
     let geom = geom.reply()?;
     let pos = pos.reply()?;
+    let ext: Vec<i32> = extents
+        .reply()?
+        .value32()
+        .map(|v| v.map(|e| e.min(10_000) as i32).collect())
+        .unwrap_or_default();
+    let bw = i32::from(geom.border_width);
+    let [left, right, top, bottom] = match ext[..] {
+        [l, r, t, b] => [l, r, t, b],
+        _ => [bw; 4],
+    };
     Ok(WindowInfo {
         id,
         title,
@@ -339,6 +394,12 @@ fn info(c: &Conn, id: u32, active: u32) -> XResult<WindowInfo> {
             y: i32::from(pos.dst_y),
             width: u32::from(geom.width),
             height: u32::from(geom.height),
+        },
+        frame: Geometry {
+            x: i32::from(pos.dst_x) - left,
+            y: i32::from(pos.dst_y) - top,
+            width: u32::from(geom.width) + (left + right).unsigned_abs(),
+            height: u32::from(geom.height) + (top + bottom).unsigned_abs(),
         },
         focused: id == active,
     })

@@ -10,8 +10,7 @@ use std::time::Instant;
 
 use bytes::{Buf, BytesMut};
 use rfb::messages::server::{
-    patch_rect_count, write_framebuffer_update_header, write_last_rect,
-    RECT_COUNT_UNTIL_LAST_RECT,
+    patch_rect_count, write_framebuffer_update_header, write_last_rect, RECT_COUNT_UNTIL_LAST_RECT,
 };
 use rfb::messages::{parse_client_message, ClientMessage, Limits, ParseError};
 use rfb::{EncodeParams, Encoder, Region};

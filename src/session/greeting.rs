@@ -7,9 +7,7 @@
 use std::time::Duration;
 
 use rfb::auth::{encrypt_challenge, verify_response, CHALLENGE_LEN};
-use rfb::handshake::{
-    HandshakeConfig, HandshakeEvent, SecurityType, ServerHandshake, ServerInit,
-};
+use rfb::handshake::{HandshakeConfig, HandshakeEvent, SecurityType, ServerHandshake, ServerInit};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::connection::SessionError;

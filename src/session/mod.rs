@@ -12,7 +12,7 @@ pub mod state;
 pub mod update;
 pub mod worker;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,12 +20,11 @@ use std::time::Duration;
 use rfb::encoding::numbers as n;
 use rfb::messages::clipboard::flags as clip;
 use rfb::messages::server::{
-    desktop_size_reason, desktop_size_status, write_cursor_rect, write_desktop_size_rect,
+    desktop_size_reason, desktop_size_status, write_desktop_size_rect,
     write_end_of_continuous_updates, write_extended_desktop_size_rect, write_pseudo_rect,
     write_server_cut_text, write_server_ext_clipboard, write_server_fence,
 };
 use rfb::messages::{ClientMessage, ExtClipboard, Limits, Screen};
-use rfb::pixel::{Packing, PixelWriter};
 use rfb::{Encoder, Rect};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{broadcast, mpsc, watch, Notify};
@@ -157,8 +156,15 @@ where
 {
     ctx.active.fetch_add(1, Ordering::SeqCst);
     let _active = ActiveGuard(&ctx);
-    match run(stream, &peer, &ctx).await {
-        Ok(()) => tracing::info!(%peer, "rfb client disconnected"),
+    // Errors after the handshake are reported inside `run`, before the connection closes.
+    let result = run(stream, &peer, &ctx).await;
+    report(&peer, &result);
+}
+
+/// Log how a session ended; count protocol errors.
+fn report(peer: &str, result: &Result<(), SessionError>) {
+    match result {
+        Ok(()) => {}
         Err(SessionError::Protocol(reason)) => {
             metrics::global().rfb_protocol_errors.add(1);
             tracing::warn!(%peer, %reason, "rfb client disconnected for a protocol error");
@@ -221,6 +227,10 @@ where
     }
     .await;
 
+    match &result {
+        Ok(()) => tracing::info!(%peer, "rfb client disconnected"),
+        Err(_) => report(peer, &result),
+    }
     s.release_held().await;
     drop(writer);
     // Give the writer a moment to flush what is queued; a client that stopped reading must
@@ -245,8 +255,10 @@ struct Session {
     sched: Scheduler,
     /// Frame version this session has accounted damage up to.
     seen: u64,
-    /// The encoder, absent while an update is being encoded and written.
-    encoder: Option<Box<dyn Encoder>>,
+    /// One encoder per encoding used so far, kept for the whole connection: a client keeps
+    /// one zlib stream per encoding, so switching back must continue the same stream. The one
+    /// in use is absent while its update is being encoded and written.
+    encoders: HashMap<i32, Box<dyn Encoder>>,
     /// The largest size this client was ever told about: requests beyond it are errors,
     /// requests within it but beyond the current size are late and clipped.
     max_size: (u16, u16),
@@ -272,7 +284,6 @@ struct Session {
 impl Session {
     fn new(ctx: &Arc<SessionContext>, peer: &str, view_only: bool, frame: &Frame) -> Session {
         let settings = ClientSettings::default();
-        let encoder = state::new_encoder(settings.encoding);
         Session {
             ctx: Arc::clone(ctx),
             peer: peer.to_owned(),
@@ -281,7 +292,7 @@ impl Session {
             sched: Scheduler::new(frame.width, frame.height),
             // Everything is sent on the first non-incremental request anyway.
             seen: ctx.desktop.frames.store().version(),
-            encoder,
+            encoders: HashMap::new(),
             max_size: (frame.width, frame.height),
             buttons: Buttons::default(),
             keys_down: HashSet::new(),
@@ -301,12 +312,7 @@ impl Session {
 
     fn update_written(&mut self, encoder: Box<dyn Encoder>) {
         self.sched.sent();
-        // The client may have switched encodings meanwhile.
-        if encoder.encoding() == self.settings.encoding {
-            self.encoder = Some(encoder);
-        } else {
-            self.encoder = state::new_encoder(self.settings.encoding);
-        }
+        self.encoders.insert(encoder.encoding(), encoder);
     }
 
     fn cursor_due(&self) -> Option<u64> {
@@ -319,7 +325,7 @@ impl Session {
 
     /// Send the next framebuffer update if the client may receive one and has something due.
     async fn pump_update(&mut self, writer: &Writer) -> Result<(), SessionError> {
-        if !self.sched.can_send() || self.encoder.is_none() {
+        if !self.sched.can_send() {
             return Ok(());
         }
         let store = Arc::clone(self.ctx.desktop.frames.store());
@@ -376,8 +382,15 @@ impl Session {
             write_pseudo_rect(&mut pseudo, n::EXTENDED_MOUSE_BUTTONS);
             count += 1;
         }
-        let Some(encoder) = self.encoder.take() else {
-            return Ok(());
+        let encoding = self.settings.encoding;
+        let Some(encoder) = self
+            .encoders
+            .remove(&encoding)
+            .or_else(|| state::new_encoder(encoding))
+        else {
+            return Err(SessionError::Protocol(format!(
+                "no encoder for encoding {encoding}"
+            )));
         };
         let job = UpdateJob {
             frame,
@@ -396,40 +409,18 @@ impl Session {
         let (_, Some(c)) = self.ctx.desktop.frames.store().cursor() else {
             return false;
         };
-        let (w, h) = (usize::from(c.width), usize::from(c.height));
-        if w == 0 || h == 0 || c.pixels.len() < w * h * 4 {
+        if c.width == 0 || c.height == 0 {
             return false;
         }
-        let px = PixelWriter::new(&self.settings.format, Packing::Full);
-        let mut pixels = Vec::with_capacity(w * h * px.bytes_per_pixel());
-        let row_bytes = w.div_ceil(8);
-        let mut mask = vec![0u8; row_bytes * h];
-        for y in 0..h {
-            for x in 0..w {
-                let i = (y * w + x) * 4;
-                let (b, g, r, a) = (c.pixels[i], c.pixels[i + 1], c.pixels[i + 2], c.pixels[i + 3]);
-                px.write_pixel(
-                    (u32::from(r) << 16) | (u32::from(g) << 8) | u32::from(b),
-                    &mut pixels,
-                );
-                if a >= 128 {
-                    mask[y * row_bytes + x / 8] |= 0x80 >> (x % 8);
-                }
-            }
-        }
-        let hot_x = c.hot_x.min(c.width - 1);
-        let hot_y = c.hot_y.min(c.height - 1);
-        write_cursor_rect(
+        rfb::encoding::cursor::write_cursor(
             out,
-            hot_x,
-            hot_y,
+            &self.settings.format,
             c.width,
             c.height,
-            &self.settings.format,
-            &pixels,
-            &mask,
+            c.hot_x,
+            c.hot_y,
+            &c.pixels,
         )
-        .is_ok()
     }
 
     /// Check a rectangle from the client against the largest framebuffer it knew.
@@ -602,13 +593,10 @@ impl Session {
         writer: &Writer,
         limits: &mut Limits,
     ) -> Result<(), SessionError> {
-        let old = self.settings.encoding;
         self.settings.set_encodings(list);
         let pf = self.settings.pseudo;
-        self.sched.set_resize_supported(self.settings.resize_supported());
-        if self.settings.encoding != old && self.encoder.is_some() {
-            self.encoder = state::new_encoder(self.settings.encoding);
-        }
+        self.sched
+            .set_resize_supported(self.settings.resize_supported());
         // The cursor has to be sent again if the client re-enabled it.
         if !pf.cursor {
             self.cursor_sent = None;
@@ -640,7 +628,11 @@ impl Session {
         Ok(())
     }
 
-    async fn ext_clipboard(&mut self, m: ExtClipboard, writer: &Writer) -> Result<(), SessionError> {
+    async fn ext_clipboard(
+        &mut self,
+        m: ExtClipboard,
+        writer: &Writer,
+    ) -> Result<(), SessionError> {
         match m {
             ExtClipboard::Caps { flags, .. } => self.client_clip_caps = Some(flags),
             ExtClipboard::Request { formats } => {

@@ -7,6 +7,18 @@ use rfb::{EncodeParams, Encoder, PixelFormat};
 /// among them (the client's own order wins).
 pub const SUPPORTED: [i32; 6] = [n::TIGHT, n::TIGHT_PNG, n::ZRLE, n::ZLIB, n::HEXTILE, n::RAW];
 
+/// Tight splits big updates across threads: latency matters more than throughput here.
+fn tight_threads() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get().min(4))
+        .unwrap_or(1)
+}
+
+/// Whether deskd has an encoder for `encoding`.
+pub fn implemented(encoding: i32) -> bool {
+    SUPPORTED.contains(&encoding)
+}
+
 /// A fresh encoder for `encoding`, if deskd implements it.
 pub fn new_encoder(encoding: i32) -> Option<Box<dyn Encoder>> {
     use rfb::encoding as e;
@@ -14,6 +26,13 @@ pub fn new_encoder(encoding: i32) -> Option<Box<dyn Encoder>> {
         n::RAW => Some(Box::new(e::raw::RawEncoder::new())),
         n::ZLIB => Some(Box::new(e::zlib::ZlibEncoder::new())),
         n::ZRLE => Some(Box::new(e::zrle::ZrleEncoder::new())),
+        n::HEXTILE => Some(Box::new(e::hextile::HextileEncoder::new())),
+        n::TIGHT => Some(Box::new(
+            e::tight::TightEncoder::new().with_threads(tight_threads()),
+        )),
+        n::TIGHT_PNG => Some(Box::new(
+            e::tight::TightEncoder::new_png().with_threads(tight_threads()),
+        )),
         _ => None,
     }
 }
@@ -82,7 +101,7 @@ impl ClientSettings {
         let mut chosen = None;
         for &e in encodings {
             match e {
-                _ if SUPPORTED.contains(&e) && new_encoder(e).is_some() => {
+                _ if implemented(e) => {
                     chosen.get_or_insert(e);
                 }
                 n::DESKTOP_SIZE => self.pseudo.desktop_size = true,
@@ -132,7 +151,11 @@ mod tests {
         s.set_encodings(&[99, n::ZRLE, n::TIGHT, n::RAW]);
         assert_eq!(s.encoding, n::ZRLE);
         s.set_encodings(&[n::COPY_RECT, n::RRE]);
-        assert_eq!(s.encoding, n::RAW, "Raw is the fallback every client supports");
+        assert_eq!(
+            s.encoding,
+            n::RAW,
+            "Raw is the fallback every client supports"
+        );
     }
 
     #[test]
@@ -155,6 +178,10 @@ mod tests {
         assert!(!s.pseudo.desktop_size);
         assert!(s.resize_supported());
         s.set_encodings(&[n::RAW]);
-        assert_eq!(s.pseudo, Pseudo::default(), "a new list replaces the old one");
+        assert_eq!(
+            s.pseudo,
+            Pseudo::default(),
+            "a new list replaces the old one"
+        );
     }
 }

@@ -40,8 +40,14 @@ pub fn router() -> Router {
     Router::new()
         .route("/", get(index))
         .route("/index.html", get(index))
-        .route("/app.js", get(|h: HeaderMap| async move { page("app.js", &h) }))
-        .route("/app.css", get(|h: HeaderMap| async move { page("app.css", &h) }))
+        .route(
+            "/app.js",
+            get(|h: HeaderMap| async move { page("app.js", &h) }),
+        )
+        .route(
+            "/app.css",
+            get(|h: HeaderMap| async move { page("app.css", &h) }),
+        )
         .route("/novnc/{*path}", get(novnc))
 }
 
@@ -111,7 +117,9 @@ mod tests {
         let resp = router().oneshot(req).await.unwrap();
         let status = resp.status();
         let headers = resp.headers().clone();
-        let body = axum::body::to_bytes(resp.into_body(), 1 << 24).await.unwrap();
+        let body = axum::body::to_bytes(resp.into_body(), 1 << 24)
+            .await
+            .unwrap();
         (status, headers, body.to_vec())
     }
 
@@ -124,7 +132,10 @@ mod tests {
 
         let (status, headers, body) = get_path("/app.js").await;
         assert_eq!(status, StatusCode::OK);
-        assert_eq!(headers[header::CONTENT_TYPE], "text/javascript; charset=utf-8");
+        assert_eq!(
+            headers[header::CONTENT_TYPE],
+            "text/javascript; charset=utf-8"
+        );
         assert!(String::from_utf8_lossy(&body).contains("./novnc/core/rfb.js"));
 
         let (status, _, body) = get_path("/novnc/core/rfb.js").await;

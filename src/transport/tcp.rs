@@ -8,7 +8,11 @@ use tokio::sync::watch;
 use crate::session::{self, SessionContext};
 
 /// Accept clients on `listener` until `shutdown` turns true; each gets its own session task.
-pub async fn serve(listener: TcpListener, ctx: Arc<SessionContext>, mut shutdown: watch::Receiver<bool>) {
+pub async fn serve(
+    listener: TcpListener,
+    ctx: Arc<SessionContext>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {

@@ -7,7 +7,9 @@
 // then any number of FramebufferUpdate messages (type 0, pad, u16 count, rectangles).
 // output.rgba: width*height*4 bytes; pixels no rectangle touched stay (0, 0, 0, 0).
 // JPEG and PNG rectangles (Tight, TightPNG) cannot be decoded without a browser; their payloads
-// are written to <output.rgba>.<n>.jpg|png and listed on stdout as JSON lines.
+// are written to <output.rgba>.<n>.jpg|png and listed on stdout as JSON lines, and
+// <output.rgba>.owner (int32 LE per pixel) says which image last drew each pixel (-1: none), so
+// a later rectangle drawn over an image wins as it does in noVNC's ordered render queue.
 import { readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -44,6 +46,13 @@ const width = sock.rQshift16();
 const height = sock.rQshift16();
 const depth = sock.rQshift8();
 const fb = new Uint8Array(width * height * 4);
+const owner = new Int32Array(width * height).fill(-1);
+
+function own(x, y, w, h, who) {
+    for (let j = y; j < y + h; j++) {
+        owner.fill(who, j * width + x, j * width + x + w);
+    }
+}
 
 function check(x, y, w, h, what) {
     if (x < 0 || y < 0 || w < 0 || h < 0 || x + w > width || y + h > height) {
@@ -55,6 +64,7 @@ let images = 0;
 const display = {
     fillRect(x, y, w, h, color) {
         check(x, y, w, h, "fillRect");
+        own(x, y, w, h, -1);
         for (let j = y; j < y + h; j++) {
             for (let i = x; i < x + w; i++) {
                 fb.set([color[0], color[1], color[2], 255], (j * width + i) * 4);
@@ -63,6 +73,7 @@ const display = {
     },
     blitImage(x, y, w, h, arr, offset) {
         check(x, y, w, h, "blitImage");
+        own(x, y, w, h, -1);
         const src = new Uint8Array(arr.buffer, arr.byteOffset + offset, w * h * 4);
         for (let j = 0; j < h; j++) {
             fb.set(src.subarray(j * w * 4, (j + 1) * w * 4), ((y + j) * width + x) * 4);
@@ -71,6 +82,7 @@ const display = {
     copyImage(ox, oy, x, y, w, h) {
         check(ox, oy, w, h, "copyImage source");
         check(x, y, w, h, "copyImage");
+        own(x, y, w, h, -1);
         const copy = new Uint8Array(w * h * 4);
         for (let j = 0; j < h; j++) {
             copy.set(fb.subarray(((oy + j) * width + ox) * 4, ((oy + j) * width + ox + w) * 4), j * w * 4);
@@ -82,6 +94,7 @@ const display = {
     imageRect(x, y, w, h, mime, data) {
         check(x, y, w, h, "imageRect");
         const ext = mime === "image/png" ? "png" : "jpg";
+        own(x, y, w, h, images);
         const file = `${output}.${images++}.${ext}`;
         writeFileSync(file, data);
         console.log(JSON.stringify({ x, y, w, h, mime, file }));
@@ -119,4 +132,5 @@ while (sock.rQlen() > 0) {
     updates++;
 }
 writeFileSync(output, fb);
+writeFileSync(`${output}.owner`, new Uint8Array(owner.buffer));
 console.error(`decoded ${updates} updates`);

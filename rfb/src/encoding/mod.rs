@@ -7,6 +7,9 @@
 use crate::geom::Rect;
 use crate::pixel::PixelFormat;
 
+pub mod copyrect;
+pub mod cursor;
+pub mod hextile;
 pub mod jpeg;
 pub mod raw;
 pub mod tight;

@@ -56,11 +56,12 @@ enum Body {
     None,
     /// Compact length + bytes (JPEG or PNG).
     Image(Vec<u8>),
-    /// Basic compression on a zlib stream; `done` once compressed (or short enough to send).
+    /// Basic compression on a zlib stream; `compressed` once `data` holds zlib output (data
+    /// under 12 bytes is never compressed).
     Zlib {
         stream: usize,
         data: Vec<u8>,
-        done: bool,
+        compressed: bool,
     },
 }
 
@@ -302,7 +303,7 @@ impl Worker {
             body: Body::Zlib {
                 stream,
                 data,
-                done: false,
+                compressed: false,
             },
         }
     }
@@ -329,7 +330,7 @@ impl Worker {
             body: Body::Zlib {
                 stream: STREAM_RAW,
                 data,
-                done: false,
+                compressed: false,
             },
         }
     }
@@ -393,18 +394,15 @@ fn compress_stream(stream: &mut ZStream, s: usize, jobs: &mut [&mut Job]) {
         if let Body::Zlib {
             stream: js,
             data,
-            done,
+            compressed,
         } = &mut job.body
         {
-            if *js != s || *done {
-                continue;
-            }
-            if data.len() >= MIN_TO_COMPRESS {
+            if *js == s && !*compressed && data.len() >= MIN_TO_COMPRESS {
                 buf.clear();
                 stream.compress(data, &mut buf);
                 std::mem::swap(data, &mut buf);
+                *compressed = true;
             }
-            *done = true;
         }
     }
 }
@@ -554,8 +552,10 @@ impl Encoder for TightEncoder {
                     compact_len(data.len(), out);
                     out.extend_from_slice(data);
                 }
-                Body::Zlib { data, .. } => {
-                    if data.len() >= MIN_TO_COMPRESS {
+                Body::Zlib {
+                    data, compressed, ..
+                } => {
+                    if *compressed {
                         compact_len(data.len(), out);
                     }
                     out.extend_from_slice(data);

@@ -191,8 +191,9 @@ impl Encoder for ZrleEncoder {
         out: &mut Vec<u8>,
     ) -> usize {
         let level = u32::from(params.compress_level.unwrap_or(DEFAULT_LEVEL));
+        // The level is fixed when the stream starts: the client's inflater cannot be told to
+        // reset in this encoding, and zlib-rs cannot change levels mid-stream through flate2.
         let stream = self.stream.get_or_insert_with(|| ZStream::new(level));
-        stream.set_level(level);
         let w = cached_writer(&mut self.writer, params, Packing::Zrle);
         for r in rects {
             self.scratch.clear();

@@ -28,20 +28,6 @@ impl ZStream {
         }
     }
 
-    /// The level new data is compressed at.
-    pub(crate) fn level(&self) -> u32 {
-        self.level
-    }
-
-    /// Change the level for data compressed from now on, keeping the stream (the client's
-    /// inflater never notices). A stream that refuses keeps its old level.
-    pub(crate) fn set_level(&mut self, level: u32) {
-        let level = level.min(9);
-        if level != self.level && self.c.set_level(Compression::new(level)).is_ok() {
-            self.level = level;
-        }
-    }
-
     /// Compress `input` and append it, followed by a sync flush, to `out`.
     pub(crate) fn compress(&mut self, input: &[u8], out: &mut Vec<u8>) {
         // deflateBound-like headroom so one call normally finishes.
@@ -78,7 +64,6 @@ mod tests {
         let b = vec![42u8; 5000];
         let (mut ca, mut cb) = (Vec::new(), Vec::new());
         z.compress(&a, &mut ca);
-        z.set_level(1);
         z.compress(&b, &mut cb);
         let mut d = Decompress::new(true);
         let mut out = Vec::with_capacity(200_000);
@@ -87,6 +72,47 @@ mod tests {
         out.clear();
         d.decompress_vec(&cb, &mut out, FlushDecompress::Sync).unwrap();
         assert_eq!(out, b);
-        assert_eq!(z.level(), 1);
     }
 }
+
+#[cfg(test)]
+mod level_tests {
+    use super::*;
+    use flate2::{Decompress, FlushDecompress};
+
+    /// Many small sync-flushed chunks at every level must decode chunk by chunk.
+    #[test]
+    fn small_chunks_every_level() {
+        for level in 0..=9 {
+            let mut z = ZStream::new(level);
+            let mut d = Decompress::new(true);
+            let mut seed = 12345u32;
+            for n in 0..400 {
+                let len = 12 + (n * 37) % 600;
+                let kind = n % 4;
+                let chunk: Vec<u8> = (0..len)
+                    .map(|i| {
+                        seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                        match kind {
+                            0 => 0,
+                            1 if (seed >> 16) % 50 == 0 => (seed >> 24) as u8,
+                            1 => 0,
+                            2 => (i % 8 == 3) as u8 * 0x18,
+                            _ if (seed >> 16) % 5 == 0 => (seed >> 24) as u8,
+                            _ => (i % 7) as u8 * 0x11,
+                        }
+                    })
+                    .collect();
+                let mut c = Vec::new();
+                z.compress(&chunk, &mut c);
+                let mut out = Vec::with_capacity(len);
+                let before = d.total_in();
+                let r = d.decompress_vec(&c, &mut out, FlushDecompress::Sync);
+                assert!(r.is_ok(), "level {level} chunk {n}: {r:?}");
+                assert_eq!(out, chunk, "level {level} chunk {n}");
+                assert_eq!((d.total_in() - before) as usize, c.len(), "level {level} chunk {n}");
+            }
+        }
+    }
+}
+

@@ -257,7 +257,12 @@ fn be32(b: &[u8], at: usize) -> u32 {
 }
 
 fn rect_at(b: &[u8], at: usize) -> Rect {
-    Rect::new(be16(b, at), be16(b, at + 2), be16(b, at + 4), be16(b, at + 6))
+    Rect::new(
+        be16(b, at),
+        be16(b, at + 2),
+        be16(b, at + 4),
+        be16(b, at + 6),
+    )
 }
 
 /// Parse one client message from the start of `buf`.

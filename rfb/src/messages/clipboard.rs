@@ -181,15 +181,14 @@ impl ExtClipboard {
                     out.extend_from_slice(&s.to_be_bytes());
                 }
             }
-            ExtClipboard::Request { formats } => {
-                out.extend_from_slice(&((formats & !flags::ACTION_MASK) | flags::REQUEST).to_be_bytes())
-            }
-            ExtClipboard::Peek { formats } => {
-                out.extend_from_slice(&((formats & !flags::ACTION_MASK) | flags::PEEK).to_be_bytes())
-            }
-            ExtClipboard::Notify { formats } => {
-                out.extend_from_slice(&((formats & !flags::ACTION_MASK) | flags::NOTIFY).to_be_bytes())
-            }
+            ExtClipboard::Request { formats } => out.extend_from_slice(
+                &((formats & !flags::ACTION_MASK) | flags::REQUEST).to_be_bytes(),
+            ),
+            ExtClipboard::Peek { formats } => out
+                .extend_from_slice(&((formats & !flags::ACTION_MASK) | flags::PEEK).to_be_bytes()),
+            ExtClipboard::Notify { formats } => out.extend_from_slice(
+                &((formats & !flags::ACTION_MASK) | flags::NOTIFY).to_be_bytes(),
+            ),
             ExtClipboard::Provide { items } => {
                 // Only single format bits, each once, lowest first: that is what a reader
                 // walking the flag bits expects.

@@ -4,16 +4,21 @@
 //!   [`ClientMessage::write`] (the latter for tests and client-side tools).
 //! - [`server`]: serializers for server-to-client messages and pseudo-encoding rectangles.
 //! - [`clipboard`]: the ExtendedClipboard payload shared by both directions.
+//! - [`reader`]: [`ClientMessageReader`], a buffer for arbitrarily chunked input.
+//! - [`caps`]: [`ClientCaps`], what a SetEncodings list announces.
 //!
 //! All multi-byte integers are big-endian (RFC 6143 §7).
 
+pub mod caps;
 pub mod client;
 pub mod clipboard;
+pub mod reader;
 pub mod server;
 
-pub use client::{
-    parse_client_message, ClientMessage, Limits, ParseError, PointerEvent, Screen,
-};
+pub use caps::ClientCaps;
+pub use reader::ClientMessageReader;
+
+pub use client::{parse_client_message, ClientMessage, Limits, ParseError, PointerEvent, Screen};
 pub use clipboard::{ClipboardError, ExtClipboard};
 
 use crate::pixel::PixelFormat;

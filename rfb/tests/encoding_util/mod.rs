@@ -64,6 +64,8 @@ pub struct ImageRect {
     pub h: usize,
     pub mime: String,
     pub data: Vec<u8>,
+    /// Pixels of the frame this image still owns (not drawn over later), row-major bitmap.
+    pub visible: Vec<bool>,
 }
 
 /// Decode the updates with noVNC's decoders; returns the RGBA framebuffer and image rects.
@@ -98,6 +100,13 @@ pub fn novnc_decode(width: u16, height: u16, updates: &[Vec<u8>]) -> (Vec<u8>, V
     );
     let fb = std::fs::read(&output).unwrap();
     let _ = std::fs::remove_file(&output);
+    let owner_path = format!("{}.owner", output.display());
+    let owner: Vec<i32> = std::fs::read(&owner_path)
+        .unwrap()
+        .chunks_exact(4)
+        .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    let _ = std::fs::remove_file(&owner_path);
     let mut images = Vec::new();
     for line in String::from_utf8_lossy(&res.stdout).lines() {
         let field = |name: &str| -> String {
@@ -117,6 +126,7 @@ pub fn novnc_decode(width: u16, height: u16, updates: &[Vec<u8>]) -> (Vec<u8>, V
             h: field("h").parse().unwrap(),
             mime: field("mime"),
             data,
+            visible: owner.iter().map(|&o| o == images.len() as i32).collect(),
         });
     }
     (fb, images)
@@ -163,6 +173,9 @@ pub fn composite_images(fb: &mut [u8], width: u16, images: &[ImageRect]) -> Vec<
             for x in 0..im.w {
                 let s = (y * im.w + x) * 3;
                 let d = ((im.y + y) * fw + im.x + x) * 4;
+                if !im.visible[(im.y + y) * fw + im.x + x] {
+                    continue;
+                }
                 fb[d..d + 4].copy_from_slice(&[rgb[s], rgb[s + 1], rgb[s + 2], 255]);
             }
         }
@@ -207,4 +220,116 @@ pub fn cases() -> Vec<(&'static str, Image)> {
         ("333x251 windows", content::windows(333, 251)),
         ("1920x1080 desktop", content::desktop(1920, 1080)),
     ]
+}
+
+/// A cursor as libvncclient decoded it.
+#[derive(Debug)]
+pub struct DecodedCursor {
+    pub w: usize,
+    pub h: usize,
+    pub hot_x: usize,
+    pub hot_y: usize,
+    pub pixels: Vec<u8>,
+    pub mask: Vec<u8>,
+}
+
+/// Build tests/decoders/vncclient-decode.c against Debian's libvncclient once per test run.
+fn vncclient_binary() -> PathBuf {
+    static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        let src = workspace().join("tests/decoders/vncclient-decode.c");
+        let bin = temp_path("vncclient-decode");
+        let flags = Command::new("pkg-config")
+            .args(["--cflags", "--libs", "libvncclient"])
+            .output()
+            .expect("pkg-config is not installed: apt-get install pkg-config libvncserver-dev");
+        assert!(
+            flags.status.success(),
+            "libvncclient not found: apt-get install libvncserver-dev"
+        );
+        let flags = String::from_utf8(flags.stdout).unwrap();
+        let st = Command::new("cc")
+            .arg("-O1")
+            .arg("-o")
+            .arg(&bin)
+            .arg(&src)
+            .args(flags.split_whitespace())
+            .status()
+            .expect("a C compiler is needed: apt-get install build-essential");
+        assert!(st.success(), "building the libvncclient harness failed");
+        bin
+    })
+    .clone()
+}
+
+pub fn pixel_format_bytes(f: &PixelFormat) -> [u8; 16] {
+    let mut b = [0u8; 16];
+    b[0] = f.bits_per_pixel;
+    b[1] = f.depth;
+    b[2] = u8::from(f.big_endian);
+    b[3] = u8::from(f.true_colour);
+    b[4..6].copy_from_slice(&f.red_max.to_be_bytes());
+    b[6..8].copy_from_slice(&f.green_max.to_be_bytes());
+    b[8..10].copy_from_slice(&f.blue_max.to_be_bytes());
+    b[10] = f.red_shift;
+    b[11] = f.green_shift;
+    b[12] = f.blue_shift;
+    b
+}
+
+/// Decode the updates with libvncclient in `format`; returns its framebuffer bytes and the
+/// last cursor shape it received.
+pub fn vncclient_decode(
+    width: u16,
+    height: u16,
+    format: &PixelFormat,
+    updates: &[Vec<u8>],
+) -> (Vec<u8>, Option<DecodedCursor>) {
+    let bin = vncclient_binary();
+    let input = temp_path("vin");
+    let output = temp_path("vout");
+    let mut bytes = Vec::new();
+    bytes.extend_from_slice(&width.to_be_bytes());
+    bytes.extend_from_slice(&height.to_be_bytes());
+    bytes.extend_from_slice(&(updates.len() as u16).to_be_bytes());
+    bytes.extend_from_slice(&pixel_format_bytes(format));
+    for u in updates {
+        bytes.extend_from_slice(u);
+    }
+    std::fs::write(&input, &bytes).unwrap();
+    let res = Command::new(&bin).arg(&input).arg(&output).output().unwrap();
+    let _ = std::fs::remove_file(&input);
+    assert!(
+        res.status.success(),
+        "libvncclient decoder failed: {}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    let mut fb = std::fs::read(&output).unwrap();
+    let _ = std::fs::remove_file(&output);
+    let n = usize::from(width) * usize::from(height) * format.bytes_per_pixel();
+    let tail = fb.split_off(n);
+    let cursor = (tail.len() >= 8).then(|| {
+        let r = |i: usize| usize::from(u16::from_le_bytes([tail[i], tail[i + 1]]));
+        let (w, h) = (r(0), r(2));
+        let np = w * h * format.bytes_per_pixel();
+        DecodedCursor {
+            w,
+            h,
+            hot_x: r(4),
+            hot_y: r(6),
+            pixels: tail[8..8 + np].to_vec(),
+            mask: tail[8 + np..8 + np + w * h].to_vec(),
+        }
+    });
+    (fb, cursor)
+}
+
+/// The wire bytes of every pixel of `img` in `format` (what a client stores).
+pub fn expected_fb(img: &Image, format: &PixelFormat) -> Vec<u8> {
+    let w = rfb::pixel::PixelWriter::new(format, rfb::pixel::Packing::Full);
+    let mut out = Vec::new();
+    for row in img.data.chunks_exact(img.stride()) {
+        w.write_row(row, &mut out);
+    }
+    out
 }

@@ -134,6 +134,12 @@ impl X11Capture {
         lock(&self.shared.session).as_ref().map(|s| s.features())
     }
 
+    /// Read the whole screen now into a new frame, bypassing damage and the store (for
+    /// benchmarks and for checking the store against the server).
+    pub fn read_full_frame(&self) -> Result<Frame, DesktopError> {
+        self.with_session(|s| s.read_full_keep_damage())
+    }
+
     /// Stop the capture thread and wait for it.
     pub fn stop(&self) {
         self.shared.stop.store(true, Ordering::SeqCst);
@@ -519,6 +525,11 @@ impl Session {
                 .damage_subtract(d, x11rb::NONE, x11rb::NONE)
                 .map_err(x_err)?;
         }
+        self.read_full_keep_damage()
+    }
+
+    /// The whole screen as a new frame.
+    fn read_full_keep_damage(&self) -> Result<Frame, DesktopError> {
         let full = Rect::new(0, 0, self.width, self.height);
         let mut frame = Frame::new(self.width, self.height);
         let parts = self.read_rects(&[full])?;
@@ -705,6 +716,8 @@ fn apply_parts(store: &FrameStore, parts: &Parts<'_>) -> u64 {
             changed.add_rect(run);
         }
     }
+    // Release our reference first, or the write below would copy the whole frame.
+    drop(frame);
     if changed.is_empty() {
         return store.version();
     }

@@ -1,0 +1,283 @@
+//! End to end with a real browser: deskd's viewer page (noVNC from npm) in headless Chromium,
+//! against deskd attached to its own Xvfb. Pixels are compared with X's root window; input,
+//! clipboard and remote resize are checked on the X side. One test goes through a Coder-like
+//! WebSocket proxy that re-chunks the byte stream.
+//!
+//! Needs: Xvfb, xclip, node, chromium, and `npm ci` in web/.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+mod e2e_support;
+
+use std::time::{Duration, Instant};
+
+use e2e_support::{psnr, require_tool, wait_equal, x_output, x_set_clipboard, Browser, Deskd, Recorder, X};
+use serde_json::json;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+#[test]
+fn browser_pixels_lossless_and_jpeg() {
+    let d = Deskd::start(800, 600, &[]);
+    let x = X::connect(&d.display);
+    x.draw_picture(1);
+    let mut b = Browser::start();
+
+    // ZRLE, and Tight without a JPEG quality level: both lossless, so pixel for pixel.
+    for (encodings, extra) in [("zrle", ""), ("tight", "&jpeg=0"), ("hextile", ""), ("raw", "")] {
+        b.open(&d.url(&format!("?scale=0&encodings={encodings}{extra}")), 1024, 768);
+        wait_equal(&x, &format!("noVNC {encodings} initial"), WAIT, || b.pixels());
+        // A change after connecting arrives as an incremental update.
+        x.draw_picture(2);
+        wait_equal(&x, &format!("noVNC {encodings} after drawing"), WAIT, || b.pixels());
+        x.draw_picture(1);
+        wait_equal(&x, &format!("noVNC {encodings} after redrawing"), WAIT, || b.pixels());
+    }
+
+    // noVNC's defaults (Tight first) with a JPEG quality level: close, not exact.
+    const MIN_PSNR: f64 = 25.0;
+    b.open(&d.url("?scale=0"), 1024, 768);
+    b.eval("window.deskdRfb.qualityLevel = 8");
+    x.draw_picture(3);
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (_, _, want) = x.root_rgb();
+        let (w, h, got) = b.pixels();
+        assert_eq!((w, h), (800, 600));
+        let p = psnr(&want, &got);
+        if p >= MIN_PSNR {
+            eprintln!("noVNC with JPEG quality 8: PSNR {p:.1} dB");
+            break;
+        }
+        assert!(Instant::now() < deadline, "JPEG picture PSNR {p:.1} dB < {MIN_PSNR} dB");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn browser_input_clipboard_and_resize() {
+    require_tool("xclip", "xclip");
+    let d = Deskd::start(800, 600, &[]);
+    let x = X::connect(&d.display);
+    x.fill(0, 0, 800, 600, 0x336699);
+    let rec = Recorder::start(&d.display, 100, 100, 400, 300);
+    let mut b = Browser::start();
+    b.open(&d.url("?scale=0&encodings=zrle"), 1024, 768);
+    wait_equal(&x, "before input", WAIT, || b.pixels());
+
+    // A click lands at the same framebuffer coordinates in X.
+    b.call(json!({"cmd": "click", "x": 150, "y": 170}));
+    rec.wait("click", WAIT, |r| r.clicks.contains(&(150, 170, 1)));
+    b.call(json!({"cmd": "click", "x": 420, "y": 350, "button": "right"}));
+    rec.wait("right click", WAIT, |r| r.clicks.contains(&(420, 350, 3)));
+
+    // Typed text arrives as the same characters.
+    b.call(json!({"cmd": "type", "text": "hello deskd 42"}));
+    rec.wait("typed text", WAIT, |r| r.text == "hello deskd 42");
+    b.call(json!({"cmd": "key", "key": "Shift+KeyA"}));
+    rec.wait("shifted key", WAIT, |r| r.text == "hello deskd 42A");
+
+    // The keys menu sends Esc and Tab.
+    b.eval("document.getElementById('keys-button').click()");
+    b.eval("document.querySelector('#keys-menu [data-key=esc]').click()");
+    rec.wait("Esc from the keys menu", WAIT, |r| r.keysyms.contains(&0xff1b));
+    b.eval("document.getElementById('keys-button').click()");
+    b.eval("document.querySelector('#keys-menu [data-key=tab]').click()");
+    rec.wait("Tab from the keys menu", WAIT, |r| r.keysyms.contains(&0xff09));
+
+    // View-only: input stops reaching X.
+    b.eval("document.getElementById('opt-viewonly').click()");
+    assert_eq!(b.eval("window.deskdRfb.viewOnly"), json!(true));
+    let before = rec.snapshot().clicks.len();
+    b.call(json!({"cmd": "click", "x": 200, "y": 200}));
+    b.eval("document.getElementById('opt-viewonly').click()");
+    b.call(json!({"cmd": "click", "x": 210, "y": 220}));
+    rec.wait("click after view-only is off", WAIT, |r| r.clicks.contains(&(210, 220, 1)));
+    let clicks = rec.snapshot().clicks;
+    assert!(
+        !clicks[before..].contains(&(200, 200, 1)),
+        "a click in view-only mode reached X: {clicks:?}"
+    );
+
+    // Remote resize: the X screen follows the viewer's container.
+    b.eval("document.getElementById('opt-resize').click()");
+    b.call(json!({"cmd": "viewport", "width": 700, "height": 520}));
+    let mut want = || {
+        let s = b.eval(
+            "(() => { const s = document.getElementById('screen'); \
+             return [s.clientWidth, s.clientHeight]; })()",
+        );
+        (s[0].as_u64().unwrap() as u16, s[1].as_u64().unwrap() as u16)
+    };
+    let deadline = Instant::now() + WAIT;
+    let mut want_size = want();
+    loop {
+        let got = x.size();
+        if got == want_size {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "X screen is {got:?}, viewer container is {want_size:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+        want_size = want();
+    }
+    assert!(want_size.0 < 800 && want_size.1 < 600, "{want_size:?}");
+    let dpy = x_output(&d.display, "xdpyinfo", &[]).unwrap_or_default();
+    assert!(
+        dpy.contains(&format!("dimensions:    {}x{} pixels", want_size.0, want_size.1)),
+        "xdpyinfo disagrees: {}",
+        dpy.lines().find(|l| l.contains("dimensions")).unwrap_or("")
+    );
+    // And the viewer shows the resized screen, pixel for pixel.
+    x.draw_picture(4);
+    wait_equal(&x, "after remote resize", WAIT, || b.pixels());
+
+    // Clipboard, X -> browser panel.
+    let text = "copied in X 456";
+    let _owner = x_set_clipboard(&d.display, text);
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let got = b.call(json!({"cmd": "value", "selector": "#clipboard-text"}));
+        if got == json!(text) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "clipboard panel shows {got}, want {text:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // Clipboard, browser -> X.
+    b.eval("document.getElementById('clipboard-button').click()");
+    let text = "copied in the browser 123";
+    b.call(json!({"cmd": "fill", "selector": "#clipboard-text", "text": text}));
+    b.eval("document.getElementById('clipboard-send').click()");
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let got = x_output(&d.display, "xclip", &["-o", "-selection", "clipboard"]);
+        if got.as_deref() == Some(text) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "X clipboard is {got:?}, want {text:?}; deskd log:\n{}",
+            d.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn browser_through_rechunking_proxy() {
+    let d = Deskd::start(640, 480, &[]);
+    let x = X::connect(&d.display);
+    x.draw_picture(5);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let upstream = format!("ws://{}/api/v0/desktop/vnc", d.http);
+    let proxy = rt.block_on(proxy::start(upstream));
+    let mut b = Browser::start();
+    for encodings in ["zrle", "tight&jpeg=0"] {
+        b.open(
+            &d.url(&format!("?scale=0&reconnect=0&url=ws://{proxy}/vnc&encodings={encodings}")),
+            1024,
+            768,
+        );
+        wait_equal(&x, "noVNC through the proxy", WAIT, || b.pixels());
+        x.draw_picture(6);
+        wait_equal(&x, "noVNC through the proxy, after drawing", WAIT, || b.pixels());
+        x.draw_picture(5);
+        wait_equal(&x, "noVNC through the proxy, after redrawing", WAIT, || b.pixels());
+    }
+    let frames = proxy::FRAMES.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(frames > 100, "the proxy forwarded only {frames} frames: no re-chunking happened");
+}
+
+/// A Coder-like proxy: accepts the browser's WebSocket and bicopies raw bytes to deskd's
+/// `/api/v0/desktop/vnc`, cutting and merging them into random-sized binary frames both ways.
+mod proxy {
+    use std::net::SocketAddr;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use futures_util::{FutureExt, SinkExt, Stream, StreamExt};
+    use tokio::net::TcpListener;
+    use tokio_tungstenite::tungstenite::Message;
+
+    pub static FRAMES: AtomicUsize = AtomicUsize::new(0);
+
+    pub async fn start(upstream: String) -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let mut seed = 0x9e37_79b9u32;
+            while let Ok((tcp, _)) = listener.accept().await {
+                seed = seed.wrapping_mul(747_796_405).wrapping_add(2_891_336_453);
+                let upstream = upstream.clone();
+                tokio::spawn(async move {
+                    let Ok(browser) = tokio_tungstenite::accept_async(tcp).await else { return };
+                    let Ok((deskd, _)) = tokio_tungstenite::connect_async(upstream.as_str()).await
+                    else {
+                        return;
+                    };
+                    let (b_tx, b_rx) = browser.split();
+                    let (d_tx, d_rx) = deskd.split();
+                    tokio::select! {
+                        _ = copy(b_rx, d_tx, seed) => {}
+                        _ = copy(d_rx, b_tx, seed ^ 0x5555) => {}
+                    }
+                });
+            }
+        });
+        addr
+    }
+
+    async fn copy<R, W>(mut rx: R, mut tx: W, mut seed: u32)
+    where
+        R: Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
+        W: futures_util::Sink<Message> + Unpin,
+    {
+        let mut rand = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 17;
+            seed ^= seed << 5;
+            seed
+        };
+        while let Some(Ok(msg)) = rx.next().await {
+            let mut buf = match msg {
+                Message::Binary(b) => b.to_vec(),
+                Message::Close(_) => break,
+                _ => continue,
+            };
+            // Merge whatever else is already waiting, so frame boundaries move too.
+            let mut closing = false;
+            loop {
+                match rx.next().now_or_never() {
+                    Some(Some(Ok(Message::Binary(more)))) => buf.extend_from_slice(&more),
+                    Some(Some(Ok(Message::Close(_)) | Err(_)) | None) => {
+                        closing = true;
+                        break;
+                    }
+                    Some(Some(Ok(_))) => {}
+                    None => break,
+                }
+            }
+            let mut rest = &buf[..];
+            while !rest.is_empty() {
+                let n = match rand() % 4 {
+                    0 => 1 + rand() as usize % 3,
+                    1 => 1 + rand() as usize % 64,
+                    _ => 1 + rand() as usize % 4096,
+                }
+                .min(rest.len());
+                if tx.send(Message::binary(rest[..n].to_vec())).await.is_err() {
+                    return;
+                }
+                FRAMES.fetch_add(1, Ordering::Relaxed);
+                rest = &rest[n..];
+            }
+            if closing {
+                break;
+            }
+        }
+        let _ = tx.close().await;
+    }
+}

@@ -1,0 +1,608 @@
+//! Shared pieces of the end-to-end tests (`mod e2e_support;`): a deskd subprocess attached to a
+//! bare Xvfb, X drawing and reading with x11rb, an input-recording X window, a headless
+//! Chromium driven through `tests/browser/driver.mjs`, and pixel comparison.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use serde_json::{json, Value};
+use x11rb::connection::Connection;
+use x11rb::protocol::xproto::{
+    ConnectionExt as _, CreateGCAux, CreateWindowAux, EventMask, ImageFormat, WindowClass,
+};
+use x11rb::protocol::Event;
+use x11rb::rust_connection::RustConnection;
+
+pub use crate::common::xvfb::{bare_xvfb, require_tool, ChildGuard};
+
+/// Repository root (for the web/ and tests/browser/ paths).
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A bare Xvfb plus a deskd attached to it, both killed on drop.
+pub struct Deskd {
+    // Field order is drop order: deskd first, then its X server.
+    pub proc: ChildGuard,
+    pub xvfb: ChildGuard,
+    pub display: String,
+    pub http: SocketAddr,
+    pub rfb: SocketAddr,
+    pub log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Deskd {
+    /// Start Xvfb at `width`x`height` and deskd on it with `extra` flags, on free ports.
+    pub fn start(width: u16, height: u16, extra: &[&str]) -> Deskd {
+        let (xvfb, display) = bare_xvfb(width, height, &[]);
+        let mut child = Command::new(env!("CARGO_BIN_EXE_deskd"))
+            .args(["--display", &display])
+            .args(["--listen-http", "127.0.0.1:0", "--listen-rfb", "127.0.0.1:0"])
+            .args(extra)
+            .env("NO_COLOR", "1")
+            .env("RUST_LOG_STYLE", "never")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn deskd");
+        let stderr = child.stderr.take().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let proc = ChildGuard(child);
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = mpsc::channel::<String>();
+        // Keep draining both pipes for deskd's whole life so it never blocks on logging.
+        for pipe in [Box::new(stderr) as Box<dyn std::io::Read + Send>, Box::new(stdout)] {
+            let tx = tx.clone();
+            let log = Arc::clone(&log);
+            thread::spawn(move || {
+                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                    let line = strip_ansi(&line);
+                    log.lock().unwrap().push(line.clone());
+                    let _ = tx.send(line);
+                }
+            });
+        }
+        drop(tx);
+        let (mut http, mut rfb) = (None, None);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while http.is_none() || rfb.is_none() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = match rx.recv_timeout(left) {
+                Ok(l) => l,
+                Err(_) => panic!(
+                    "deskd did not report its ports within 30 s; log:\n{}",
+                    log.lock().unwrap().join("\n")
+                ),
+            };
+            if let Some(a) = addr_after(&line, "RFB (VNC) on ") {
+                rfb = Some(a);
+            }
+            if let Some(a) = addr_after(&line, "viewer on http://") {
+                http = Some(a);
+            }
+            // The one-line form proposed for scripts: `deskd: listening http=A rfb=B ...`.
+            if let Some(a) = addr_after(&line, "http=") {
+                http = Some(a);
+            }
+            if let Some(a) = addr_after(&line, "rfb=") {
+                rfb = Some(a);
+            }
+        }
+        Deskd {
+            proc,
+            xvfb,
+            display,
+            http: http.unwrap(),
+            rfb: rfb.unwrap(),
+            log,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.proc.0.id()
+    }
+
+    pub fn url(&self, query: &str) -> String {
+        format!("http://{}/{query}", self.http)
+    }
+
+    pub fn log_text(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+
+    /// A command for an X client on this display.
+    pub fn x_command(&self, prog: &str) -> Command {
+        let mut c = Command::new(prog);
+        c.env("DISPLAY", &self.display).env_remove("XAUTHORITY");
+        c
+    }
+
+    /// Resident memory of the deskd process in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS in /proc/<pid>/status")
+    }
+}
+
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn addr_after(line: &str, marker: &str) -> Option<SocketAddr> {
+    let rest = &line[line.find(marker)? + marker.len()..];
+    let end = rest
+        .find(|c: char| c.is_whitespace() || c == '/' || c == ',' || c == ';')
+        .unwrap_or(rest.len());
+    rest[..end].parse().ok()
+}
+
+// ---------------------------------------------------------------------------------------------
+// X drawing and reading
+
+/// An X connection to a test display.
+pub struct X {
+    pub conn: RustConnection,
+    pub root: u32,
+    pub gc: u32,
+}
+
+impl X {
+    pub fn connect(display: &str) -> X {
+        let (conn, screen) = x11rb::connect(Some(display)).expect("connect to Xvfb");
+        let root = conn.setup().roots[screen].root;
+        let gc = conn.generate_id().unwrap();
+        conn.create_gc(gc, root, &CreateGCAux::new()).unwrap();
+        X { conn, root, gc }
+    }
+
+    pub fn size(&self) -> (u16, u16) {
+        let g = self.conn.get_geometry(self.root).unwrap().reply().unwrap();
+        (g.width, g.height)
+    }
+
+    /// Draw a picture that exercises every encoder path: solid areas, two-colour text-like
+    /// strokes, small palettes, smooth gradients and noise. `seed` changes every region.
+    pub fn draw_picture(&self, seed: u32) {
+        let (w, h) = self.size();
+        let rgb = picture(w, h, seed);
+        self.put_rgb(0, 0, w, h, &rgb);
+    }
+
+    /// Put an RGB image (3 bytes a pixel) at (x, y).
+    pub fn put_rgb(&self, x: i16, y: i16, w: u16, h: u16, rgb: &[u8]) {
+        let band = 16u16;
+        let mut y0 = 0u16;
+        while y0 < h {
+            let rows = band.min(h - y0);
+            let mut data = Vec::with_capacity(w as usize * rows as usize * 4);
+            for yy in y0..y0 + rows {
+                for xx in 0..w {
+                    let i = (yy as usize * w as usize + xx as usize) * 3;
+                    data.extend_from_slice(&[rgb[i + 2], rgb[i + 1], rgb[i], 0]);
+                }
+            }
+            self.conn
+                .put_image(
+                    ImageFormat::Z_PIXMAP,
+                    self.root,
+                    self.gc,
+                    w,
+                    rows,
+                    x,
+                    y + y0 as i16,
+                    0,
+                    24,
+                    &data,
+                )
+                .unwrap();
+            y0 += rows;
+        }
+        self.sync();
+    }
+
+    pub fn fill(&self, x: i16, y: i16, w: u16, h: u16, rgb: u32) {
+        use x11rb::protocol::xproto::{ChangeGCAux, Rectangle};
+        self.conn
+            .change_gc(self.gc, &ChangeGCAux::new().foreground(rgb))
+            .unwrap();
+        self.conn
+            .poly_fill_rectangle(self.root, self.gc, &[Rectangle { x, y, width: w, height: h }])
+            .unwrap();
+        self.sync();
+    }
+
+    pub fn sync(&self) {
+        self.conn.get_input_focus().unwrap().reply().unwrap();
+    }
+
+    /// The whole root window as RGB.
+    pub fn root_rgb(&self) -> (u16, u16, Vec<u8>) {
+        let (w, h) = self.size();
+        let mut out = Vec::with_capacity(w as usize * h as usize * 3);
+        let band = 64u16;
+        let mut y0 = 0;
+        while y0 < h {
+            let rows = band.min(h - y0);
+            let img = self
+                .conn
+                .get_image(ImageFormat::Z_PIXMAP, self.root, 0, y0 as i16, w, rows, !0)
+                .unwrap()
+                .reply()
+                .unwrap();
+            for px in img.data.chunks_exact(4) {
+                out.extend_from_slice(&[px[2], px[1], px[0]]);
+            }
+            y0 += rows;
+        }
+        (w, h, out)
+    }
+}
+
+/// The test picture as RGB.
+pub fn picture(w: u16, h: u16, seed: u32) -> Vec<u8> {
+    let mut out = vec![0u8; w as usize * h as usize * 3];
+    let mut noise = seed.wrapping_mul(2_654_435_761) | 1;
+    for y in 0..h as u32 {
+        for x in 0..w as u32 {
+            noise ^= noise << 13;
+            noise ^= noise >> 17;
+            noise ^= noise << 5;
+            let region = ((x / 96) + (y / 72) * 3 + seed) % 6;
+            let (r, g, b) = match region {
+                // Flat colour.
+                0 => (0x20u8.wrapping_add(seed.wrapping_mul(40) as u8), 0x60, 0xa0),
+                // Black "text" strokes on white.
+                1 => {
+                    if (x * 7 + y * 3 + seed) % 11 < 2 || (x / 3 + y / 5) % 9 == 0 {
+                        (0, 0, 0)
+                    } else {
+                        (0xff, 0xff, 0xff)
+                    }
+                }
+                // A small palette in stripes.
+                2 => match (x / 4 + y / 6 + seed) % 5 {
+                    0 => (0xff, 0, 0),
+                    1 => (0, 0xc0, 0),
+                    2 => (0, 0, 0xff),
+                    3 => (0xff, 0xff, 0),
+                    _ => (0x30, 0x30, 0x30),
+                },
+                // Smooth gradient, like a photo or a shaded UI.
+                3 => ((x * 255 / w as u32) as u8, (y * 255 / h as u32) as u8, (seed * 17) as u8),
+                // Noise.
+                4 => (noise as u8, (noise >> 8) as u8, (noise >> 16) as u8),
+                // Gradient plus mild noise.
+                _ => (
+                    ((x + y) as u8).wrapping_add((noise & 7) as u8),
+                    ((x * 2) as u8).wrapping_add(((noise >> 3) & 7) as u8),
+                    (y as u8).wrapping_add(seed as u8),
+                ),
+            };
+            let i = (y as usize * w as usize + x as usize) * 3;
+            out[i..i + 3].copy_from_slice(&[r, g, b]);
+        }
+    }
+    out
+}
+
+/// Compares two RGB images; `None` when equal, otherwise a description of the difference.
+pub fn diff(w: u16, h: u16, want: &[u8], got: &[u8]) -> Option<String> {
+    if want.len() != got.len() {
+        return Some(format!("sizes differ: {} vs {} bytes", want.len(), got.len()));
+    }
+    let mut count = 0usize;
+    let mut first = None;
+    for (i, (a, b)) in want.chunks_exact(3).zip(got.chunks_exact(3)).enumerate() {
+        if a != b {
+            count += 1;
+            if first.is_none() {
+                first = Some((i % w as usize, i / w as usize, a.to_vec(), b.to_vec()));
+            }
+        }
+    }
+    let (x, y, a, b) = first?;
+    Some(format!(
+        "{count} of {} pixels differ; first at ({x},{y}): X has {a:?}, client has {b:?}",
+        w as usize * h as usize
+    ))
+}
+
+/// Peak signal-to-noise ratio in dB over RGB.
+pub fn psnr(want: &[u8], got: &[u8]) -> f64 {
+    let n = want.len().min(got.len()) as f64;
+    let se: f64 = want
+        .iter()
+        .zip(got)
+        .map(|(a, b)| {
+            let d = f64::from(*a) - f64::from(*b);
+            d * d
+        })
+        .sum();
+    if se == 0.0 {
+        return f64::INFINITY;
+    }
+    10.0 * (255.0f64 * 255.0 / (se / n)).log10()
+}
+
+/// Polls `got` until it equals X's root window, or panics after `timeout` with the last
+/// difference.
+pub fn wait_equal(
+    x: &X,
+    what: &str,
+    timeout: Duration,
+    mut got: impl FnMut() -> (u16, u16, Vec<u8>),
+) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let (w, h, want) = x.root_rgb();
+        let (gw, gh, rgb) = got();
+        let d = if (gw, gh) != (w, h) {
+            Some(format!("client is {gw}x{gh}, X is {w}x{h}"))
+        } else {
+            diff(w, h, &want, &rgb)
+        };
+        match d {
+            None => return,
+            Some(d) if Instant::now() > deadline => panic!("{what}: pixels differ from X: {d}"),
+            Some(_) => thread::sleep(Duration::from_millis(100)),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// An X window that records pointer clicks and typed characters.
+
+#[derive(Debug, Default, Clone)]
+pub struct Recorded {
+    /// Root coordinates and button of each ButtonPress.
+    pub clicks: Vec<(i16, i16, u8)>,
+    /// Characters typed (keysyms turned into chars where they are Latin-1 or Return/Tab).
+    pub text: String,
+    /// Every keysym pressed.
+    pub keysyms: Vec<u32>,
+}
+
+pub struct Recorder {
+    pub window: u32,
+    pub events: Arc<Mutex<Recorded>>,
+}
+
+impl Recorder {
+    /// Map a window at (x, y, w, h) that records button and key presses, and give it focus.
+    pub fn start(display: &str, x: i16, y: i16, w: u16, h: u16) -> Recorder {
+        let (conn, screen) = x11rb::connect(Some(display)).expect("connect to Xvfb");
+        let scr = &conn.setup().roots[screen];
+        let root = scr.root;
+        let win = conn.generate_id().unwrap();
+        conn.create_window(
+            0,
+            win,
+            root,
+            x,
+            y,
+            w,
+            h,
+            0,
+            WindowClass::INPUT_OUTPUT,
+            0,
+            &CreateWindowAux::new()
+                .background_pixel(0x00c0_c0c0)
+                .override_redirect(1)
+                .event_mask(EventMask::BUTTON_PRESS | EventMask::KEY_PRESS | EventMask::EXPOSURE),
+        )
+        .unwrap();
+        conn.map_window(win).unwrap();
+        conn.set_input_focus(x11rb::protocol::xproto::InputFocus::POINTER_ROOT, win, 0u32)
+            .unwrap();
+        conn.get_input_focus().unwrap().reply().unwrap();
+        let setup = conn.setup();
+        let (min, max) = (setup.min_keycode, setup.max_keycode);
+        let events = Arc::new(Mutex::new(Recorded::default()));
+        let ev = Arc::clone(&events);
+        thread::spawn(move || loop {
+            let Ok(event) = conn.wait_for_event() else { return };
+            match event {
+                Event::ButtonPress(b) => {
+                    ev.lock().unwrap().clicks.push((b.root_x, b.root_y, b.detail));
+                }
+                Event::KeyPress(k) => {
+                    // Read the mapping each time: deskd may bind keysyms to spare keycodes.
+                    let Ok(Ok(map)) = conn
+                        .get_keyboard_mapping(min, max - min + 1)
+                        .map(|c| c.reply())
+                    else {
+                        return;
+                    };
+                    let per = map.keysyms_per_keycode as usize;
+                    let base = (k.detail - min) as usize * per;
+                    let shifted = u16::from(k.state) & 1 != 0;
+                    let syms = &map.keysyms[base..base + per];
+                    let mut sym = if shifted && per > 1 && syms[1] != 0 { syms[1] } else { syms[0] };
+                    // A letter keycode with only a lowercase keysym: X derives the capital.
+                    if shifted && (u32::from(b'a')..=u32::from(b'z')).contains(&sym) && syms.get(1).copied().unwrap_or(0) == 0 {
+                        sym -= 32;
+                    }
+                    let mut r = ev.lock().unwrap();
+                    r.keysyms.push(sym);
+                    match sym {
+                        0x20..=0x7e | 0xa0..=0xff => {
+                            r.text.push(char::from_u32(sym).unwrap_or('?'))
+                        }
+                        0xff0d => r.text.push('\n'),
+                        0xff09 => r.text.push('\t'),
+                        0x0100_0100..=0x0110_ffff => {
+                            r.text.push(char::from_u32(sym - 0x0100_0000).unwrap_or('?'))
+                        }
+                        _ => {}
+                    }
+                }
+                _ => {}
+            }
+        });
+        Recorder { window: win, events }
+    }
+
+    pub fn snapshot(&self) -> Recorded {
+        self.events.lock().unwrap().clone()
+    }
+
+    /// Wait until `pred` holds for the recorded events, or panic with them after `timeout`.
+    pub fn wait(&self, what: &str, timeout: Duration, pred: impl Fn(&Recorded) -> bool) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let r = self.snapshot();
+            if pred(&r) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{what}: recorded only {r:?}");
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Headless Chromium through tests/browser/driver.mjs
+
+pub struct Browser {
+    child: ChildGuard,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl Browser {
+    pub fn start() -> Browser {
+        require_tool("node", "nodejs");
+        require_tool("chromium", "chromium");
+        let modules = root().join("web/node_modules/playwright-core");
+        assert!(
+            modules.is_dir(),
+            "{} missing: run `npm ci` in web/",
+            modules.display()
+        );
+        let mut child = Command::new("node")
+            .arg(root().join("tests/browser/driver.mjs"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("run node");
+        let stdin = child.stdin.take().unwrap();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        Browser {
+            child: ChildGuard(child),
+            stdin,
+            stdout,
+        }
+    }
+
+    /// Send one command; returns its result or panics with the driver's error.
+    pub fn call(&mut self, cmd: Value) -> Value {
+        let text = cmd.to_string();
+        writeln!(self.stdin, "{text}").unwrap();
+        self.stdin.flush().unwrap();
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).unwrap();
+        assert!(!line.is_empty(), "browser driver exited during {text}");
+        let v: Value = serde_json::from_str(&line).unwrap();
+        if v["ok"] != json!(true) {
+            panic!("browser command {text} failed: {}\nconsole: {}", v["error"], v["console"]);
+        }
+        v["result"].clone()
+    }
+
+    pub fn open(&mut self, url: &str, width: u32, height: u32) {
+        self.call(json!({"cmd": "open", "url": url, "width": width, "height": height}));
+    }
+
+    pub fn eval(&mut self, js: &str) -> Value {
+        self.call(json!({"cmd": "eval", "js": js}))
+    }
+
+    /// noVNC's framebuffer as RGB.
+    pub fn pixels(&mut self) -> (u16, u16, Vec<u8>) {
+        let r = self.call(json!({"cmd": "pixels"}));
+        let w = r["width"].as_u64().unwrap() as u16;
+        let h = r["height"].as_u64().unwrap() as u16;
+        let rgba = base64::engine::general_purpose::STANDARD
+            .decode(r["rgba"].as_str().unwrap())
+            .unwrap();
+        let rgb = rgba
+            .chunks_exact(4)
+            .flat_map(|p| [p[0], p[1], p[2]])
+            .collect();
+        (w, h, rgb)
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = writeln!(self.stdin, "{}", json!({"cmd": "close"}));
+        let _ = self.stdin.flush();
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.0.try_wait() {
+                return;
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+        // ChildGuard kills node; Chromium dies with its pipe.
+    }
+}
+
+/// Run an X client and return its stdout (e.g. `xclip -o`), `None` on failure.
+pub fn x_output(display: &str, prog: &str, args: &[&str]) -> Option<String> {
+    let out = Command::new(prog)
+        .args(args)
+        .env("DISPLAY", display)
+        .env_remove("XAUTHORITY")
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Hold the X clipboard with `text` (xclip in the foreground), until the guard drops.
+pub fn x_set_clipboard(display: &str, text: &str) -> ChildGuard {
+    let mut child = Command::new("xclip")
+        .args(["-selection", "clipboard", "-quiet", "-i"])
+        .env("DISPLAY", display)
+        .env_remove("XAUTHORITY")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run xclip");
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(text.as_bytes()).unwrap();
+    drop(stdin);
+    ChildGuard(child)
+}
