@@ -23,7 +23,7 @@ struct Cli {
     geometry: (u16, u16),
 
     /// Colour depth of the Xvfb deskd starts (24 or 32).
-    #[arg(long, env = "DESKD_DEPTH", default_value_t = 24, value_parser = clap::value_parser!(u8).range(24..=32))]
+    #[arg(long, env = "DESKD_DEPTH", default_value_t = 24, value_parser = parse_depth)]
     depth: u8,
 
     /// HTTP address for the viewer, the action API and RFB over WebSocket, or "off".
@@ -59,6 +59,11 @@ struct Cli {
     #[arg(long, env = "DESKD_INSECURE")]
     insecure: bool,
 
+    /// Browser origins (e.g. https://coder.example) allowed to open RFB WebSockets besides
+    /// deskd's own viewer page; comma-separated, or "*" for any.
+    #[arg(long, env = "DESKD_ALLOW_ORIGIN", value_delimiter = ',')]
+    allow_origin: Vec<String>,
+
     /// Desktop name shown by viewers (default: "deskd <display>").
     #[arg(long, env = "DESKD_NAME")]
     name: Option<String>,
@@ -91,6 +96,14 @@ fn parse_geometry(s: &str) -> Result<(u16, u16), String> {
         return Err(format!("{s:?}: width and height must be 16..=8192"));
     }
     Ok((w, h))
+}
+
+fn parse_depth(s: &str) -> Result<u8, String> {
+    match s.trim() {
+        "24" => Ok(24),
+        "32" => Ok(32),
+        _ => Err(format!("{s:?}: the depth must be 24 or 32")),
+    }
 }
 
 fn parse_listen(s: &str) -> Result<Listen, String> {
@@ -127,7 +140,7 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e}");
+            // Not through tracing: the message must show whatever the log level.
             eprintln!("deskd: {e}");
             ExitCode::FAILURE
         }
@@ -185,6 +198,7 @@ fn run(cli: Cli) -> Result<(), String> {
             view_only: cli.view_only,
             ..SessionConfig::default()
         },
+        allowed_origins: cli.allow_origin,
         x_server: Some(std::sync::Arc::clone(running.server())),
     };
 
@@ -197,6 +211,13 @@ fn run(cli: Cli) -> Result<(), String> {
         let server = Server::start(running.desktop.clone(), config)
             .await
             .map_err(|e| e.to_string())?;
+        // One line on stdout for scripts: where everything is.
+        let show = |a: Option<std::net::SocketAddr>| a.map_or("off".to_string(), |a| a.to_string());
+        println!(
+            "deskd: listening http={} rfb={} display={display_name}",
+            show(server.http_addr),
+            show(server.rfb_addr)
+        );
         let signal = wait_for_signal().await;
         tracing::info!("{signal}: shutting down");
         server.shutdown().await;
@@ -243,6 +264,8 @@ mod tests {
             Ok(Some(SocketAddr::from(([127, 0, 0, 1], 5902))))
         );
         assert!(parse_listen("nonsense").is_err());
+        assert_eq!(parse_depth("32"), Ok(32));
+        assert!(parse_depth("16").is_err());
     }
 
     #[test]

@@ -28,6 +28,8 @@ pub struct Config {
     pub display: String,
     /// RFB session settings (name, passwords, view-only, limits).
     pub session: SessionConfig,
+    /// Browser origins allowed to open RFB WebSockets besides the page's own (`*`: any).
+    pub allowed_origins: Vec<String>,
     /// The X server deskd started, so the window API follows its restarts and cookie
     /// (`RunningDesktop::server()`); `None` uses `$DISPLAY`/`$XAUTHORITY` semantics.
     pub x_server: Option<Arc<XServer>>,
@@ -41,6 +43,7 @@ impl Default for Config {
             insecure: false,
             display: String::new(),
             session: SessionConfig::default(),
+            allowed_origins: Vec::new(),
             x_server: None,
         }
     }
@@ -115,12 +118,7 @@ impl Server {
         if let Some(addr) = config.listen_http {
             let listener = bind(addr).await?;
             http_addr = Some(listener.local_addr()?);
-            let app = app(
-                desktop,
-                &config.display,
-                config.x_server.clone(),
-                Arc::clone(&ctx),
-            );
+            let app = app(desktop, &config, Arc::clone(&ctx));
             let rx = shutdown_rx.clone();
             tasks.push(tokio::spawn(async move {
                 if let Err(e) = http::serve(listener, app, rx).await {
@@ -167,15 +165,13 @@ impl Server {
 }
 
 /// The whole HTTP application: RFB over WebSocket, the action API and the viewer.
-fn app(
-    desktop: Desktop,
-    display: &str,
-    x: Option<Arc<XServer>>,
-    ctx: Arc<SessionContext>,
-) -> Router {
-    let api = match x {
-        Some(server) => api::router_with_server(desktop, display.to_owned(), server),
-        None => api::router(desktop, display.to_owned()),
+fn app(desktop: Desktop, config: &Config, ctx: Arc<SessionContext>) -> Router {
+    let display = config.display.clone();
+    let api = match &config.x_server {
+        Some(server) => api::router_with_server(desktop, display, Arc::clone(server)),
+        None => api::router(desktop, display),
     };
-    http::rfb_router(ctx).merge(api).merge(assets::router())
+    http::rfb_router(ctx, config.allowed_origins.clone())
+        .merge(api)
+        .merge(assets::router())
 }

@@ -160,10 +160,11 @@ fn paint(c: &RustConnection) -> Vec<u32> {
     ids
 }
 
-trait Sync_ {
+/// A round trip, so everything sent before has been processed.
+trait XSync {
     fn sync(&self) -> Result<(), x11rb::errors::ReplyError>;
 }
-impl Sync_ for RustConnection {
+impl XSync for RustConnection {
     fn sync(&self) -> Result<(), x11rb::errors::ReplyError> {
         self.get_input_focus()?.reply().map(|_| ())
     }
@@ -306,6 +307,11 @@ async fn screenshots_match_the_root_window() {
     let (_, _, b) = decode_png(&b64(&with["screenshot_data"]));
     let differs: Vec<usize> = (0..a.len()).filter(|i| a[*i] != b[*i]).collect();
     assert!(!differs.is_empty(), "cursor was not drawn");
+    let (_, _, g) = env.get("/api/v0/desktop/screenshot?cursor=true").await;
+    assert!(
+        decode_png(&g).2 == b,
+        "GET ?cursor=true draws the same pointer"
+    );
     for i in differs {
         let (x, y) = (i % usize::from(W), i / usize::from(W));
         assert!(
@@ -899,6 +905,13 @@ async fn computer_use_adapter() {
         .await;
     assert!(ups(&e, Kind::ButtonDown).iter().all(|b| b.detail == 4));
 
+    let (s, _) = cu(json!({"action": "left_click_drag", "start_coordinate": [10, 10], "coordinate": [100, 60], "display_width_px": 320, "display_height_px": 200})).await;
+    assert_eq!(s, StatusCode::OK);
+    let e = rec
+        .take_when("cu drag", |e| Recorder::count(e, Kind::ButtonUp) == 1)
+        .await;
+    let (d, u) = (ups(&e, Kind::ButtonDown)[0], ups(&e, Kind::ButtonUp)[0]);
+    assert_eq!((d.x, d.y, u.x, u.y), (20, 20, 200, 120));
     let (s, _) = env
         .post_raw(
             "/api/v0/desktop/computer-use?screenshot=false",
@@ -1164,7 +1177,7 @@ async fn status_metrics_and_openapi() {
     let dir = std::env::temp_dir().join(format!("deskd-openapi-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("openapi.json");
-    std::fs::write(&file, &body_string(&doc)).unwrap();
+    std::fs::write(&file, body_string(&doc)).unwrap();
     let out = std::process::Command::new("python3")
         .args(["-m", "openapi_spec_validator"])
         .arg(&file)

@@ -15,7 +15,8 @@ use deskd::server::{Config, Server};
 use deskd::session::SessionConfig;
 use futures_util::{SinkExt, StreamExt};
 use rfb::encoding::numbers as enc;
-use rfb::messages::{ClientMessage, PointerEvent, Screen};
+use rfb::messages::clipboard::flags as clip;
+use rfb::messages::{ClientMessage, ExtClipboard, PointerEvent, Screen};
 use rfb::Rect;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -388,7 +389,10 @@ impl Client {
                     let len = usize::from(w) * usize::from(h) * 4
                         + usize::from(w).div_ceil(8) * usize::from(h);
                     self.take(len).await;
-                    self.events.push(Msg::Cursor { width: w, height: h });
+                    self.events.push(Msg::Cursor {
+                        width: w,
+                        height: h,
+                    });
                 }
                 enc::QEMU_EXTENDED_KEY_EVENT | enc::EXTENDED_MOUSE_BUTTONS => {
                     self.events.push(Msg::Ack(encoding));
@@ -435,6 +439,27 @@ async fn tcp_and_websocket_clients_get_the_frame() {
     let fx = Fixture::start(320, 200, SessionConfig::default()).await;
     fx.paint(0x336699).await;
 
+    // Beyond loopback only with a password or --insecure.
+    let exposed = Config {
+        listen_http: None,
+        listen_rfb: Some("0.0.0.0:0".parse().unwrap()),
+        ..Config::default()
+    };
+    let refused = Server::start(fx.desk().desktop.clone(), exposed.clone()).await;
+    assert!(matches!(
+        refused,
+        Err(deskd::server::ServerError::Exposed(_))
+    ));
+    let insecure = Config {
+        insecure: true,
+        ..exposed
+    };
+    let open = Server::start(fx.desk().desktop.clone(), insecure)
+        .await
+        .unwrap();
+    assert!(!open.rfb_addr.unwrap().ip().is_loopback());
+    open.shutdown().await;
+
     let mut tcp = Client::tcp(fx.rfb()).await;
     guard("tcp handshake", tcp.handshake()).await;
     tcp.request(false).await;
@@ -476,6 +501,25 @@ async fn tcp_and_websocket_clients_get_the_frame() {
     })
     .await;
     assert_eq!(tcp.fb[0], 0xcc3300);
+
+    // A page from another origin may not drive the desktop; the viewer's own origin may.
+    let mut req = format!("ws://{}/websockify", fx.http())
+        .into_client_request()
+        .unwrap();
+    req.headers_mut()
+        .insert("Origin", "https://evil.example".parse().unwrap());
+    match tokio_tungstenite::connect_async(req).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+            assert_eq!(resp.status(), 403)
+        }
+        other => panic!("cross-origin WebSocket accepted: {:?}", other.map(|_| ())),
+    }
+    let mut req = format!("ws://{}/websockify", fx.http())
+        .into_client_request()
+        .unwrap();
+    req.headers_mut()
+        .insert("Origin", format!("http://{}", fx.http()).parse().unwrap());
+    assert!(tokio_tungstenite::connect_async(req).await.is_ok());
 
     // A text frame is refused with a close.
     let (ws2, _) = Client::ws(fx.http(), "/websockify", None).await;
@@ -543,9 +587,11 @@ async fn bad_input_disconnects_only_that_client() {
     .await;
     guard("rect outside disconnects", bad.closed()).await;
 
-    assert!(
-        deskd::metrics::global().rfb_protocol_errors.get() >= errors_before + 4,
-        "each protocol error is counted"
+    // Exactly once each (no other test in this binary makes protocol errors).
+    assert_eq!(
+        deskd::metrics::global().rfb_protocol_errors.get(),
+        errors_before + 4,
+        "each protocol error is counted once"
     );
 
     // The good client carries on.
@@ -746,10 +792,9 @@ async fn passwords_view_only_input_and_clipboard() {
     let _ = xclip.wait();
     for c in [&mut full, &mut view] {
         guard("X clipboard reaches the client", async {
-            while !c
-                .events
-                .contains(&Msg::CutText("from-x \u{fc}".chars().map(|ch| ch as u8).collect()))
-            {
+            while !c.events.contains(&Msg::CutText(
+                "from-x \u{fc}".chars().map(|ch| ch as u8).collect(),
+            )) {
                 c.message().await;
             }
         })
@@ -773,6 +818,7 @@ async fn resize_continuous_updates_and_fences() {
         enc::CONTINUOUS_UPDATES,
         enc::FENCE,
         enc::QEMU_EXTENDED_KEY_EVENT,
+        enc::CURSOR,
     ]))
     .await;
     let mut b = Client::tcp(fx.rfb()).await;
@@ -795,6 +841,14 @@ async fn resize_continuous_updates_and_fences() {
     assert!(a.events.contains(&Msg::Ack(enc::QEMU_EXTENDED_KEY_EVENT)));
     assert!(a.events.contains(&Msg::EndOfContinuousUpdates));
     assert!(a.events.contains(&Msg::Fence(1 << 31, vec![])));
+    // Capture has the X cursor from the start; a client that asked gets it.
+    assert!(
+        a.events
+            .iter()
+            .any(|e| matches!(e, Msg::Cursor { width, height } if *width > 0 && *height > 0)),
+        "cursor sent: {:?}",
+        a.events
+    );
     b.request(false).await;
     guard("first update", b.update()).await;
 
@@ -878,10 +932,351 @@ async fn resize_continuous_updates_and_fences() {
     .await;
     a.request(false).await;
     guard("fence response", async {
-        while !a.events.contains(&Msg::Fence(1 | (1 << 2), b"abc".to_vec())) {
+        while !a
+            .events
+            .contains(&Msg::Fence(1 | (1 << 2), b"abc".to_vec()))
+        {
             a.message().await;
         }
     })
     .await;
     fx.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn extended_clipboard_carries_utf8_both_ways() {
+    let fx = Fixture::start(320, 200, SessionConfig::default()).await;
+    let desktop = fx.desk().desktop.clone();
+    let mut c = Client::tcp(fx.rfb()).await;
+    guard("handshake", c.handshake()).await;
+    c.msg(ClientMessage::SetEncodings(vec![
+        enc::RAW,
+        enc::EXTENDED_CLIPBOARD,
+    ]))
+    .await;
+    c.request(false).await;
+    guard("update", c.update()).await;
+    let caps = c.events.iter().find_map(|e| match e {
+        Msg::ExtClipboard(p) => Some(ExtClipboard::parse(p, 1 << 20).unwrap()),
+        _ => None,
+    });
+    let Some(ExtClipboard::Caps { flags, .. }) = caps else {
+        panic!("no clipboard caps: {:?}", c.events)
+    };
+    assert_ne!(flags & clip::TEXT, 0);
+
+    // Client to X: UTF-8 survives.
+    c.msg(ClientMessage::ExtendedClipboard(
+        ExtClipboard::provide_text("héllo\nwörld"),
+    ))
+    .await;
+    guard("client text reaches X", async {
+        loop {
+            let d = desktop.clone();
+            let text = blocking(move || {
+                d.clipboard
+                    .get_text(deskd::clipboard::Selection::Clipboard)
+                    .unwrap()
+            })
+            .await;
+            if text.as_deref() == Some("héllo\nwörld") {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+
+    // X to client: notify, request, provide.
+    common::xvfb::require_tool("xclip", "xclip");
+    let mut xclip = common::xvfb::x_command(fx.desk(), "xclip")
+        .args(["-selection", "clipboard"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = xclip.stdin.take().unwrap();
+        stdin.write_all("ünïcode ✓".as_bytes()).unwrap();
+    }
+    let _ = xclip.wait();
+    c.events.clear();
+    let text = guard("X text reaches the client", async {
+        loop {
+            if let Msg::ExtClipboard(p) = c.message().await {
+                match ExtClipboard::parse(&p, 1 << 20).unwrap() {
+                    ExtClipboard::Notify { formats } if formats & clip::TEXT != 0 => {
+                        c.msg(ClientMessage::ExtendedClipboard(ExtClipboard::Request {
+                            formats: clip::TEXT,
+                        }))
+                        .await;
+                    }
+                    m @ ExtClipboard::Provide { .. } => return m.text(),
+                    _ => {}
+                }
+            }
+        }
+    })
+    .await;
+    assert_eq!(text.as_deref(), Some("ünïcode ✓"));
+    fx.stop().await;
+}
+
+/// Deterministic pseudo-random numbers (xorshift), so a failure can be replayed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn u16(&mut self) -> u16 {
+        self.next() as u16
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// A random client message: real message types with random fields, sometimes raw garbage.
+fn random_message(rng: &mut Rng, out: &mut Vec<u8>) {
+    let rect = |rng: &mut Rng| {
+        // Mostly inside a 320x200 screen, sometimes anywhere.
+        if rng.below(4) == 0 {
+            Rect::new(rng.u16(), rng.u16(), rng.u16(), rng.u16())
+        } else {
+            Rect::new(
+                rng.below(320) as u16,
+                rng.below(200) as u16,
+                rng.below(64) as u16,
+                rng.below(64) as u16,
+            )
+        }
+    };
+    let m = match rng.below(10) {
+        0 => {
+            let n = rng.below(24) as usize;
+            out.extend((0..n).map(|_| rng.next() as u8));
+            return;
+        }
+        1 => ClientMessage::SetEncodings(
+            (0..rng.below(12))
+                .map(|_| match rng.below(3) {
+                    0 => rng.next() as i32,
+                    1 => [7, 16, 6, 5, 0, -260][rng.below(6) as usize],
+                    _ => -(rng.below(400) as i32),
+                })
+                .collect(),
+        ),
+        2 => ClientMessage::FramebufferUpdateRequest {
+            incremental: rng.below(2) == 0,
+            rect: rect(rng),
+        },
+        3 => ClientMessage::PointerEvent(PointerEvent {
+            x: rng.u16(),
+            y: rng.u16(),
+            mask: rng.next() as u8 & 0x7f,
+            extended_mask: None,
+        }),
+        4 => ClientMessage::CutText(
+            (0..rng.below(40))
+                .map(|_| rng.below(256) as u8 as char)
+                .collect(),
+        ),
+        5 => ClientMessage::EnableContinuousUpdates {
+            enable: rng.below(2) == 0,
+            rect: rect(rng),
+        },
+        6 => ClientMessage::Fence {
+            flags: rng.next() as u32,
+            payload: (0..rng.below(65)).map(|_| rng.next() as u8).collect(),
+        },
+        7 => ClientMessage::SetDesktopSize {
+            width: rng.below(2000) as u16,
+            height: rng.below(2000) as u16,
+            screens: vec![],
+        },
+        8 => {
+            let mut b = vec![0u8, 0, 0, 0];
+            b.extend((0..16).map(|_| rng.next() as u8));
+            out.extend_from_slice(&b);
+            return;
+        }
+        _ => ClientMessage::KeyEvent {
+            down: false,
+            keysym: 0xff00 | rng.below(256) as u32,
+        },
+    };
+    m.write(out);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_input_never_panics_and_others_carry_on() {
+    static PANICS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        PANICS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        default_hook(info);
+    }));
+
+    let fx = Fixture::start(320, 200, SessionConfig::default()).await;
+    fx.paint(0x204080).await;
+    let mut good = Client::tcp(fx.rfb()).await;
+    guard("handshake", good.handshake()).await;
+    good.request(false).await;
+    guard("first update", good.update()).await;
+
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    for _ in 0..40 {
+        let mut c = Client::tcp(fx.rfb()).await;
+        guard("handshake", c.handshake()).await;
+        let mut bytes = Vec::new();
+        for _ in 0..30 {
+            random_message(&mut rng, &mut bytes);
+        }
+        c.send(&bytes).await;
+        // Hang up: whether the server already cut it off or not, it must cope.
+        drop(c);
+    }
+
+    fx.paint(0x804020).await;
+    good.request(true).await;
+    guard("good client still updated", async {
+        while !good.matches(&fx.frame()) {
+            good.update().await;
+            good.request(true).await;
+        }
+    })
+    .await;
+    guard("sessions end", async {
+        while fx.server.as_ref().unwrap().sessions().active() > 1 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert_eq!(
+        PANICS.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "a task panicked"
+    );
+    fx.stop().await;
+}
+
+/// Kills the child on drop (a failed assertion must not leave deskd running).
+struct Proc(std::process::Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn alive(pid: i32) -> bool {
+    // A zombie waiting for its parent counts as gone.
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| !s.contains(") Z "))
+        .unwrap_or(false)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_starts_xvfb_serves_and_cleans_up_on_sigterm() {
+    use std::io::{BufRead, BufReader};
+    common::xvfb::require_tool("Xvfb", "xvfb");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_deskd"))
+        .args([
+            "--listen-http",
+            "127.0.0.1:0",
+            "--listen-rfb",
+            "127.0.0.1:0",
+        ])
+        .args(["--geometry", "320x200", "--log-level", "info"])
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let proc = Proc(child);
+    // Keep draining stderr so logging never blocks deskd.
+    let log = std::thread::spawn(move || {
+        BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+            .collect::<Vec<_>>()
+    });
+    let line = blocking(move || {
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        line
+    })
+    .await;
+    // deskd: listening http=A rfb=B display=:N
+    let field = |name: &str| {
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix(name))
+            .unwrap_or_else(|| panic!("no {name} in {line:?}"))
+            .to_owned()
+    };
+    let rfb: SocketAddr = field("rfb=").parse().unwrap();
+    let http: SocketAddr = field("http=").parse().unwrap();
+    let display = field("display=");
+
+    // The Xvfb deskd started is its child.
+    let pid = proc.0.id() as i32;
+    let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap();
+    let kids: Vec<i32> = children
+        .split_whitespace()
+        .map(|p| p.parse().unwrap())
+        .collect();
+    let comm = |p: &i32| std::fs::read_to_string(format!("/proc/{p}/comm")).unwrap_or_default();
+    assert!(
+        kids.iter().any(|p| comm(p).trim() == "Xvfb"),
+        "an Xvfb child, found {children:?}"
+    );
+
+    let mut c = Client::tcp(rfb).await;
+    guard("handshake", c.handshake()).await;
+    assert_eq!(
+        (c.width, c.height),
+        (320, 200),
+        "geometry flag honoured on {display}"
+    );
+    c.request(false).await;
+    guard("update", c.update()).await;
+    let (mut w, _) = Client::ws(http, "/websockify", Some("binary")).await;
+    guard("ws handshake", w.handshake()).await;
+
+    // SIGTERM: clients are closed, deskd exits 0 and its Xvfb is gone.
+    let rc = send_signal(pid, "TERM");
+    assert_eq!(rc, 0);
+    guard("tcp client closed", c.closed()).await;
+    guard("ws client closed", w.closed()).await;
+    let mut proc = proc;
+    let status = blocking(move || proc.0.wait().unwrap()).await;
+    let log = log.join().unwrap().join("\n");
+    assert!(
+        status.success(),
+        "deskd exit status {status:?}; log:\n{log}"
+    );
+    assert!(log.contains("SIGTERM: shutting down"), "{log}");
+    // Xvfb and the window manager, if one was started, are gone with it.
+    guard("children gone", async {
+        while kids.iter().any(|p| alive(*p)) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+}
+
+/// kill(1), since the workspace forbids unsafe code (libc::kill).
+fn send_signal(pid: i32, sig: &str) -> i32 {
+    std::process::Command::new("kill")
+        .args([format!("-{sig}"), pid.to_string()])
+        .status()
+        .map(|s| if s.success() { 0 } else { 1 })
+        .unwrap_or(1)
 }

@@ -44,7 +44,15 @@ fn connect(d: &RunningDesktop) -> (RustConnection, xproto::Window) {
 fn server_pixels(c: &RustConnection, root: xproto::Window) -> Frame {
     let g = c.get_geometry(root).unwrap().reply().unwrap();
     let img = c
-        .get_image(xproto::ImageFormat::Z_PIXMAP, root, 0, 0, g.width, g.height, !0)
+        .get_image(
+            xproto::ImageFormat::Z_PIXMAP,
+            root,
+            0,
+            0,
+            g.width,
+            g.height,
+            !0,
+        )
         .unwrap()
         .reply()
         .unwrap();
@@ -114,7 +122,7 @@ fn window(c: &RustConnection, root: u32, r: Rect, mask: xproto::EventMask) -> u3
         xproto::WindowClass::INPUT_OUTPUT,
         0,
         &xproto::CreateWindowAux::new()
-            .background_pixel(0x00_2040_60)
+            .background_pixel(0x0020_4060)
             .override_redirect(1)
             .event_mask(mask),
     )
@@ -133,7 +141,12 @@ fn capture_equals_server_pixels_and_damage_is_tight() {
     let store = d.desktop.frames.store().clone();
 
     // A window, fills, and a PutImage of a known gradient.
-    let w = window(&c, root, Rect::new(50, 40, 300, 200), xproto::EventMask::NO_EVENT);
+    let w = window(
+        &c,
+        root,
+        Rect::new(50, 40, 300, 200),
+        xproto::EventMask::NO_EVENT,
+    );
     fill(&c, w, 0x00ff_0000, Rect::new(10, 10, 100, 50));
     fill(&c, root, 0x0000_ff00, Rect::new(400, 300, 33, 17));
     let (pw, ph) = (70u16, 45u16);
@@ -144,8 +157,19 @@ fn capture_equals_server_pixels_and_damage_is_tight() {
         }
     }
     let g = gc(&c, w, 0);
-    c.put_image(xproto::ImageFormat::Z_PIXMAP, w, g, pw, ph, 120, 70, 0, 24, &pic)
-        .unwrap();
+    c.put_image(
+        xproto::ImageFormat::Z_PIXMAP,
+        w,
+        g,
+        pw,
+        ph,
+        120,
+        70,
+        0,
+        24,
+        &pic,
+    )
+    .unwrap();
     c.sync().unwrap();
     d.desktop.frames.refresh().unwrap();
     let (_, frame) = store.snapshot();
@@ -195,7 +219,12 @@ fn cursor_image_changes_are_seen() {
     let cursor = c.generate_id().unwrap();
     c.create_glyph_cursor(cursor, font, font, 34, 35, 0, 0, 0, 0xffff, 0xffff, 0xffff)
         .unwrap();
-    let w = window(&c, root, Rect::new(100, 100, 100, 100), xproto::EventMask::NO_EVENT);
+    let w = window(
+        &c,
+        root,
+        Rect::new(100, 100, 100, 100),
+        xproto::EventMask::NO_EVENT,
+    );
     c.change_window_attributes(w, &xproto::ChangeWindowAttributesAux::new().cursor(cursor))
         .unwrap();
     c.sync().unwrap();
@@ -204,7 +233,10 @@ fn cursor_image_changes_are_seen() {
     wait_until("a new cursor image", || store.cursor().0 > serial0);
     let img = store.cursor().1.unwrap();
     assert_ne!(*img, *img0, "cursor image did not change");
-    assert_eq!(img.pixels.len(), usize::from(img.width) * usize::from(img.height) * 4);
+    assert_eq!(
+        img.pixels.len(),
+        usize::from(img.width) * usize::from(img.height) * 4
+    );
     // The crosshair has opaque white pixels, straight alpha.
     assert!(img.pixels.chunks(4).any(|p| p == [0xff, 0xff, 0xff, 0xff]));
     assert_eq!(store.pointer(), (150, 150));
@@ -222,7 +254,10 @@ fn resize_is_seen_as_new_size() {
     });
     let (c, root) = connect(&d);
     let store = d.desktop.frames.store().clone();
-    assert_eq!((store.snapshot().1.width, store.snapshot().1.height), (800, 600));
+    assert_eq!(
+        (store.snapshot().1.width, store.snapshot().1.height),
+        (800, 600)
+    );
     assert_eq!(d.desktop.frames.resize(1024, 768).unwrap(), (1024, 768));
     let (_, f) = store.snapshot();
     assert_eq!((f.width, f.height), (1024, 768));
@@ -239,7 +274,10 @@ fn resize_is_seen_as_new_size() {
     }
     // An outside RandR change (xrandr) is seen too.
     require_tool("xrandr", "x11-xserver-utils");
-    let st = x_command(&d, "xrandr").args(["--fb", "700x500"]).status().unwrap();
+    let st = x_command(&d, "xrandr")
+        .args(["--fb", "700x500"])
+        .status()
+        .unwrap();
     assert!(st.success());
     wait_until("the outside resize", || store.snapshot().1.width == 700);
     assert_eq!(store.snapshot().1.height, 500);
@@ -251,7 +289,14 @@ fn xev(d: &RunningDesktop, c: &RustConnection) -> (ChildGuard, mpsc::Receiver<(u
     require_tool("xev", "x11-utils");
     require_tool("stdbuf", "coreutils");
     let mut child = x_command(d, "stdbuf")
-        .args(["-oL", "xev", "-event", "keyboard", "-geometry", "200x200+0+0"])
+        .args([
+            "-oL",
+            "xev",
+            "-event",
+            "keyboard",
+            "-geometry",
+            "200x200+0+0",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -277,15 +322,31 @@ fn xev(d: &RunningDesktop, c: &RustConnection) -> (ChildGuard, mpsc::Receiver<(u
                 // state 0x4, keycode 46 (keysym 0x6c, l), same_screen YES,
                 let hex = l[6..].split(',').next().unwrap().trim_start_matches("0x");
                 state = u32::from_str_radix(hex, 16).unwrap();
-                let kc: u8 = l.split("keycode ").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
-                let ks = l.split("keysym 0x").nth(1).unwrap().split(',').next().unwrap();
+                let kc: u8 = l
+                    .split("keycode ")
+                    .nth(1)
+                    .unwrap()
+                    .split(' ')
+                    .next()
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                let ks = l
+                    .split("keysym 0x")
+                    .nth(1)
+                    .unwrap()
+                    .split(',')
+                    .next()
+                    .unwrap();
                 let _ = tx.send((state, kc, u32::from_str_radix(ks, 16).unwrap()));
                 press = false;
             }
         }
         let _ = state;
     });
-    let win = wrx.recv_timeout(Duration::from_secs(10)).expect("xev window");
+    let win = wrx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("xev window");
     wait_until("focus on the xev window", || {
         c.set_input_focus(xproto::InputFocus::PARENT, win, x11rb::CURRENT_TIME)
             .unwrap()
@@ -333,7 +394,10 @@ fn keys_arrive_as_keysyms_us_layout() {
     assert_eq!(got.iter().map(|g| g.1).collect::<Vec<_>>(), ks);
     // Shift state exactly where needed: Z ! ~ ? { | have Shift, a 1 space do not.
     let shifted: Vec<bool> = got.iter().map(|g| g.0 & 1 != 0).collect();
-    assert_eq!(shifted, [false, true, false, true, true, false, true, true, true]);
+    assert_eq!(
+        shifted,
+        [false, true, false, true, true, false, true, true, true]
+    );
 
     // Characters absent from the keymap: bound to scratch keycodes.
     let text = "éß€你好😀";
@@ -403,14 +467,19 @@ fn pointer_positions_and_every_button() {
         input.button(b, false).unwrap();
     }
     input.sync().unwrap();
-    assert!(matches!(input.button(10, true), Err(DesktopError::Invalid(_))));
+    assert!(matches!(
+        input.button(10, true),
+        Err(DesktopError::Invalid(_))
+    ));
     let mut presses = Vec::new();
     let mut releases = Vec::new();
     let mut motion = None;
     let end = Instant::now() + Duration::from_secs(10);
     while releases.len() < 9 && Instant::now() < end {
         match c.poll_for_event().unwrap() {
-            Some(x11rb::protocol::Event::ButtonPress(e)) => presses.push((e.detail, e.event_x, e.event_y)),
+            Some(x11rb::protocol::Event::ButtonPress(e)) => {
+                presses.push((e.detail, e.event_x, e.event_y))
+            }
             Some(x11rb::protocol::Event::ButtonRelease(e)) => releases.push(e.detail),
             Some(x11rb::protocol::Event::MotionNotify(e)) => motion = Some((e.event_x, e.event_y)),
             Some(_) => {}
@@ -439,7 +508,12 @@ fn xclip_in(d: &RunningDesktop, sel: &str, text: &str) -> ChildGuard {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
     ChildGuard(child)
 }
 
@@ -456,10 +530,15 @@ fn clipboard_round_trips_with_xclip() {
     cb.set_text(Selection::Primary, "primary text").unwrap();
     assert_eq!(xclip_out(&d, "primary"), "primary text");
     // Large text goes through INCR.
-    let big: String = (0..300_000).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+    let big: String = (0..300_000)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect();
     cb.set_text(Selection::Clipboard, &big).unwrap();
     assert_eq!(xclip_out(&d, "clipboard"), big);
-    assert_eq!(cb.get_text(Selection::Clipboard).unwrap().as_deref(), Some(big.as_str()));
+    assert_eq!(
+        cb.get_text(Selection::Clipboard).unwrap().as_deref(),
+        Some(big.as_str())
+    );
 
     // X application -> deskd, and subscribers hear about it.
     let _x = xclip_in(&d, "clipboard", "from xclip ✓");
@@ -473,10 +552,15 @@ fn clipboard_round_trips_with_xclip() {
         cb.get_text(Selection::Primary).unwrap().as_deref() == Some("primary from xclip")
     });
     // Large text from xclip (INCR on its side).
-    let big2: String = (0..2_000_000).map(|i| char::from(b'A' + (i % 26) as u8)).collect();
+    let big2: String = (0..2_000_000)
+        .map(|i| char::from(b'A' + (i % 26) as u8))
+        .collect();
     let _b = xclip_in(&d, "clipboard", &big2);
     wait_until("large xclip text", || {
-        cb.get_text(Selection::Clipboard).ok().flatten().is_some_and(|t| t == big2)
+        cb.get_text(Selection::Clipboard)
+            .ok()
+            .flatten()
+            .is_some_and(|t| t == big2)
     });
     // Over the cap: refused.
     let huge = "x".repeat(deskd::clipboard::x11::MAX_TEXT + 1);
@@ -488,10 +572,24 @@ fn clipboard_round_trips_with_xclip() {
 
 #[test]
 fn xvfb_killed_is_restarted_and_capture_resumes() {
-    let d = desktop(320, 240);
+    require_tool("openbox", "openbox");
+    let d = desktop_with(DisplayOptions {
+        width: 320,
+        height: 240,
+        window_manager: WindowManager::Auto,
+        ..DisplayOptions::default()
+    });
+    assert_eq!(
+        d.desktop.status.status().window_manager.as_deref(),
+        Some("openbox")
+    );
+    assert_eq!(d.desktop.status.status().state, "running");
     let pid = d.xvfb_pid().unwrap();
     let store = d.desktop.frames.store().clone();
-    let st = std::process::Command::new("kill").args(["-9", &pid.to_string()]).status().unwrap();
+    let st = std::process::Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap();
     assert!(st.success());
     wait_until("the restart", || {
         let s = d.desktop.status.status();
@@ -507,7 +605,9 @@ fn xvfb_killed_is_restarted_and_capture_resumes() {
     });
     let (c, screen) = conn.unwrap();
     let root = c.setup().roots[screen].root;
-    wait_until("input to reconnect", || d.desktop.input.pointer_move(10, 10).is_ok());
+    wait_until("input to reconnect", || {
+        d.desktop.input.pointer_move(10, 10).is_ok()
+    });
     fill(&c, root, 0x00fe_dcba, Rect::new(20, 20, 30, 30));
     c.sync().unwrap();
     wait_until("capture on the new server", || {
@@ -516,23 +616,35 @@ fn xvfb_killed_is_restarted_and_capture_resumes() {
     d.desktop.frames.refresh().unwrap();
     assert_same_pixels(&store.snapshot().1, &server_pixels(&c, root));
     assert_eq!(d.desktop.input.pointer_position().unwrap(), (10, 10));
+    // The clipboard reconnects too.
+    require_tool("xclip", "xclip");
+    wait_until("clipboard on the new server", || {
+        d.desktop
+            .clipboard
+            .set_text(Selection::Clipboard, "after restart")
+            .is_ok()
+    });
+    assert_eq!(xclip_out(&d, "clipboard"), "after restart");
 }
 
 #[test]
-fn attach_mode_polls_without_damage_and_requires_xtest() {
-    let (_x, display) = common::xvfb::bare_xvfb(320, 240, &["-extension", "DAMAGE"]);
+fn attach_mode_polls_without_damage_or_shm_and_requires_xtest() {
+    let (_x, display) =
+        common::xvfb::bare_xvfb(320, 240, &["-extension", "DAMAGE", "-extension", "MIT-SHM"]);
     let d = desktop_with(DisplayOptions {
         attach: Some(display.clone()),
         ..DisplayOptions::default()
     });
     assert_eq!(d.desktop.status.status().state, "attached");
     let feats = d.capture().features().unwrap();
-    assert!(!feats.damage && feats.shm, "{feats:?}");
+    assert!(!feats.damage && !feats.shm && feats.cursor, "{feats:?}");
     let (c, root) = connect(&d);
     let store = d.desktop.frames.store().clone();
     fill(&c, root, 0x0011_2233, Rect::new(5, 5, 40, 40));
     c.sync().unwrap();
-    wait_until("polled capture", || store.snapshot().1.pixel(10, 10) == 0x0011_2233);
+    wait_until("polled capture", || {
+        store.snapshot().1.pixel(10, 10) == 0x0011_2233
+    });
     assert_same_pixels(&store.snapshot().1, &server_pixels(&c, root));
     drop(d);
 
@@ -546,4 +658,3 @@ fn attach_mode_polls_without_damage_and_requires_xtest() {
         Ok(_) => panic!("expected MissingExtension(XTEST), got a desktop"),
     }
 }
-

@@ -74,3 +74,140 @@ fn build(desktop: Desktop, display: String, server: Option<Arc<XServer>>) -> Rou
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
 }
+
+#[cfg(test)]
+mod tests {
+    //! The router against fakes: desktop failures, settling and concurrency without X.
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use rfb::Rect;
+    use serde_json::{json, Value};
+    use tower::ServiceExt;
+
+    use crate::capture::synthetic::SyntheticSource;
+    use crate::clipboard::{Clipboard, Selection};
+    use crate::desktop::{Desktop, DesktopError, DisplayStatus, StatusSource};
+    use crate::input::fake::{FakeInput, InputEvent};
+
+    struct NoClipboard;
+    impl Clipboard for NoClipboard {
+        fn set_text(&self, _: Selection, _: &str) -> Result<(), DesktopError> {
+            Err(DesktopError::Unavailable("no clipboard".into()))
+        }
+        fn get_text(&self, _: Selection) -> Result<Option<String>, DesktopError> {
+            Ok(None)
+        }
+        fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Arc<str>> {
+            tokio::sync::broadcast::channel(1).1
+        }
+    }
+    struct Status;
+    impl StatusSource for Status {
+        fn status(&self) -> DisplayStatus {
+            DisplayStatus {
+                state: "running".into(),
+                ..Default::default()
+            }
+        }
+    }
+
+    fn fake() -> (Arc<SyntheticSource>, Arc<FakeInput>, axum::Router) {
+        let frames = Arc::new(SyntheticSource::new(64, 48));
+        let input = Arc::new(FakeInput::new());
+        let desktop = Desktop {
+            frames: frames.clone(),
+            input: input.clone(),
+            clipboard: Arc::new(NoClipboard),
+            status: Arc::new(Status),
+            action_lock: Arc::new(tokio::sync::Mutex::new(())),
+        };
+        (frames, input, super::router(desktop, ":none".into()))
+    }
+
+    async fn post(app: &axum::Router, body: Value) -> (StatusCode, Value) {
+        let req = Request::post("/api/v0/desktop/action")
+            .body(Body::from(body.to_string()))
+            .unwrap();
+        let resp = app.clone().oneshot(req).await.unwrap();
+        let status = resp.status();
+        let b = axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        (status, serde_json::from_slice(&b).unwrap())
+    }
+
+    #[tokio::test]
+    async fn desktop_failure_is_500_with_coders_message() {
+        let (_, input, app) = fake();
+        input.set_failure(Some("X server gone"));
+        let (s, v) = post(&app, json!({"action": "left_click", "coordinate": [1, 1]})).await;
+        assert_eq!(s, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(v["message"], "Left click failed.");
+        assert!(v["detail"].as_str().unwrap().contains("X server gone"));
+        let (s, v) = post(&app, json!({"action": "type", "text": "x"})).await;
+        assert_eq!(s, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(v["message"], "Type action failed.");
+        input.set_failure(None);
+        let (s, _) = post(&app, json!({"action": "mouse_move", "coordinate": [2, 2]})).await;
+        assert_eq!(s, StatusCode::OK);
+        let (s, v) = post(&app, json!({"action": "cursor_position"})).await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(v["output"], "x=2,y=2");
+    }
+
+    #[tokio::test]
+    async fn hold_key_presses_then_releases() {
+        let (_, input, app) = fake();
+        let (s, _) = post(
+            &app,
+            json!({"action": "hold_key", "text": "ctrl+a", "duration": 1}),
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK);
+        let keys: Vec<InputEvent> = input
+            .take()
+            .into_iter()
+            .filter(|e| matches!(e, InputEvent::Key(..)))
+            .collect();
+        assert_eq!(
+            keys,
+            vec![
+                InputEvent::Key(0xffe3, true),
+                InputEvent::Key(0x61, true),
+                InputEvent::Key(0x61, false),
+                InputEvent::Key(0xffe3, false)
+            ]
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn settle_waits_for_a_quiet_screen() {
+        let (frames, _, app) = fake();
+        // A screen that keeps changing never settles; the timeout bounds the wait.
+        let busy = frames.clone();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stop2 = stop.clone();
+        let t = std::thread::spawn(move || {
+            let mut i = 0u32;
+            while !stop2.load(std::sync::atomic::Ordering::Relaxed) {
+                busy.fill(Rect::new(0, 0, 4, 4), i);
+                i += 1;
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        });
+        let (s, v) = post(
+            &app,
+            json!({"action": "screenshot", "settle": 100, "settle_timeout": 300}),
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(v["settled"], false);
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        t.join().unwrap();
+        let (_, v) = post(&app, json!({"action": "screenshot", "settle": 30})).await;
+        assert_eq!(v["settled"], true);
+    }
+}

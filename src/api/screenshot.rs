@@ -170,10 +170,19 @@ pub async fn capture(desktop: &Desktop, opts: &ShotOptions) -> Result<Shot, Desk
     };
     let store = Arc::clone(desktop.frames.store());
     let (_, frame) = store.snapshot();
-    let cursor = if opts.cursor {
-        store.cursor().1.map(|c| (c, store.pointer()))
-    } else {
-        None
+    let cursor = match (opts.cursor, store.cursor().1) {
+        (true, Some(c)) => {
+            // Ask X where the pointer is (another client may have moved it); the store's last
+            // recorded position is the fallback.
+            let input = Arc::clone(&desktop.input);
+            let pos = tokio::task::spawn_blocking(move || input.pointer_position())
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .unwrap_or_else(|| store.pointer());
+            Some((c, pos))
+        }
+        _ => None,
     };
     let opts = opts.clone();
     let mut shot = tokio::task::spawn_blocking(move || {

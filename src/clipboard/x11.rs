@@ -138,9 +138,9 @@ impl X11Clipboard {
     }
 
     fn live(&self) -> Result<Arc<Live>, DesktopError> {
-        lock(&self.shared.live)
-            .clone()
-            .ok_or_else(|| DesktopError::Unavailable("X server not connected (reconnecting)".into()))
+        lock(&self.shared.live).clone().ok_or_else(|| {
+            DesktopError::Unavailable("X server not connected (reconnecting)".into())
+        })
     }
 }
 
@@ -158,10 +158,7 @@ fn open(server: &XServer) -> Result<Live, DesktopError> {
         .get(screen)
         .map(|s| s.root)
         .ok_or_else(|| DesktopError::Other("no such screen".into()))?;
-    let atoms = Atoms::new(&conn)
-        .map_err(x_err)?
-        .reply()
-        .map_err(x_err)?;
+    let atoms = Atoms::new(&conn).map_err(x_err)?.reply().map_err(x_err)?;
     let window = conn.generate_id().map_err(x_err)?;
     conn.create_window(
         0,
@@ -228,7 +225,9 @@ impl Clipboard for X11Clipboard {
             return Ok(None);
         }
         if owner == live.window {
-            return Ok(lock(&self.shared.owned).get(&selection).map(|t| t.to_string()));
+            return Ok(lock(&self.shared.owned)
+                .get(&selection)
+                .map(|t| t.to_string()));
         }
         let _serial = lock(&self.shared.get_lock);
         let (tx, rx) = mpsc::channel();
@@ -242,7 +241,13 @@ impl Clipboard for X11Clipboard {
             },
         );
         live.conn
-            .convert_selection(live.window, atom, live.atoms.UTF8_STRING, prop, x11rb::CURRENT_TIME)
+            .convert_selection(
+                live.window,
+                atom,
+                live.atoms.UTF8_STRING,
+                prop,
+                x11rb::CURRENT_TIME,
+            )
             .map_err(x_err)?;
         live.conn.flush().map_err(x_err)?;
         match rx.recv_timeout(GET_TIMEOUT) {
@@ -345,27 +350,28 @@ fn handle(
                 lock(&shared.owned).remove(&s);
             }
         }
-        Event::XfixesSelectionNotify(e) => {
-            if e.owner != live.window && e.owner != x11rb::NONE && e.selection == live.atoms.CLIPBOARD
-            {
-                lock(&shared.pending).insert(
-                    live.atoms.DESKD_WATCH,
-                    Pending {
-                        waiter: Waiter::Watch,
-                        selection: e.selection,
-                        target: live.atoms.UTF8_STRING,
-                    },
-                );
-                conn.convert_selection(
-                    live.window,
-                    e.selection,
-                    live.atoms.UTF8_STRING,
-                    live.atoms.DESKD_WATCH,
-                    e.timestamp,
-                )
-                .map_err(x_err)?;
-                conn.flush().map_err(x_err)?;
-            }
+        Event::XfixesSelectionNotify(e)
+            if e.owner != live.window
+                && e.owner != x11rb::NONE
+                && e.selection == live.atoms.CLIPBOARD =>
+        {
+            lock(&shared.pending).insert(
+                live.atoms.DESKD_WATCH,
+                Pending {
+                    waiter: Waiter::Watch,
+                    selection: e.selection,
+                    target: live.atoms.UTF8_STRING,
+                },
+            );
+            conn.convert_selection(
+                live.window,
+                e.selection,
+                live.atoms.UTF8_STRING,
+                live.atoms.DESKD_WATCH,
+                e.timestamp,
+            )
+            .map_err(x_err)?;
+            conn.flush().map_err(x_err)?;
         }
         Event::SelectionNotify(e) if e.requestor == live.window => {
             let prop_expected = [live.atoms.DESKD_GET, live.atoms.DESKD_WATCH];
@@ -381,8 +387,14 @@ fn handle(
                     if let Some(p) = lock(&shared.pending).get_mut(&prop) {
                         p.target = AtomEnum::STRING.into();
                     }
-                    conn.convert_selection(live.window, e.selection, Atom::from(AtomEnum::STRING), prop, e.time)
-                        .map_err(x_err)?;
+                    conn.convert_selection(
+                        live.window,
+                        e.selection,
+                        Atom::from(AtomEnum::STRING),
+                        prop,
+                        e.time,
+                    )
+                    .map_err(x_err)?;
                     conn.flush().map_err(x_err)?;
                 } else {
                     deliver(shared, prop, Ok(None));
@@ -419,7 +431,14 @@ fn handle(
             if e.window == live.window && e.state == xproto::Property::NEW_VALUE {
                 if let Some(buf) = incoming.get_mut(&e.atom) {
                     let reply = conn
-                        .get_property(true, live.window, e.atom, AtomEnum::ANY, 0, (MAX_TEXT / 4 + 1) as u32)
+                        .get_property(
+                            true,
+                            live.window,
+                            e.atom,
+                            AtomEnum::ANY,
+                            0,
+                            (MAX_TEXT / 4 + 1) as u32,
+                        )
                         .map_err(x_err)?
                         .reply()
                         .map_err(x_err)?;

@@ -79,8 +79,9 @@ pub fn connect(target: &XTarget) -> Result<(RustConnection, usize), DesktopError
     let Some(cookie) = &target.cookie else {
         return RustConnection::connect(Some(&target.display)).map_err(|e| unavailable(&e));
     };
-    let parsed = x11rb::reexports::x11rb_protocol::parse_display::parse_display(Some(&target.display))
-        .map_err(|e| DesktopError::Invalid(format!("bad display {}: {e}", target.display)))?;
+    let parsed =
+        x11rb::reexports::x11rb_protocol::parse_display::parse_display(Some(&target.display))
+            .map_err(|e| DesktopError::Invalid(format!("bad display {}: {e}", target.display)))?;
     let screen = usize::from(parsed.screen);
     let mut last: Option<String> = None;
     for addr in parsed.connect_instruction() {
@@ -114,7 +115,10 @@ pub fn require_extension(
 }
 
 /// Whether the server has extension `name`.
-pub fn has_extension(conn: &impl RequestConnection, name: &'static str) -> Result<bool, DesktopError> {
+pub fn has_extension(
+    conn: &impl RequestConnection,
+    name: &'static str,
+) -> Result<bool, DesktopError> {
     conn.extension_information(name)
         .map(|i| i.is_some())
         .map_err(x_err)

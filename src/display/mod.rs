@@ -189,7 +189,9 @@ pub fn start(opts: DisplayOptions) -> Result<RunningDesktop, DesktopError> {
         }
         None => {
             let wm = match &opts.window_manager {
-                WindowManager::Auto => find_in_path("openbox").then(|| "openbox --sm-disable".to_string()),
+                WindowManager::Auto => {
+                    find_in_path("openbox").then(|| "openbox --sm-disable".to_string())
+                }
                 WindowManager::None => None,
                 WindowManager::Command(c) => Some(c.clone()),
             };
@@ -203,7 +205,11 @@ pub fn start(opts: DisplayOptions) -> Result<RunningDesktop, DesktopError> {
                 window_manager: wm,
             })?);
             let status = Arc::new(sup.status_source());
-            (Arc::clone(sup.server()), Some(sup), status as Arc<dyn StatusSource>)
+            (
+                Arc::clone(sup.server()),
+                Some(sup),
+                status as Arc<dyn StatusSource>,
+            )
         }
     };
     let capture = X11Capture::start(Arc::clone(&server), opts.capture.clone())?;

@@ -360,15 +360,23 @@ fn spawn_xvfb(
     };
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
+        let mut reader = BufReader::new(stdout);
         let mut line = String::new();
-        let r = BufReader::new(stdout).read_line(&mut line).map(|_| line);
+        let r = reader.read_line(&mut line).map(|_| line);
         let _ = tx.send(r);
+        // Keep the pipe open for Xvfb's lifetime: a write to a closed pipe would kill it.
+        let mut rest = String::new();
+        while matches!(reader.read_line(&mut rest), Ok(n) if n > 0) {
+            rest.clear();
+        }
     });
     let fail = |child: Child, why: String| {
         kill(child);
         let log = std::fs::read_to_string(&log_path).unwrap_or_default();
         let tail: String = log.lines().rev().take(5).collect::<Vec<_>>().join(" | ");
-        Err(DesktopError::Unavailable(format!("Xvfb: {why}; log: {tail}")))
+        Err(DesktopError::Unavailable(format!(
+            "Xvfb: {why}; log: {tail}"
+        )))
     };
     match rx.recv_timeout(Duration::from_secs(15)) {
         Ok(Ok(line)) => match line.trim().parse::<u16>() {

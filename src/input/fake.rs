@@ -36,7 +36,10 @@ impl FakeInput {
 
     /// Everything recorded so far.
     pub fn events(&self) -> Vec<InputEvent> {
-        self.events.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.events
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Everything recorded so far, clearing the record.
@@ -50,10 +53,18 @@ impl FakeInput {
     }
 
     fn record(&self, e: InputEvent) -> Result<(), DesktopError> {
-        if let Some(m) = self.failure.lock().unwrap_or_else(|e| e.into_inner()).clone() {
+        if let Some(m) = self
+            .failure
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+        {
             return Err(DesktopError::Unavailable(m));
         }
-        self.events.lock().unwrap_or_else(|e| e.into_inner()).push(e);
+        self.events
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(e);
         Ok(())
     }
 }
@@ -67,7 +78,9 @@ impl InputSink for FakeInput {
 
     fn button(&self, button: u8, down: bool) -> Result<(), DesktopError> {
         if !(1..=9).contains(&button) {
-            return Err(DesktopError::Invalid(format!("button {button} out of range 1-9")));
+            return Err(DesktopError::Invalid(format!(
+                "button {button} out of range 1-9"
+            )));
         }
         self.record(InputEvent::Button(button, down))
     }
@@ -81,7 +94,12 @@ impl InputSink for FakeInput {
     }
 
     fn pointer_position(&self) -> Result<(u16, u16), DesktopError> {
-        if let Some(m) = self.failure.lock().unwrap_or_else(|e| e.into_inner()).clone() {
+        if let Some(m) = self
+            .failure
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+        {
             return Err(DesktopError::Unavailable(m));
         }
         Ok(*self.pointer.lock().unwrap_or_else(|e| e.into_inner()))

@@ -48,7 +48,6 @@ impl Level {
             group2,
         }
     }
-
 }
 
 /// Presses and releases around one key press.
@@ -110,7 +109,9 @@ impl Keymap {
 
     fn max_keycode(&self) -> u8 {
         let n = self.syms.len() / self.per;
-        (usize::from(self.min_keycode) + n).saturating_sub(1).min(255) as u8
+        (usize::from(self.min_keycode) + n)
+            .saturating_sub(1)
+            .min(255) as u8
     }
 
     /// The keysyms bound to `keycode` (empty when out of range).
@@ -223,7 +224,9 @@ impl Keymap {
     /// keysym is not in the keymap (bind it to a scratch keycode first).
     pub fn plan(&self, keysym: u32, down: &[u8; 32]) -> Option<KeyPlan> {
         let shift_down = self.held(down, |k| self.in_modmap(SHIFT, k));
-        let l3_down = self.held(down, |k| self.keysyms(k).first() == Some(&XK_ISO_LEVEL3_SHIFT));
+        let l3_down = self.held(down, |k| {
+            self.keysyms(k).first() == Some(&XK_ISO_LEVEL3_SHIFT)
+        });
         let ms_down = self.held(down, |k| self.keysyms(k).first() == Some(&XK_MODE_SWITCH));
         let held = Level {
             shift: !shift_down.is_empty(),
@@ -232,8 +235,9 @@ impl Keymap {
         };
         let alts = alternatives(keysym);
         // Already reachable as things are held: press it as is.
-        let as_is = (self.min_keycode..=self.max_keycode())
-            .find(|&k| self.keysyms(k).iter().any(|&s| s != NO_SYMBOL) && alts.contains(&self.lookup(k, held)));
+        let as_is = (self.min_keycode..=self.max_keycode()).find(|&k| {
+            self.keysyms(k).iter().any(|&s| s != NO_SYMBOL) && alts.contains(&self.lookup(k, held))
+        });
         if let Some(k) = as_is {
             return Some(KeyPlan {
                 keycode: k,
@@ -273,7 +277,11 @@ impl Keymap {
             }
         };
         adjust(want.shift, &shift_down, self.shift_key());
-        adjust(want.level3, &l3_down, self.modifier_key(XK_ISO_LEVEL3_SHIFT));
+        adjust(
+            want.level3,
+            &l3_down,
+            self.modifier_key(XK_ISO_LEVEL3_SHIFT),
+        );
         adjust(want.group2, &ms_down, self.modifier_key(XK_MODE_SWITCH));
         after.reverse();
         Some(KeyPlan {
@@ -501,9 +509,23 @@ mod tests {
     fn ctrl_l_gets_no_shift_and_escape_never_shift() {
         let m = us();
         let p = m.plan(0x6c, &down(&[37])).unwrap();
-        assert_eq!(p, KeyPlan { keycode: 46, before: vec![], after: vec![] });
+        assert_eq!(
+            p,
+            KeyPlan {
+                keycode: 46,
+                before: vec![],
+                after: vec![]
+            }
+        );
         let p = m.plan(0xff1b, &down(&[])).unwrap();
-        assert_eq!(p, KeyPlan { keycode: 9, before: vec![], after: vec![] });
+        assert_eq!(
+            p,
+            KeyPlan {
+                keycode: 9,
+                before: vec![],
+                after: vec![]
+            }
+        );
         // Shift held: Escape is Escape either way, nothing changes.
         let p = m.plan(0xff1b, &down(&[50])).unwrap();
         assert!(p.before.is_empty());
@@ -528,7 +550,14 @@ mod tests {
     fn ctrl_shift_letter_keeps_shift() {
         let m = us();
         let p = m.plan(0x6c, &down(&[37, 50])).unwrap();
-        assert_eq!(p, KeyPlan { keycode: 46, before: vec![], after: vec![] });
+        assert_eq!(
+            p,
+            KeyPlan {
+                keycode: 46,
+                before: vec![],
+                after: vec![]
+            }
+        );
     }
 
     #[test]

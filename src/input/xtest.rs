@@ -246,9 +246,13 @@ impl Conn {
         self.drain_events()?;
         self.unbind_idle(SCRATCH_IDLE)?;
         if !down {
+            // Clients may release with the other case (Shift let go first): match either.
+            let (lower, upper) = keymap::convert_case(keysym);
             let kc = self
                 .pressed
                 .remove(&keysym)
+                .or_else(|| self.pressed.remove(&lower))
+                .or_else(|| self.pressed.remove(&upper))
                 .or_else(|| self.keymap.find(keysym).map(|(k, _)| k));
             if let Some(kc) = kc {
                 self.key_event(kc, false)?;
@@ -316,7 +320,10 @@ impl InputSink for XTestInput {
         })?;
         if let Some(store) = &self.store {
             let (_, f) = store.snapshot();
-            store.set_pointer(x.min(f.width.saturating_sub(1)), y.min(f.height.saturating_sub(1)));
+            store.set_pointer(
+                x.min(f.width.saturating_sub(1)),
+                y.min(f.height.saturating_sub(1)),
+            );
         }
         Ok(())
     }

@@ -244,7 +244,8 @@ where
             task.abort();
         }
     });
-    result
+    // Already reported above, before the connection closed.
+    Ok(())
 }
 
 struct Session {
@@ -290,8 +291,8 @@ impl Session {
             view_only,
             settings,
             sched: Scheduler::new(frame.width, frame.height),
-            // Everything is sent on the first non-incremental request anyway.
-            seen: ctx.desktop.frames.store().version(),
+            // Version 0 predates the history: the first update of any kind sends everything.
+            seen: 0,
             encoders: HashMap::new(),
             max_size: (frame.width, frame.height),
             buttons: Buttons::default(),
@@ -461,6 +462,8 @@ impl Session {
             ClientMessage::SetPixelFormat(pf) => {
                 // Already validated by the parser (colour-map formats are refused there).
                 self.settings.format = pf;
+                // The cursor image is sent in the client's format: send it again.
+                self.cursor_sent = None;
             }
             ClientMessage::SetEncodings(list) => self.set_encodings(&list, writer, limits).await?,
             ClientMessage::FramebufferUpdateRequest { incremental, rect } => {

@@ -6,8 +6,11 @@ use std::sync::Arc;
 
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{ConnectInfo, State};
-use axum::response::Response;
+use axum::http::header::{HOST, ORIGIN};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use axum::Router;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -18,20 +21,66 @@ use crate::session::{self, SessionContext};
 /// The WebSocket paths that carry RFB.
 pub const RFB_PATHS: [&str; 2] = ["/websockify", "/api/v0/desktop/vnc"];
 
-/// Routes serving RFB over WebSocket.
-pub fn rfb_router(ctx: Arc<SessionContext>) -> Router {
+#[derive(Clone)]
+struct WsState {
+    ctx: Arc<SessionContext>,
+    allowed_origins: Arc<[String]>,
+}
+
+/// Routes serving RFB over WebSocket. Browsers may connect only from the page's own origin
+/// (the viewer deskd serves) or one in `allowed_origins` (`*` allows any): otherwise any web
+/// page the user visits could drive the desktop through a loopback WebSocket. Clients that
+/// send no Origin (native tools, proxies such as coderd) are not browsers and are let in.
+pub fn rfb_router(ctx: Arc<SessionContext>, allowed_origins: Vec<String>) -> Router {
+    let state = WsState {
+        ctx,
+        allowed_origins: allowed_origins.into(),
+    };
     let mut r = Router::new();
     for path in RFB_PATHS {
         r = r.route(path, get(upgrade));
     }
-    r.with_state(ctx)
+    r.with_state(state)
+}
+
+/// Whether a WebSocket request with this Origin and Host header may connect.
+pub fn origin_allowed(origin: Option<&str>, host: Option<&str>, allowed: &[String]) -> bool {
+    let Some(origin) = origin else {
+        return true;
+    };
+    if allowed
+        .iter()
+        .any(|a| a == "*" || a.trim_end_matches('/').eq_ignore_ascii_case(origin))
+    {
+        return true;
+    }
+    let authority = origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"));
+    matches!((authority, host), (Some(o), Some(h)) if o.eq_ignore_ascii_case(h))
 }
 
 async fn upgrade(
     ws: WebSocketUpgrade,
+    headers: HeaderMap,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    State(ctx): State<Arc<SessionContext>>,
+    State(state): State<WsState>,
 ) -> Response {
+    let header = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+    };
+    let origin = header(ORIGIN);
+    if !origin_allowed(origin, header(HOST), &state.allowed_origins) {
+        tracing::warn!(%peer, origin, "cross-origin WebSocket refused");
+        return (
+            StatusCode::FORBIDDEN,
+            "cross-origin WebSocket refused: start deskd with --allow-origin to permit this page",
+        )
+            .into_response();
+    }
+    let ctx = state.ctx;
     // Echo `binary` only when the client asked for it: browsers reject an unrequested
     // subprotocol. Frames are not compressed (axum never negotiates permessage-deflate).
     ws.protocols(["binary"])
@@ -44,12 +93,49 @@ async fn upgrade(
         })
 }
 
+#[cfg(test)]
+mod tests {
+    use super::origin_allowed;
+
+    #[test]
+    fn only_same_origin_or_allowed_browsers_connect() {
+        let none: Vec<String> = vec![];
+        assert!(origin_allowed(None, Some("127.0.0.1:6080"), &none));
+        assert!(origin_allowed(
+            Some("http://127.0.0.1:6080"),
+            Some("127.0.0.1:6080"),
+            &none
+        ));
+        assert!(!origin_allowed(
+            Some("https://evil.example"),
+            Some("127.0.0.1:6080"),
+            &none
+        ));
+        assert!(!origin_allowed(Some("null"), Some("127.0.0.1:6080"), &none));
+        let some = vec!["https://coder.example/".to_string()];
+        assert!(origin_allowed(
+            Some("https://coder.example"),
+            Some("127.0.0.1:6080"),
+            &some
+        ));
+        assert!(origin_allowed(
+            Some("https://any.example"),
+            None,
+            &["*".to_string()]
+        ));
+    }
+}
+
 /// Serve `app` on `listener` until `shutdown` turns true.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     mut shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
+    // RFB over WebSocket carries small latency-bound messages: no Nagle delay.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),

@@ -18,7 +18,10 @@ pub fn require_tool(prog: &str, package: &str) {
     let found = std::env::var_os("PATH")
         .map(|p| std::env::split_paths(&p).any(|d| d.join(prog).is_file()))
         .unwrap_or(false);
-    assert!(found, "{prog} not found: install the Debian package {package}");
+    assert!(
+        found,
+        "{prog} not found: install the Debian package {package}"
+    );
 }
 
 /// Start a desktop of the given size on its own Xvfb (no window manager).
@@ -81,7 +84,9 @@ pub fn bare_xvfb(width: u16, height: u16, extra: &[&str]) -> (ChildGuard, String
         .expect("running Xvfb");
     let out = child.stdout.take().expect("stdout");
     let mut line = String::new();
-    BufReader::new(out).read_line(&mut line).expect("display number");
+    BufReader::new(out)
+        .read_line(&mut line)
+        .expect("display number");
     let n: u16 = line.trim().parse().expect("display number");
     (ChildGuard(child), format!(":{n}"))
 }

@@ -65,7 +65,8 @@ int main(int argc, char **argv) {
     int width = be16(buf), height = be16(buf + 2), updates = be16(buf + 4);
     const unsigned char *pf = buf + 6;
 
-    rfbClientLog = quiet;
+    if (!getenv("VNCCLIENT_LOG"))
+        rfbClientLog = quiet;
     rfbClient *cl = rfbGetClient(8, 3, 4);
     cl->format.bitsPerPixel = pf[0];
     cl->format.depth = pf[1];

@@ -606,3 +606,167 @@ pub fn x_set_clipboard(display: &str, text: &str) -> ChildGuard {
     drop(stdin);
     ChildGuard(child)
 }
+
+// ---------------------------------------------------------------------------------------------
+// A small RFB client (None security, Raw only) that keeps a decoded framebuffer, for tests with
+// many clients. Native clients we did not write are in e2e_native.rs.
+
+pub struct RawClient {
+    pub stream: std::net::TcpStream,
+    pub fb: Arc<Mutex<(u16, u16, Vec<u8>)>>,
+    pub updates: Arc<std::sync::atomic::AtomicUsize>,
+    pub error: Arc<Mutex<Option<String>>>,
+}
+
+fn rfb_handshake(addr: SocketAddr) -> (std::net::TcpStream, u16, u16) {
+    use std::io::Read;
+    let mut s = std::net::TcpStream::connect(addr).expect("connect to deskd");
+    s.set_nodelay(true).unwrap();
+    let mut version = [0u8; 12];
+    s.read_exact(&mut version).unwrap();
+    assert_eq!(&version[..4], b"RFB ");
+    s.write_all(b"RFB 003.008\n").unwrap();
+    let mut n = [0u8; 1];
+    s.read_exact(&mut n).unwrap();
+    let mut types = vec![0u8; n[0] as usize];
+    s.read_exact(&mut types).unwrap();
+    assert!(types.contains(&1), "deskd offers no None security: {types:?}");
+    s.write_all(&[1]).unwrap();
+    let mut result = [0u8; 4];
+    s.read_exact(&mut result).unwrap();
+    assert_eq!(result, [0; 4], "security result");
+    s.write_all(&[1]).unwrap();
+    let mut init = [0u8; 24];
+    s.read_exact(&mut init).unwrap();
+    let w = u16::from_be_bytes([init[0], init[1]]);
+    let h = u16::from_be_bytes([init[2], init[3]]);
+    let name_len = u32::from_be_bytes([init[20], init[21], init[22], init[23]]) as usize;
+    let mut name = vec![0u8; name_len.min(1 << 16)];
+    s.read_exact(&mut name).unwrap();
+    // 32 bpp little-endian, red at bit 16; Raw and DesktopSize.
+    let mut msg = vec![0u8, 0, 0, 0, 32, 24, 0, 1, 0, 255, 0, 255, 0, 255, 16, 8, 0, 0, 0, 0];
+    msg.extend_from_slice(&[2, 0, 0, 2, 0, 0, 0, 0]);
+    msg.extend_from_slice(&(-223i32).to_be_bytes());
+    s.write_all(&msg).unwrap();
+    (s, w, h)
+}
+
+fn update_request(incremental: bool, w: u16, h: u16) -> Vec<u8> {
+    let mut m = vec![3u8, u8::from(incremental), 0, 0, 0, 0];
+    m.extend_from_slice(&w.to_be_bytes());
+    m.extend_from_slice(&h.to_be_bytes());
+    m
+}
+
+impl RawClient {
+    pub fn connect(addr: SocketAddr) -> RawClient {
+        let (mut s, w, h) = rfb_handshake(addr);
+        s.write_all(&update_request(false, w, h)).unwrap();
+        let fb = Arc::new(Mutex::new((w, h, vec![0u8; w as usize * h as usize * 3])));
+        let updates = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let error = Arc::new(Mutex::new(None));
+        let (fb2, up2, err2) = (Arc::clone(&fb), Arc::clone(&updates), Arc::clone(&error));
+        let reader = s.try_clone().unwrap();
+        thread::spawn(move || {
+            if let Err(e) = raw_reader(reader, &fb2, &up2) {
+                *err2.lock().unwrap() = Some(e.to_string());
+            }
+        });
+        RawClient { stream: s, fb, updates, error }
+    }
+
+    pub fn pixels(&self) -> (u16, u16, Vec<u8>) {
+        if let Some(e) = self.error.lock().unwrap().as_ref() {
+            panic!("RFB client failed: {e}");
+        }
+        self.fb.lock().unwrap().clone()
+    }
+}
+
+impl Drop for RawClient {
+    fn drop(&mut self) {
+        let _ = self.stream.shutdown(std::net::Shutdown::Both);
+    }
+}
+
+fn raw_reader(
+    mut s: std::net::TcpStream,
+    fb: &Mutex<(u16, u16, Vec<u8>)>,
+    updates: &std::sync::atomic::AtomicUsize,
+) -> std::io::Result<()> {
+    use std::io::Read;
+    let mut writer = s.try_clone()?;
+    loop {
+        let mut t = [0u8; 1];
+        s.read_exact(&mut t)?;
+        match t[0] {
+            0 => {
+                let mut hdr = [0u8; 3];
+                s.read_exact(&mut hdr)?;
+                let n = u16::from_be_bytes([hdr[1], hdr[2]]);
+                for _ in 0..n {
+                    let mut r = [0u8; 12];
+                    s.read_exact(&mut r)?;
+                    let x = u16::from_be_bytes([r[0], r[1]]) as usize;
+                    let y = u16::from_be_bytes([r[2], r[3]]) as usize;
+                    let w = u16::from_be_bytes([r[4], r[5]]) as usize;
+                    let h = u16::from_be_bytes([r[6], r[7]]) as usize;
+                    match i32::from_be_bytes([r[8], r[9], r[10], r[11]]) {
+                        0 => {
+                            let mut data = vec![0u8; w * h * 4];
+                            s.read_exact(&mut data)?;
+                            let mut f = fb.lock().unwrap();
+                            let (fw, fh) = (f.0 as usize, f.1 as usize);
+                            if x + w > fw || y + h > fh {
+                                return Err(std::io::Error::other(format!(
+                                    "rect {x},{y} {w}x{h} outside {fw}x{fh}"
+                                )));
+                            }
+                            for row in 0..h {
+                                for col in 0..w {
+                                    let p = &data[(row * w + col) * 4..][..4];
+                                    let i = ((y + row) * fw + x + col) * 3;
+                                    f.2[i..i + 3].copy_from_slice(&[p[2], p[1], p[0]]);
+                                }
+                            }
+                        }
+                        -223 => {
+                            let mut f = fb.lock().unwrap();
+                            *f = (w as u16, h as u16, vec![0u8; w * h * 3]);
+                        }
+                        e => return Err(std::io::Error::other(format!("unexpected encoding {e}"))),
+                    }
+                }
+                updates.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let (w, h) = {
+                    let f = fb.lock().unwrap();
+                    (f.0, f.1)
+                };
+                writer.write_all(&update_request(true, w, h))?;
+            }
+            1 => {
+                let mut m = [0u8; 5];
+                s.read_exact(&mut m)?;
+                let n = u16::from_be_bytes([m[3], m[4]]) as usize;
+                s.read_exact(&mut vec![0u8; n * 6])?;
+            }
+            2 => {}
+            3 => {
+                let mut m = [0u8; 7];
+                s.read_exact(&mut m)?;
+                let n = u32::from_be_bytes([m[3], m[4], m[5], m[6]]) as usize;
+                s.read_exact(&mut vec![0u8; n.min(1 << 24)])?;
+            }
+            t => return Err(std::io::Error::other(format!("unexpected message type {t}"))),
+        }
+    }
+}
+
+/// A client that handshakes, asks for many full updates, and then never reads.
+pub fn stalled_client(addr: SocketAddr) -> std::net::TcpStream {
+    let (mut s, w, h) = rfb_handshake(addr);
+    for _ in 0..1000 {
+        s.write_all(&update_request(false, w, h)).unwrap();
+    }
+    s
+}

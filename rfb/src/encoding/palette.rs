@@ -57,11 +57,6 @@ impl Palette {
         &self.colours
     }
 
-    /// Pixels counted per colour (same order as [`Self::colours`]).
-    pub(crate) fn counts(&self) -> &[u32] {
-        &self.counts
-    }
-
     /// Number of colours.
     pub(crate) fn len(&self) -> usize {
         self.colours.len()
@@ -162,7 +157,7 @@ mod tests {
         let mut p = Palette::default();
         assert!(p.add_pixels(&[5, 5, 7, 5, 9], 3));
         assert_eq!(p.colours(), &[5, 7, 9]);
-        assert_eq!(p.counts(), &[3, 1, 1]);
+        assert_eq!(p.counts, [3, 1, 1]);
         assert_eq!(p.index_of(9), 2);
         assert_eq!(p.most_used(), 0);
         assert!(!p.add_pixels(&[1], 3));

@@ -140,6 +140,21 @@ impl X11Capture {
         self.with_session(|s| s.read_full_keep_damage())
     }
 
+    /// Like [`X11Capture::read_full_frame`] into an existing frame (reallocated only when the
+    /// size differs), so repeated reads touch no new memory.
+    pub fn read_full_into(&self, frame: &mut Frame) -> Result<(), DesktopError> {
+        self.with_session(|s| {
+            if (frame.width, frame.height) != (s.width, s.height) {
+                *frame = Frame::new(s.width, s.height);
+            }
+            let parts = s.read_rects(&[Rect::new(0, 0, s.width, s.height)])?;
+            for (r, data) in parts.iter() {
+                copy_rect(frame, r, data);
+            }
+            Ok(())
+        })
+    }
+
     /// Stop the capture thread and wait for it.
     pub fn stop(&self) {
         self.shared.stop.store(true, Ordering::SeqCst);
@@ -401,7 +416,8 @@ impl Session {
         }
         conn.change_window_attributes(
             root,
-            &xproto::ChangeWindowAttributesAux::new().event_mask(xproto::EventMask::STRUCTURE_NOTIFY),
+            &xproto::ChangeWindowAttributesAux::new()
+                .event_mask(xproto::EventMask::STRUCTURE_NOTIFY),
         )
         .map_err(x_err)?;
         let wake_window = conn.generate_id().map_err(x_err)?;
@@ -474,10 +490,12 @@ impl Session {
             .reply()
             .map_err(x_err)?;
         if (v.major_version, v.minor_version) < (1, 2) {
-            return Err(DesktopError::Other("MIT-SHM older than 1.2 (no fd passing)".into()));
+            return Err(DesktopError::Other(
+                "MIT-SHM older than 1.2 (no fd passing)".into(),
+            ));
         }
-        let (map, fd) = shm::ShmMapping::new(len)
-            .map_err(|e| DesktopError::Other(format!("memfd: {e}")))?;
+        let (map, fd) =
+            shm::ShmMapping::new(len).map_err(|e| DesktopError::Other(format!("memfd: {e}")))?;
         let seg = self.conn.generate_id().map_err(x_err)?;
         self.conn
             .shm_attach_fd(seg, fd, false)
@@ -489,7 +507,12 @@ impl Session {
 
     /// Wake the capture thread out of `wait_for_event`.
     fn wake(&self) {
-        let ev = xproto::ClientMessageEvent::new(32, self.wake_window, xproto::AtomEnum::NONE, [0u32; 5]);
+        let ev = xproto::ClientMessageEvent::new(
+            32,
+            self.wake_window,
+            xproto::AtomEnum::NONE,
+            [0u32; 5],
+        );
         let _ = self
             .conn
             .send_event(false, self.wake_window, xproto::EventMask::NO_EVENT, ev);
@@ -614,7 +637,8 @@ impl Session {
         let pointer = conn.query_pointer(self.root).map_err(x_err)?;
         let damaged: Region = match self.damage {
             Some((d, region)) => {
-                conn.damage_subtract(d, x11rb::NONE, region).map_err(x_err)?;
+                conn.damage_subtract(d, x11rb::NONE, region)
+                    .map_err(x_err)?;
                 let reply = conn
                     .xfixes_fetch_region(region)
                     .map_err(x_err)?
@@ -690,7 +714,8 @@ fn clip_rect(r: xproto::Rectangle, width: u16, height: u16) -> Option<Rect> {
     let y0 = i32::from(r.y).max(0);
     let x1 = (i32::from(r.x) + i32::from(r.width)).min(i32::from(width));
     let y1 = (i32::from(r.y) + i32::from(r.height)).min(i32::from(height));
-    (x1 > x0 && y1 > y0).then(|| Rect::new(x0 as u16, y0 as u16, (x1 - x0) as u16, (y1 - y0) as u16))
+    (x1 > x0 && y1 > y0)
+        .then(|| Rect::new(x0 as u16, y0 as u16, (x1 - x0) as u16, (y1 - y0) as u16))
 }
 
 /// Read the damaged rectangles one by one when they cover much less than their bounding box,
@@ -795,20 +820,29 @@ fn copy_sub(frame: &mut Frame, r: &Rect, data: &[u8], sub: &Rect) {
 }
 
 /// XFIXES cursor pixels (premultiplied ARGB, one u32 each) as straight-alpha BGRA.
-pub fn cursor_from_argb(width: u16, height: u16, hot_x: u16, hot_y: u16, argb: &[u32]) -> CursorImage {
+pub fn cursor_from_argb(
+    width: u16,
+    height: u16,
+    hot_x: u16,
+    hot_y: u16,
+    argb: &[u32],
+) -> CursorImage {
     let n = usize::from(width) * usize::from(height);
     let mut pixels = Vec::with_capacity(n * 4);
     for i in 0..n {
         let p = argb.get(i).copied().unwrap_or(0);
         let a = (p >> 24) & 0xff;
         let un = |c: u32| -> u8 {
-            if a == 0 {
-                0
-            } else {
-                ((c * 255 + a / 2) / a).min(255) as u8
-            }
+            (c * 255 + a / 2)
+                .checked_div(a)
+                .map_or(0, |v| v.min(255) as u8)
         };
-        pixels.extend_from_slice(&[un(p & 0xff), un((p >> 8) & 0xff), un((p >> 16) & 0xff), a as u8]);
+        pixels.extend_from_slice(&[
+            un(p & 0xff),
+            un((p >> 8) & 0xff),
+            un((p >> 16) & 0xff),
+            a as u8,
+        ]);
     }
     CursorImage {
         width,

@@ -1,0 +1,212 @@
+//! Encoder benchmarks: time per frame, bytes per frame, MB/s and compression ratio for each
+//! encoding and setting, on full 1280x800 and 1920x1080 frames of generated content (desktop
+//! with text windows and a terminal, photo-like still, plain background with windows) and on
+//! small damage (a 200x20 text line, a 64x64 tile, a 16x16 cursor area).
+//!
+//! `cargo bench --bench encode` prints a summary table (medians of our own timing loop, one
+//! line per case) and then runs the same cases under criterion. Set ENCODE_BENCH_QUICK=1 to
+//! print the table only.
+
+#[path = "data/content.rs"]
+mod content;
+
+use content::Image;
+use criterion::{black_box, Criterion};
+use rfb::encoding::{self, EncodeParams, Encoder, FrameView};
+use rfb::Rect;
+use std::time::{Duration, Instant};
+
+fn view(img: &Image) -> FrameView<'_> {
+    FrameView {
+        data: &img.data,
+        width: img.width,
+        height: img.height,
+        stride: img.stride(),
+    }
+}
+
+struct Setting {
+    name: &'static str,
+    make: fn() -> Box<dyn Encoder>,
+    params: EncodeParams,
+}
+
+fn settings() -> Vec<Setting> {
+    let base = EncodeParams::default();
+    let q6 = EncodeParams {
+        quality_level: Some(6),
+        ..base
+    };
+    vec![
+        Setting {
+            name: "raw",
+            make: || Box::new(encoding::raw::RawEncoder::new()),
+            params: base,
+        },
+        Setting {
+            name: "zlib",
+            make: || Box::new(encoding::zlib::ZlibEncoder::new()),
+            params: base,
+        },
+        Setting {
+            name: "hextile",
+            make: || Box::new(encoding::hextile::HextileEncoder::new()),
+            params: base,
+        },
+        Setting {
+            name: "zrle",
+            make: || Box::new(encoding::zrle::ZrleEncoder::new()),
+            params: base,
+        },
+        Setting {
+            name: "tight",
+            make: || Box::new(encoding::tight::TightEncoder::new()),
+            params: base,
+        },
+        Setting {
+            name: "tight-jpeg-q6",
+            make: || Box::new(encoding::tight::TightEncoder::new()),
+            params: q6,
+        },
+        Setting {
+            name: "tightpng",
+            make: || Box::new(encoding::tight::TightEncoder::new_png()),
+            params: base,
+        },
+        Setting {
+            name: "tight-2threads",
+            make: || Box::new(encoding::tight::TightEncoder::new().with_threads(2)),
+            params: base,
+        },
+        Setting {
+            name: "tight-jpeg-q6-2threads",
+            make: || Box::new(encoding::tight::TightEncoder::new().with_threads(2)),
+            params: q6,
+        },
+    ]
+}
+
+struct Case {
+    name: String,
+    img: Image,
+    rect: Rect,
+}
+
+fn cases() -> Vec<Case> {
+    let mut v = Vec::new();
+    for (w, h) in [(1280u16, 800u16), (1920, 1080)] {
+        for (kind, img) in [
+            ("desktop", content::desktop(w, h)),
+            ("photo", content::photo(w, h)),
+            ("windows", content::windows(w, h)),
+        ] {
+            v.push(Case {
+                name: format!("{kind} {w}x{h}"),
+                rect: Rect::new(0, 0, w, h),
+                img,
+            });
+        }
+    }
+    let d = content::desktop(1920, 1080);
+    // A line of text inside the editor window, a tile of it, and a cursor-sized area.
+    for (name, rect) in [
+        ("text line 200x20", Rect::new(140, 300, 200, 20)),
+        ("tile 64x64", Rect::new(140, 300, 64, 64)),
+        ("cursor 16x16", Rect::new(150, 310, 16, 16)),
+    ] {
+        v.push(Case {
+            name: name.to_string(),
+            img: Image {
+                width: d.width,
+                height: d.height,
+                data: d.data.clone(),
+            },
+            rect,
+        });
+    }
+    v
+}
+
+/// Median time of `runs` encodes (after a warm-up), and the bytes of one encode.
+fn measure(s: &Setting, c: &Case, runs: usize) -> (Duration, usize) {
+    let mut enc = (s.make)();
+    let frame = view(&c.img);
+    let mut out = Vec::with_capacity(c.img.data.len() + 1024);
+    enc.encode(&frame, &[c.rect], &s.params, &mut out);
+    let bytes = out.len();
+    let mut times = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        out.clear();
+        let t = Instant::now();
+        enc.encode(&frame, &[c.rect], &s.params, &mut out);
+        times.push(t.elapsed());
+        black_box(&out);
+    }
+    times.sort();
+    (times[runs / 2], bytes)
+}
+
+fn main() {
+    let cases = cases();
+    let settings = settings();
+    let only = std::env::var("ENCODE_BENCH_FILTER").ok();
+    println!(
+        "{:<24} {:<20} {:>10} {:>11} {:>8} {:>9}",
+        "encoding", "content", "median", "bytes", "ratio", "MB/s"
+    );
+    for s in &settings {
+        for c in &cases {
+            let label = format!("{} {}", s.name, c.name);
+            if only.as_ref().is_some_and(|f| !label.contains(f.as_str())) {
+                continue;
+            }
+            let raw = c.rect.area() as f64 * 4.0;
+            let runs = if c.rect.area() > 100_000 { 15 } else { 301 };
+            let (t, bytes) = measure(s, c, runs);
+            let secs = t.as_secs_f64();
+            let time = if secs >= 1e-3 {
+                format!("{:.2} ms", secs * 1e3)
+            } else {
+                format!("{:.1} us", secs * 1e6)
+            };
+            println!(
+                "{:<24} {:<20} {:>10} {:>11} {:>8.1} {:>9.0}",
+                s.name,
+                c.name,
+                time,
+                bytes,
+                raw / bytes as f64,
+                raw / secs / 1e6
+            );
+        }
+    }
+    if std::env::var_os("ENCODE_BENCH_QUICK").is_some() {
+        return;
+    }
+    let mut crit = Criterion::default()
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs(1))
+        .configure_from_args();
+    for s in &settings {
+        let mut group = crit.benchmark_group(s.name);
+        for c in &cases {
+            let label = format!("{} {}", s.name, c.name);
+            if only.as_ref().is_some_and(|f| !label.contains(f.as_str())) {
+                continue;
+            }
+            let mut enc = (s.make)();
+            let frame = view(&c.img);
+            let mut out = Vec::with_capacity(c.img.data.len() + 1024);
+            group.bench_function(c.name.as_str(), |b| {
+                b.iter(|| {
+                    out.clear();
+                    enc.encode(&frame, &[c.rect], &s.params, &mut out);
+                    black_box(out.len())
+                })
+            });
+        }
+        group.finish();
+    }
+    crit.final_summary();
+}

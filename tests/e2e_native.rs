@@ -1,0 +1,230 @@
+//! End to end with native VNC clients over TCP, each forced to one encoding: vncdotool (raw,
+//! hextile, zrle; lossless PNG captures), TigerVNC's vncviewer on a second Xvfb (tight without
+//! JPEG, zrle, hextile, raw; its window read back from that X server), and vncsnapshot (zlib
+//! and tight; it only writes JPEG files, so compared by PSNR). Then eight clients at once with
+//! one client that never reads.
+//!
+//! Needs: Xvfb, python3 with vncdotool, tigervnc-viewer, vncsnapshot, imagemagick.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+mod e2e_support;
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use e2e_support::{
+    bare_xvfb, diff, psnr, require_tool, stalled_client, wait_equal, ChildGuard, Deskd, RawClient,
+    X,
+};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// Decode an image file to RGB with ImageMagick.
+fn image_rgb(path: &std::path::Path) -> (u16, u16, Vec<u8>) {
+    require_tool("convert", "imagemagick");
+    let size = Command::new("identify")
+        .args(["-format", "%w %h"])
+        .arg(path)
+        .output()
+        .expect("identify");
+    let size = String::from_utf8_lossy(&size.stdout).into_owned();
+    let mut it = size.split_whitespace().map(|v| v.parse::<u16>().unwrap());
+    let (w, h) = (it.next().unwrap(), it.next().unwrap());
+    let out = Command::new("convert")
+        .arg(path)
+        .args(["-depth", "8", "rgb:-"])
+        .output()
+        .expect("convert");
+    assert!(out.status.success(), "convert {} failed", path.display());
+    (w, h, out.stdout)
+}
+
+fn tmp(name: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("deskd-e2e-{}-{name}", std::process::id()))
+}
+
+const VNCDO_CAPTURE: &str = r#"
+import sys
+from vncdotool import api, rfb
+from vncdotool.client import VNCDoToolClient
+VNCDoToolClient.encoding = {"raw": rfb.Encoding.RAW, "hextile": rfb.Encoding.HEXTILE,
+                            "zrle": rfb.Encoding.ZRLE}[sys.argv[2]]
+client = api.connect(sys.argv[1], timeout=60)
+try:
+    client.captureScreen(sys.argv[3])
+finally:
+    client.disconnect()
+    api.shutdown()
+"#;
+
+#[test]
+fn native_vncdotool_each_encoding() {
+    require_tool("python3", "python3");
+    let ok = Command::new("python3")
+        .args(["-c", "import vncdotool"])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "vncdotool missing: pip install -r scripts/deps-pip.txt");
+    let d = Deskd::start(640, 480, &[]);
+    let x = X::connect(&d.display);
+    for (i, enc) in ["raw", "hextile", "zrle"].into_iter().enumerate() {
+        x.draw_picture(10 + i as u32);
+        let file = tmp(&format!("vncdo-{enc}.png"));
+        let out = Command::new("python3")
+            .args(["-c", VNCDO_CAPTURE])
+            .arg(format!("127.0.0.1::{}", d.rfb.port()))
+            .arg(enc)
+            .arg(&file)
+            .output()
+            .expect("run python3");
+        assert!(
+            out.status.success(),
+            "vncdotool {enc} failed: {}\ndeskd log:\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            d.log_text()
+        );
+        let (w, h, got) = image_rgb(&file);
+        let _ = std::fs::remove_file(&file);
+        let (xw, xh, want) = x.root_rgb();
+        assert_eq!((w, h), (xw, xh), "vncdotool {enc} capture size");
+        if let Some(d) = diff(w, h, &want, &got) {
+            panic!("vncdotool {enc}: capture differs from X: {d}");
+        }
+    }
+}
+
+#[test]
+fn native_tigervnc_viewer_each_encoding() {
+    require_tool("vncviewer", "tigervnc-viewer");
+    let d = Deskd::start(640, 480, &[]);
+    let x = X::connect(&d.display);
+    // The viewer runs on its own, larger X server (no window manager, so no decorations),
+    // with its window at the origin; that server's pixels are the viewer's picture.
+    let (_viewer_x, viewer_display) = bare_xvfb(800, 600, &[]);
+    let vx = X::connect(&viewer_display);
+    for (i, enc) in ["Tight", "ZRLE", "Hextile", "Raw"].into_iter().enumerate() {
+        x.draw_picture(20 + i as u32);
+        let viewer = Command::new("vncviewer")
+            .args([
+                "-AutoSelect=0",
+                &format!("-PreferredEncoding={enc}"),
+                "-FullColor",
+                "-NoJPEG",
+                "-ViewOnly",
+                "-Shared",
+                "-RemoteResize=0",
+                "-DotWhenNoCursor=0",
+                "-SecurityTypes=None",
+                "-geometry",
+                "640x480+0+0",
+            ])
+            .arg(format!("127.0.0.1::{}", d.rfb.port()))
+            .env("DISPLAY", &viewer_display)
+            .env_remove("XAUTHORITY")
+            .env("HOME", std::env::temp_dir())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("run vncviewer");
+        let _viewer = ChildGuard(viewer);
+        let crop = || {
+            let (vw, _, all) = vx.root_rgb();
+            let mut out = Vec::with_capacity(640 * 480 * 3);
+            for y in 0..480usize {
+                let start = y * vw as usize * 3;
+                out.extend_from_slice(&all[start..start + 640 * 3]);
+            }
+            (640u16, 480u16, out)
+        };
+        wait_equal(&x, &format!("TigerVNC viewer, {enc}"), WAIT, crop);
+        // And an incremental update after a change.
+        x.draw_picture(30 + i as u32);
+        wait_equal(&x, &format!("TigerVNC viewer, {enc}, after drawing"), WAIT, crop);
+    }
+}
+
+#[test]
+fn native_vncsnapshot_zlib_and_tight() {
+    require_tool("vncsnapshot", "vncsnapshot");
+    // vncsnapshot only writes JPEG (here at quality 100), so the comparison is by PSNR; a
+    // decoding error anywhere drops it far below this.
+    const MIN_PSNR: f64 = 30.0;
+    let d = Deskd::start(640, 480, &[]);
+    let x = X::connect(&d.display);
+    for (i, enc) in ["zlib", "tight", "hextile"].into_iter().enumerate() {
+        x.draw_picture(40 + i as u32);
+        let file = tmp(&format!("vncsnapshot-{enc}.jpg"));
+        let out = Command::new("vncsnapshot")
+            .args(["-quiet", "-nojpeg", "-nocursor", "-quality", "100", "-encodings", enc])
+            .arg(format!("127.0.0.1::{}", d.rfb.port()))
+            .arg(&file)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run vncsnapshot");
+        assert!(
+            out.status.success(),
+            "vncsnapshot {enc} failed: {}{}\ndeskd log:\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            d.log_text()
+        );
+        let (w, h, got) = image_rgb(&file);
+        let _ = std::fs::remove_file(&file);
+        let (xw, xh, want) = x.root_rgb();
+        assert_eq!((w, h), (xw, xh), "vncsnapshot {enc} size");
+        let p = psnr(&want, &got);
+        eprintln!("vncsnapshot {enc}: PSNR {p:.1} dB against X");
+        assert!(p >= MIN_PSNR, "vncsnapshot {enc}: PSNR {p:.1} dB < {MIN_PSNR} dB");
+    }
+}
+
+#[test]
+fn eight_clients_and_one_that_never_reads() {
+    let d = Deskd::start(1024, 768, &[]);
+    let x = X::connect(&d.display);
+    x.draw_picture(50);
+    let clients: Vec<RawClient> = (0..8).map(|_| RawClient::connect(d.rfb)).collect();
+    for (i, c) in clients.iter().enumerate() {
+        wait_equal(&x, &format!("client {i} initial"), WAIT, || c.pixels());
+    }
+
+    // Asks for a thousand full frames and never reads one.
+    let _stalled = stalled_client(d.rfb);
+    // Let deskd fill the stalled socket's buffers before taking the baseline.
+    for seed in 0..10 {
+        x.draw_picture(60 + seed);
+    }
+    for (i, c) in clients.iter().enumerate() {
+        wait_equal(&x, &format!("client {i} once the stalled client stalls"), WAIT, || c.pixels());
+    }
+    let baseline = d.rss_kib();
+
+    // Keep the whole screen changing: 150 full frames, about 450 MB of raw pixels the stalled
+    // client asked for, while the others must keep up.
+    let mut peak = baseline;
+    let started: Vec<usize> = clients.iter().map(|c| c.updates.load(std::sync::atomic::Ordering::Relaxed)).collect();
+    for seed in 0..150 {
+        x.draw_picture(100 + seed);
+        if seed % 10 == 0 {
+            peak = peak.max(d.rss_kib());
+        }
+    }
+    for (i, c) in clients.iter().enumerate() {
+        wait_equal(&x, &format!("client {i} after the stalled period"), WAIT, || c.pixels());
+        let got = c.updates.load(std::sync::atomic::Ordering::Relaxed) - started[i];
+        assert!(got > 0, "client {i} got no update while the stalled client stalled");
+    }
+    peak = peak.max(d.rss_kib());
+    let growth_mib = peak.saturating_sub(baseline) / 1024;
+    eprintln!("deskd RSS: baseline {} MiB, peak {} MiB", baseline / 1024, peak / 1024);
+    assert!(
+        growth_mib < 64,
+        "deskd grew by {growth_mib} MiB while one client stalled (baseline {} MiB)",
+        baseline / 1024
+    );
+    // deskd still accepts and serves a new client.
+    let late = RawClient::connect(d.rfb);
+    wait_equal(&x, "a client connecting after the stall", WAIT, || late.pixels());
+}
