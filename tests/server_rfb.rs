@@ -1280,3 +1280,65 @@ fn send_signal(pid: i32, sig: &str) -> i32 {
         .map(|s| if s.success() { 0 } else { 1 })
         .unwrap_or(1)
 }
+
+/// noVNC 1.x sends clipboard text as a notify, then (asked) a provide whose zlib stream is
+/// flushed with Z_FULL_FLUSH but never finished. It must reach X like any other provide.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn novnc_style_flushed_clipboard_provide_reaches_x() {
+    let fx = Fixture::start(320, 200, SessionConfig::default()).await;
+    let desktop = fx.desk().desktop.clone();
+    let mut c = Client::tcp(fx.rfb()).await;
+    guard("handshake", c.handshake()).await;
+    c.msg(ClientMessage::SetEncodings(vec![
+        enc::RAW,
+        enc::EXTENDED_CLIPBOARD,
+    ]))
+    .await;
+    // noVNC's form: notify first, then a provide whose zlib stream is flushed, not finished.
+    c.msg(ClientMessage::ExtendedClipboard(ExtClipboard::Notify {
+        formats: clip::TEXT,
+    }))
+    .await;
+    guard("server requests the text", async {
+        loop {
+            if let Msg::ExtClipboard(p) = c.message().await {
+                if let ExtClipboard::Request { formats } = ExtClipboard::parse(&p, 1 << 20).unwrap()
+                {
+                    assert_ne!(formats & clip::TEXT, 0);
+                    return;
+                }
+            }
+        }
+    })
+    .await;
+    let text = "from noVNC ✓\0";
+    let mut plain = (text.len() as u32).to_be_bytes().to_vec();
+    plain.extend_from_slice(text.as_bytes());
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut z, &plain).unwrap();
+    std::io::Write::flush(&mut z).unwrap();
+    let mut payload = (clip::PROVIDE | clip::TEXT).to_be_bytes().to_vec();
+    payload.extend_from_slice(z.get_ref());
+    let mut m = vec![6, 0, 0, 0];
+    m.extend_from_slice(&(-(payload.len() as i32)).to_be_bytes());
+    m.extend_from_slice(&payload);
+    c.send(&m).await;
+    guard("flushed provide reaches X", async {
+        loop {
+            let d = desktop.clone();
+            let got = blocking(move || {
+                d.clipboard
+                    .get_text(deskd::clipboard::Selection::Clipboard)
+                    .unwrap()
+            })
+            .await;
+            if got.as_deref() == Some("from noVNC ✓") {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+
+    fx.stop().await;
+}

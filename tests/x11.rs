@@ -137,6 +137,17 @@ fn capture_equals_server_pixels_and_damage_is_tight() {
     let d = desktop(640, 480);
     let feats = d.capture().features().unwrap();
     assert!(feats.shm && feats.damage && feats.cursor, "{feats:?}");
+    // Only holders of the cookie may connect.
+    let wrong = deskd::display::conn::XTarget {
+        display: d.display(),
+        cookie: Some(vec![0; 16]),
+    };
+    assert!(deskd::display::conn::connect(&wrong).is_err());
+    let xauth = std::fs::metadata(d.xauthority().unwrap()).unwrap();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&xauth.permissions()) & 0o777,
+        0o600
+    );
     let (c, root) = connect(&d);
     let store = d.desktop.frames.store().clone();
 

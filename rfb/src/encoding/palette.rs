@@ -66,26 +66,72 @@ impl Palette {
     /// palette already holds `max` colours (`max` <= 256).
     #[inline]
     pub(crate) fn add(&mut self, c: u32, n: u32, max: usize) -> bool {
+        self.add_indexed(c, n, max).is_some()
+    }
+
+    /// Like [`Self::add`], returning the colour's index.
+    #[inline]
+    pub(crate) fn add_indexed(&mut self, c: u32, n: u32, max: usize) -> Option<u8> {
         let mut s = slot_of(c);
         loop {
             let k = self.keys[s];
             if k == c {
-                self.counts[usize::from(self.index[s])] += n;
-                return true;
+                let i = self.index[s];
+                self.counts[usize::from(i)] += n;
+                return Some(i);
             }
             if k == EMPTY {
                 if self.colours.len() >= max.min(256) {
-                    return false;
+                    return None;
                 }
+                let i = self.colours.len() as u8;
                 self.keys[s] = c;
-                self.index[s] = self.colours.len() as u8;
+                self.index[s] = i;
                 self.used.push(s as u16);
                 self.colours.push(c);
                 self.counts.push(n);
-                return true;
+                return Some(i);
             }
             s = (s + 1) & (SLOTS - 1);
         }
+    }
+
+    /// Add every pixel of `px` and write each pixel's index to `idx` (cleared first). Returns
+    /// false as soon as more than `max` colours are seen (`idx` is then incomplete). Runs and
+    /// the two most recent colours (text alternates two) skip the hash.
+    pub(crate) fn add_pixels_indexed(&mut self, px: &[u32], max: usize, idx: &mut Vec<u8>) -> bool {
+        idx.clear();
+        idx.reserve(px.len());
+        let mut recent = [(u32::MAX, 0u8); 2];
+        let mut i = 0;
+        while i < px.len() {
+            let c = px[i];
+            let mut j = i + 1;
+            while j < px.len() && px[j] == c {
+                j += 1;
+            }
+            let n = j - i;
+            let k = if recent[0].0 == c {
+                self.counts[usize::from(recent[0].1)] += n as u32;
+                recent[0].1
+            } else if recent[1].0 == c {
+                self.counts[usize::from(recent[1].1)] += n as u32;
+                recent.swap(0, 1);
+                recent[0].1
+            } else {
+                match self.add_indexed(c, n as u32, max) {
+                    Some(k) => {
+                        recent[1] = recent[0];
+                        recent[0] = (c, k);
+                        k
+                    }
+                    None => return false,
+                }
+            };
+            idx.resize(idx.len() + n, k);
+            i = j;
+        }
+        true
     }
 
     /// The index of a colour that was added.
@@ -160,6 +206,13 @@ mod tests {
         assert_eq!(p.counts, [3, 1, 1]);
         assert_eq!(p.index_of(9), 2);
         assert_eq!(p.most_used(), 0);
+        let mut idx = Vec::new();
+        p.clear();
+        assert!(p.add_pixels_indexed(&[4, 4, 6, 4, 6, 8, 8], 3, &mut idx));
+        assert_eq!(idx, [0, 0, 1, 0, 1, 2, 2]);
+        assert_eq!(p.counts, [3, 2, 2]);
+        assert!(!p.add_pixels_indexed(&[1, 2, 3, 4], 3, &mut idx));
+        p.clear();
         assert!(!p.add_pixels(&[1], 3));
         p.clear();
         assert_eq!(p.len(), 0);

@@ -78,6 +78,8 @@ struct Job {
 struct Worker {
     palette: Palette,
     px: Vec<u32>,
+    /// Palette index of each pixel of the tile in `px` (valid for palette classes).
+    idx: Vec<u8>,
     jpeg: Option<Jpeg>,
     jpeg_tried: bool,
 }
@@ -161,9 +163,9 @@ fn compact_len(n: usize, out: &mut Vec<u8>) {
     }
 }
 
-fn classify(pal: &mut Palette, px: &[u32], ctx: &Ctx<'_>) -> Class {
+fn classify(pal: &mut Palette, px: &[u32], idx: &mut Vec<u8>, ctx: &Ctx<'_>) -> Class {
     pal.clear();
-    let few = pal.add_pixels(px, 256);
+    let few = pal.add_pixels_indexed(px, 256, idx);
     let n = pal.len();
     if few && n == 1 {
         Class::Solid(px[0])
@@ -191,7 +193,7 @@ impl Worker {
             spans.clear();
             for t in row.tiles(TILE, TILE) {
                 read_pixels(ctx.frame, &t, &mut self.px);
-                let class = classify(&mut self.palette, &self.px, ctx);
+                let class = classify(&mut self.palette, &self.px, &mut self.idx, ctx);
                 match class {
                     Class::Mono | Class::Indexed => {
                         jobs.push(self.palette_job(ctx, &t, class));
@@ -251,19 +253,12 @@ impl Worker {
         let colours = pal.colours();
         let (w, h) = (usize::from(t.w), usize::from(t.h));
         if ctx.png {
-            let mut idx = Vec::with_capacity(w * h);
-            let mut last = (u32::MAX, 0u8);
-            for &c in &self.px {
-                if c != last.0 {
-                    last = (c, pal.index_of(c));
-                }
-                idx.push(last.1);
-            }
+            let idx = &self.idx;
             let rgb: Vec<u8> = colours
                 .iter()
                 .flat_map(|&c| [(c >> 16) as u8, (c >> 8) as u8, c as u8])
                 .collect();
-            return match png_bytes(t, &idx, Some(&rgb)) {
+            return match png_bytes(t, idx, Some(&rgb)) {
                 Some(data) => image_job(*t, 0xA0, data),
                 None => self.raw_job(ctx, t),
             };
@@ -274,27 +269,19 @@ impl Worker {
         let stream;
         if class == Class::Mono {
             stream = STREAM_MONO;
-            let fg = colours[1];
             data = Vec::with_capacity(w.div_ceil(8) * h);
-            for row in self.px.chunks_exact(w) {
+            for row in self.idx.chunks_exact(w) {
                 for chunk in row.chunks(8) {
                     let mut b = 0u8;
-                    for (i, &c) in chunk.iter().enumerate() {
-                        b |= u8::from(c == fg) << (7 - i);
+                    for (i, &k) in chunk.iter().enumerate() {
+                        b |= k << (7 - i);
                     }
                     data.push(b);
                 }
             }
         } else {
             stream = STREAM_INDEXED;
-            data = Vec::with_capacity(w * h);
-            let mut last = (u32::MAX, 0u8);
-            for &c in &self.px {
-                if c != last.0 {
-                    last = (c, pal.index_of(c));
-                }
-                data.push(last.1);
-            }
+            data = self.idx.clone();
         }
         Job {
             rect: *t,
