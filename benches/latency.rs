@@ -29,7 +29,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use x11rb::connection::Connection;
-use x11rb::protocol::xproto::{ChangeGCAux, ConnectionExt as _, CreateGCAux, ImageFormat, Rectangle};
+use x11rb::protocol::xproto::{
+    ChangeGCAux, ConnectionExt as _, CreateGCAux, ImageFormat, Rectangle,
+};
 use x11rb::rust_connection::RustConnection;
 
 const SMALL: u16 = 32;
@@ -125,7 +127,15 @@ impl Xvfb {
     fn start(width: u16, height: u16) -> Xvfb {
         // -displayfd 1: Xvfb picks a free display and writes its number to our pipe.
         let mut child = Command::new("Xvfb")
-            .args(["-displayfd", "1", "-nolisten", "tcp", "-noreset", "-screen", "0"])
+            .args([
+                "-displayfd",
+                "1",
+                "-nolisten",
+                "tcp",
+                "-noreset",
+                "-screen",
+                "0",
+            ])
             .arg(format!("{width}x{height}x24"))
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -136,7 +146,12 @@ impl Xvfb {
         let mut line = String::new();
         BufReader::new(stdout).read_line(&mut line).unwrap();
         let n: u32 = line.trim().parse().expect("Xvfb printed no display number");
-        Xvfb { _proc: proc, display: format!(":{n}"), width, height }
+        Xvfb {
+            _proc: proc,
+            display: format!(":{n}"),
+            width,
+            height,
+        }
     }
 }
 
@@ -173,14 +188,27 @@ impl Server {
         let mut cmd = match self {
             Server::Deskd => {
                 let mut c = Command::new(env!("CARGO_BIN_EXE_deskd"));
-                c.args(["--display", display, "--listen-http", "127.0.0.1:0", "--listen-rfb"])
-                    .arg(format!("127.0.0.1:{port}"));
+                c.args([
+                    "--display",
+                    display,
+                    "--listen-http",
+                    "127.0.0.1:0",
+                    "--listen-rfb",
+                ])
+                .arg(format!("127.0.0.1:{port}"));
                 c
             }
             Server::X11vnc => {
                 let mut c = Command::new("x11vnc");
                 c.args(["-display", display, "-rfbport", &port.to_string()])
-                    .args(["-localhost", "-nopw", "-shared", "-forever", "-norc", "-quiet"]);
+                    .args([
+                        "-localhost",
+                        "-nopw",
+                        "-shared",
+                        "-forever",
+                        "-norc",
+                        "-quiet",
+                    ]);
                 c
             }
             Server::X0vncserver => {
@@ -190,13 +218,19 @@ impl Server {
                 c
             }
         };
-        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
         Proc(cmd.spawn().expect("spawn server"))
     }
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// utime + stime of a process, in seconds.
@@ -239,14 +273,30 @@ impl Painter {
         let (conn, screen) = x11rb::connect(Some(&xvfb.display)).expect("connect to Xvfb");
         let root = conn.setup().roots[screen].root;
         let gc = conn.generate_id().unwrap();
-        conn.create_gc(gc, root, &CreateGCAux::new().foreground(0)).unwrap();
-        Painter { conn, root, gc, width: xvfb.width, height: xvfb.height }
+        conn.create_gc(gc, root, &CreateGCAux::new().foreground(0))
+            .unwrap();
+        Painter {
+            conn,
+            root,
+            gc,
+            width: xvfb.width,
+            height: xvfb.height,
+        }
     }
 
     fn fill(&self, x: u16, y: u16, w: u16, h: u16, rgb: u32) {
-        self.conn.change_gc(self.gc, &ChangeGCAux::new().foreground(rgb)).unwrap();
-        let r = Rectangle { x: x as i16, y: y as i16, width: w, height: h };
-        self.conn.poly_fill_rectangle(self.root, self.gc, &[r]).unwrap();
+        self.conn
+            .change_gc(self.gc, &ChangeGCAux::new().foreground(rgb))
+            .unwrap();
+        let r = Rectangle {
+            x: x as i16,
+            y: y as i16,
+            width: w,
+            height: h,
+        };
+        self.conn
+            .poly_fill_rectangle(self.root, self.gc, &[r])
+            .unwrap();
         self.conn.flush().unwrap();
     }
 
@@ -310,8 +360,18 @@ struct Rect {
 
 impl Rect {
     fn intersects(&self, o: &Rect) -> bool {
-        let (sx, sy, sw, sh) = (u32::from(self.x), u32::from(self.y), u32::from(self.w), u32::from(self.h));
-        let (ox, oy, ow, oh) = (u32::from(o.x), u32::from(o.y), u32::from(o.w), u32::from(o.h));
+        let (sx, sy, sw, sh) = (
+            u32::from(self.x),
+            u32::from(self.y),
+            u32::from(self.w),
+            u32::from(self.h),
+        );
+        let (ox, oy, ow, oh) = (
+            u32::from(o.x),
+            u32::from(o.y),
+            u32::from(o.w),
+            u32::from(o.h),
+        );
         sx < ox + ow && ox < sx + sw && sy < oy + oh && oy < sy + sh
     }
 }
@@ -352,13 +412,19 @@ fn connect_client(port: u16, encoding: Encoding) -> Client {
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let mut version = [0u8; 12];
     s.read_exact(&mut version).unwrap();
-    assert!(version.starts_with(b"RFB 003."), "not an RFB server: {version:?}");
+    assert!(
+        version.starts_with(b"RFB 003."),
+        "not an RFB server: {version:?}"
+    );
     s.write_all(b"RFB 003.008\n").unwrap();
     let n = read_u8(&mut s) as usize;
     assert!(n > 0, "server refused the connection");
     let mut types = vec![0u8; n];
     s.read_exact(&mut types).unwrap();
-    assert!(types.contains(&1), "server does not offer None security: {types:?}");
+    assert!(
+        types.contains(&1),
+        "server does not offer None security: {types:?}"
+    );
     s.write_all(&[1]).unwrap();
     assert_eq!(read_u32(&mut s), 0, "security result");
     s.write_all(&[1]).unwrap(); // shared
@@ -371,7 +437,9 @@ fn connect_client(port: u16, encoding: Encoding) -> Client {
     s.read_exact(&mut name).unwrap();
 
     // 32 bpp, depth 24, little-endian, true colour, red at bit 16: X's own layout.
-    let mut msg = vec![0u8, 0, 0, 0, 32, 24, 0, 1, 0, 255, 0, 255, 0, 255, 16, 8, 0, 0, 0, 0];
+    let mut msg = vec![
+        0u8, 0, 0, 0, 32, 24, 0, 1, 0, 255, 0, 255, 0, 255, 16, 8, 0, 0, 0, 0,
+    ];
     msg.extend_from_slice(&[2, 0, 0, 1]);
     msg.extend_from_slice(&encoding.code().to_be_bytes());
     s.write_all(&msg).unwrap();
@@ -392,7 +460,12 @@ fn connect_client(port: u16, encoding: Encoding) -> Client {
             }
         }
     });
-    Client { stream: s, updates: rx, width, height }
+    Client {
+        stream: s,
+        updates: rx,
+        width,
+        height,
+    }
 }
 
 fn request(s: &mut TcpStream, incremental: bool, w: u16, h: u16) -> std::io::Result<()> {
@@ -469,12 +542,19 @@ fn read_message(s: &mut TcpStream, w: &mut u16, h: &mut u16) -> std::io::Result<
                         continue;
                     }
                     other => {
-                        return Err(std::io::Error::other(format!("unexpected encoding {other}")))
+                        return Err(std::io::Error::other(format!(
+                            "unexpected encoding {other}"
+                        )))
                     }
                 }
                 rects.push(rect);
             }
-            Ok(Some(Update { first, last: Instant::now(), bytes, rects }))
+            Ok(Some(Update {
+                first,
+                last: Instant::now(),
+                bytes,
+                rects,
+            }))
         }
         1 => {
             let mut m = [0u8; 5];
@@ -489,7 +569,9 @@ fn read_message(s: &mut TcpStream, w: &mut u16, h: &mut u16) -> std::io::Result<
             skip(s, u32::from_be_bytes([m[3], m[4], m[5], m[6]]) as u64)?;
             Ok(None)
         }
-        t => Err(std::io::Error::other(format!("unexpected server message type {t}"))),
+        t => Err(std::io::Error::other(format!(
+            "unexpected server message type {t}"
+        ))),
     }
 }
 
@@ -585,14 +667,26 @@ fn run_server(server: Server, xvfb: &Xvfb, encoding: Encoding, samples: usize) -
     let proc = server.spawn(&xvfb.display, port);
     let pid = proc.0.id();
     let client = connect_client(port, encoding);
-    assert_eq!((client.width, client.height), (xvfb.width, xvfb.height), "screen size");
+    assert_eq!(
+        (client.width, client.height),
+        (xvfb.width, xvfb.height),
+        "screen size"
+    );
     client
-        .wait_full(Instant::now() - Duration::from_secs(60), Duration::from_secs(20))
+        .wait_full(
+            Instant::now() - Duration::from_secs(60),
+            Duration::from_secs(20),
+        )
         .expect("no initial full frame");
 
     // Warm up: let the server settle its capture path and encoders.
     for i in 0..10u16 {
-        let t = Rect { x: 10 + i * 40, y: 10, w: SMALL, h: SMALL };
+        let t = Rect {
+            x: 10 + i * 40,
+            y: 10,
+            w: SMALL,
+            h: SMALL,
+        };
         let t0 = Instant::now();
         painter.fill(t.x, t.y, t.w, t.h, 0xff0000 + u32::from(i));
         let _ = client.wait_for(t0, t, Duration::from_secs(3));
@@ -617,7 +711,12 @@ fn run_server(server: Server, xvfb: &Xvfb, encoding: Encoding, samples: usize) -
         seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12345);
         let x = (seed >> 8) as u16 % (xvfb.width - SMALL);
         let y = (seed >> 20) as u16 % (xvfb.height - SMALL);
-        let t = Rect { x, y, w: SMALL, h: SMALL };
+        let t = Rect {
+            x,
+            y,
+            w: SMALL,
+            h: SMALL,
+        };
         let colour = if i % 2 == 0 { 0x00ff00 } else { 0xff00ff } ^ (i as u32);
         client.drain();
         let t0 = Instant::now();
@@ -744,7 +843,11 @@ fn print_table(servers: &[String], table: &[(String, BTreeMap<String, Report>)],
             }
             println!(
                 "target idle CPU < 0.5% of a core: {}",
-                if d.idle_cpu_pct < 0.5 { "met" } else { "MISSED" }
+                if d.idle_cpu_pct < 0.5 {
+                    "met"
+                } else {
+                    "MISSED"
+                }
             );
         }
     }

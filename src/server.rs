@@ -171,6 +171,7 @@ fn app(desktop: Desktop, config: &Config, ctx: Arc<SessionContext>) -> Router {
         Some(server) => api::router_with_server(desktop, display, Arc::clone(server)),
         None => api::router(desktop, display),
     };
+    let api = http::same_origin_only(api, config.allowed_origins.clone());
     http::rfb_router(ctx, config.allowed_origins.clone())
         .merge(api)
         .merge(assets::router())

@@ -11,7 +11,9 @@ mod e2e_support;
 
 use std::time::{Duration, Instant};
 
-use e2e_support::{psnr, require_tool, wait_equal, x_output, x_set_clipboard, Browser, Deskd, Recorder, X};
+use e2e_support::{
+    psnr, require_tool, wait_equal, x_output, x_set_clipboard, Browser, Deskd, Recorder, X,
+};
 use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -24,14 +26,35 @@ fn browser_pixels_lossless_and_jpeg() {
     let mut b = Browser::start();
 
     // ZRLE, and Tight without a JPEG quality level: both lossless, so pixel for pixel.
-    for (encodings, extra) in [("zrle", ""), ("tight", "&jpeg=0"), ("hextile", ""), ("raw", "")] {
-        b.open(&d.url(&format!("?scale=0&encodings={encodings}{extra}")), 1024, 768);
-        wait_equal(&x, &format!("noVNC {encodings} initial"), WAIT, || b.pixels());
+    for (encodings, extra) in [
+        ("zrle", ""),
+        ("tight", "&jpeg=0"),
+        ("hextile", ""),
+        ("raw", ""),
+    ] {
+        b.open(
+            &d.url(&format!("?scale=0&encodings={encodings}{extra}")),
+            1024,
+            768,
+        );
+        wait_equal(&x, &format!("noVNC {encodings} initial"), WAIT, || {
+            b.pixels()
+        });
         // A change after connecting arrives as an incremental update.
         x.draw_picture(2);
-        wait_equal(&x, &format!("noVNC {encodings} after drawing"), WAIT, || b.pixels());
+        wait_equal(
+            &x,
+            &format!("noVNC {encodings} after drawing"),
+            WAIT,
+            || b.pixels(),
+        );
         x.draw_picture(1);
-        wait_equal(&x, &format!("noVNC {encodings} after redrawing"), WAIT, || b.pixels());
+        wait_equal(
+            &x,
+            &format!("noVNC {encodings} after redrawing"),
+            WAIT,
+            || b.pixels(),
+        );
     }
 
     // noVNC's defaults (Tight first) with a JPEG quality level: close, not exact.
@@ -49,7 +72,10 @@ fn browser_pixels_lossless_and_jpeg() {
             eprintln!("noVNC with JPEG quality 8: PSNR {p:.1} dB");
             break;
         }
-        assert!(Instant::now() < deadline, "JPEG picture PSNR {p:.1} dB < {MIN_PSNR} dB");
+        assert!(
+            Instant::now() < deadline,
+            "JPEG picture PSNR {p:.1} dB < {MIN_PSNR} dB"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
 }
@@ -80,10 +106,14 @@ fn browser_input_clipboard_and_resize() {
     // The keys menu sends Esc and Tab.
     b.eval("document.getElementById('keys-button').click()");
     b.eval("document.querySelector('#keys-menu [data-key=esc]').click()");
-    rec.wait("Esc from the keys menu", WAIT, |r| r.keysyms.contains(&0xff1b));
+    rec.wait("Esc from the keys menu", WAIT, |r| {
+        r.keysyms.contains(&0xff1b)
+    });
     b.eval("document.getElementById('keys-button').click()");
     b.eval("document.querySelector('#keys-menu [data-key=tab]').click()");
-    rec.wait("Tab from the keys menu", WAIT, |r| r.keysyms.contains(&0xff09));
+    rec.wait("Tab from the keys menu", WAIT, |r| {
+        r.keysyms.contains(&0xff09)
+    });
 
     // View-only: input stops reaching X.
     b.eval("document.getElementById('opt-viewonly').click()");
@@ -92,7 +122,9 @@ fn browser_input_clipboard_and_resize() {
     b.call(json!({"cmd": "click", "x": 200, "y": 200}));
     b.eval("document.getElementById('opt-viewonly').click()");
     b.call(json!({"cmd": "click", "x": 210, "y": 220}));
-    rec.wait("click after view-only is off", WAIT, |r| r.clicks.contains(&(210, 220, 1)));
+    rec.wait("click after view-only is off", WAIT, |r| {
+        r.clicks.contains(&(210, 220, 1))
+    });
     let clicks = rec.snapshot().clicks;
     assert!(
         !clicks[before..].contains(&(200, 200, 1)),
@@ -126,7 +158,10 @@ fn browser_input_clipboard_and_resize() {
     assert!(want_size.0 < 800 && want_size.1 < 600, "{want_size:?}");
     let dpy = x_output(&d.display, "xdpyinfo", &[]).unwrap_or_default();
     assert!(
-        dpy.contains(&format!("dimensions:    {}x{} pixels", want_size.0, want_size.1)),
+        dpy.contains(&format!(
+            "dimensions:    {}x{} pixels",
+            want_size.0, want_size.1
+        )),
         "xdpyinfo disagrees: {}",
         dpy.lines().find(|l| l.contains("dimensions")).unwrap_or("")
     );
@@ -143,7 +178,10 @@ fn browser_input_clipboard_and_resize() {
         if got == json!(text) {
             break;
         }
-        assert!(Instant::now() < deadline, "clipboard panel shows {got}, want {text:?}");
+        assert!(
+            Instant::now() < deadline,
+            "clipboard panel shows {got}, want {text:?}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 
@@ -178,18 +216,27 @@ fn browser_through_rechunking_proxy() {
     let mut b = Browser::start();
     for encodings in ["zrle", "tight&jpeg=0"] {
         b.open(
-            &d.url(&format!("?scale=0&reconnect=0&url=ws://{proxy}/vnc&encodings={encodings}")),
+            &d.url(&format!(
+                "?scale=0&reconnect=0&url=ws://{proxy}/vnc&encodings={encodings}"
+            )),
             1024,
             768,
         );
         wait_equal(&x, "noVNC through the proxy", WAIT, || b.pixels());
         x.draw_picture(6);
-        wait_equal(&x, "noVNC through the proxy, after drawing", WAIT, || b.pixels());
+        wait_equal(&x, "noVNC through the proxy, after drawing", WAIT, || {
+            b.pixels()
+        });
         x.draw_picture(5);
-        wait_equal(&x, "noVNC through the proxy, after redrawing", WAIT, || b.pixels());
+        wait_equal(&x, "noVNC through the proxy, after redrawing", WAIT, || {
+            b.pixels()
+        });
     }
     let frames = proxy::FRAMES.load(std::sync::atomic::Ordering::Relaxed);
-    assert!(frames > 100, "the proxy forwarded only {frames} frames: no re-chunking happened");
+    assert!(
+        frames > 100,
+        "the proxy forwarded only {frames} frames: no re-chunking happened"
+    );
 }
 
 /// A Coder-like proxy: accepts the browser's WebSocket and bicopies raw bytes to deskd's
@@ -213,7 +260,9 @@ mod proxy {
                 seed = seed.wrapping_mul(747_796_405).wrapping_add(2_891_336_453);
                 let upstream = upstream.clone();
                 tokio::spawn(async move {
-                    let Ok(browser) = tokio_tungstenite::accept_async(tcp).await else { return };
+                    let Ok(browser) = tokio_tungstenite::accept_async(tcp).await else {
+                        return;
+                    };
                     let Ok((deskd, _)) = tokio_tungstenite::connect_async(upstream.as_str()).await
                     else {
                         return;

@@ -40,6 +40,14 @@ fn image_rgb(path: &std::path::Path) -> (u16, u16, Vec<u8>) {
     (w, h, out.stdout)
 }
 
+/// Draw a picture and wait until deskd serves it (seen by our own client), so a one-shot
+/// capture that follows sees the new picture.
+fn draw_and_settle(x: &X, d: &Deskd, seed: u32) {
+    x.draw_picture(seed);
+    let probe = RawClient::connect(d.rfb);
+    wait_equal(x, "deskd catching up with X", WAIT, || probe.pixels());
+}
+
 fn tmp(name: &str) -> std::path::PathBuf {
     std::env::temp_dir().join(format!("deskd-e2e-{}-{name}", std::process::id()))
 }
@@ -69,7 +77,7 @@ fn native_vncdotool_each_encoding() {
     let d = Deskd::start(640, 480, &[]);
     let x = X::connect(&d.display);
     for (i, enc) in ["raw", "hextile", "zrle"].into_iter().enumerate() {
-        x.draw_picture(10 + i as u32);
+        draw_and_settle(&x, &d, 10 + i as u32);
         let file = tmp(&format!("vncdo-{enc}.png"));
         let out = Command::new("python3")
             .args(["-c", VNCDO_CAPTURE])
@@ -129,19 +137,28 @@ fn native_tigervnc_viewer_each_encoding() {
             .spawn()
             .expect("run vncviewer");
         let _viewer = ChildGuard(viewer);
-        let crop = || {
-            let (vw, _, all) = vx.root_rgb();
-            let mut out = Vec::with_capacity(640 * 480 * 3);
-            for y in 0..480usize {
-                let start = y * vw as usize * 3;
-                out.extend_from_slice(&all[start..start + 640 * 3]);
+        // Without a window manager FLTK still offsets its window for decorations: find it.
+        let deadline = std::time::Instant::now() + WAIT;
+        let (wx, wy) = loop {
+            if let Some(p) = vx.find_window(640, 480) {
+                break p;
             }
-            (640u16, 480u16, out)
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no TigerVNC viewer window appeared"
+            );
+            std::thread::sleep(Duration::from_millis(100));
         };
+        let crop = || (640u16, 480u16, vx.region_rgb(wx, wy, 640, 480));
         wait_equal(&x, &format!("TigerVNC viewer, {enc}"), WAIT, crop);
         // And an incremental update after a change.
         x.draw_picture(30 + i as u32);
-        wait_equal(&x, &format!("TigerVNC viewer, {enc}, after drawing"), WAIT, crop);
+        wait_equal(
+            &x,
+            &format!("TigerVNC viewer, {enc}, after drawing"),
+            WAIT,
+            crop,
+        );
     }
 }
 
@@ -154,10 +171,18 @@ fn native_vncsnapshot_zlib_and_tight() {
     let d = Deskd::start(640, 480, &[]);
     let x = X::connect(&d.display);
     for (i, enc) in ["zlib", "tight", "hextile"].into_iter().enumerate() {
-        x.draw_picture(40 + i as u32);
+        draw_and_settle(&x, &d, 40 + i as u32);
         let file = tmp(&format!("vncsnapshot-{enc}.jpg"));
         let out = Command::new("vncsnapshot")
-            .args(["-quiet", "-nojpeg", "-nocursor", "-quality", "100", "-encodings", enc])
+            .args([
+                "-quiet",
+                "-nojpeg",
+                "-nocursor",
+                "-quality",
+                "100",
+                "-encodings",
+                enc,
+            ])
             .arg(format!("127.0.0.1::{}", d.rfb.port()))
             .arg(&file)
             .stdin(Stdio::null())
@@ -176,7 +201,10 @@ fn native_vncsnapshot_zlib_and_tight() {
         assert_eq!((w, h), (xw, xh), "vncsnapshot {enc} size");
         let p = psnr(&want, &got);
         eprintln!("vncsnapshot {enc}: PSNR {p:.1} dB against X");
-        assert!(p >= MIN_PSNR, "vncsnapshot {enc}: PSNR {p:.1} dB < {MIN_PSNR} dB");
+        assert!(
+            p >= MIN_PSNR,
+            "vncsnapshot {enc}: PSNR {p:.1} dB < {MIN_PSNR} dB"
+        );
     }
 }
 
@@ -197,14 +225,22 @@ fn eight_clients_and_one_that_never_reads() {
         x.draw_picture(60 + seed);
     }
     for (i, c) in clients.iter().enumerate() {
-        wait_equal(&x, &format!("client {i} once the stalled client stalls"), WAIT, || c.pixels());
+        wait_equal(
+            &x,
+            &format!("client {i} once the stalled client stalls"),
+            WAIT,
+            || c.pixels(),
+        );
     }
     let baseline = d.rss_kib();
 
     // Keep the whole screen changing: 150 full frames, about 450 MB of raw pixels the stalled
     // client asked for, while the others must keep up.
     let mut peak = baseline;
-    let started: Vec<usize> = clients.iter().map(|c| c.updates.load(std::sync::atomic::Ordering::Relaxed)).collect();
+    let started: Vec<usize> = clients
+        .iter()
+        .map(|c| c.updates.load(std::sync::atomic::Ordering::Relaxed))
+        .collect();
     for seed in 0..150 {
         x.draw_picture(100 + seed);
         if seed % 10 == 0 {
@@ -212,13 +248,25 @@ fn eight_clients_and_one_that_never_reads() {
         }
     }
     for (i, c) in clients.iter().enumerate() {
-        wait_equal(&x, &format!("client {i} after the stalled period"), WAIT, || c.pixels());
+        wait_equal(
+            &x,
+            &format!("client {i} after the stalled period"),
+            WAIT,
+            || c.pixels(),
+        );
         let got = c.updates.load(std::sync::atomic::Ordering::Relaxed) - started[i];
-        assert!(got > 0, "client {i} got no update while the stalled client stalled");
+        assert!(
+            got > 0,
+            "client {i} got no update while the stalled client stalled"
+        );
     }
     peak = peak.max(d.rss_kib());
     let growth_mib = peak.saturating_sub(baseline) / 1024;
-    eprintln!("deskd RSS: baseline {} MiB, peak {} MiB", baseline / 1024, peak / 1024);
+    eprintln!(
+        "deskd RSS: baseline {} MiB, peak {} MiB",
+        baseline / 1024,
+        peak / 1024
+    );
     assert!(
         growth_mib < 64,
         "deskd grew by {growth_mib} MiB while one client stalled (baseline {} MiB)",
@@ -226,5 +274,7 @@ fn eight_clients_and_one_that_never_reads() {
     );
     // deskd still accepts and serves a new client.
     let late = RawClient::connect(d.rfb);
-    wait_equal(&x, "a client connecting after the stall", WAIT, || late.pixels());
+    wait_equal(&x, "a client connecting after the stall", WAIT, || {
+        late.pixels()
+    });
 }

@@ -106,7 +106,16 @@ fn glyphs() -> Vec<[u8; 7 * 13]> {
 
 /// Draw `cols` x `rows` cells of pseudo-text (8x16 cells) with antialiased glyphs.
 #[allow(clippy::too_many_arguments)]
-fn text(img: &mut Image, x: usize, y: usize, cols: usize, rows: usize, fg: u32, bg: u32, seed: u64) {
+fn text(
+    img: &mut Image,
+    x: usize,
+    y: usize,
+    cols: usize,
+    rows: usize,
+    fg: u32,
+    bg: u32,
+    seed: u64,
+) {
     let gl = glyphs();
     let mut rng = Rng::new(seed);
     for r in 0..rows {
@@ -137,7 +146,16 @@ fn window(img: &mut Image, x: usize, y: usize, w: usize, h: usize, body: u32) {
     img.fill(x + 1, y + 1, w - 2, 24, 0x0030_5090);
     img.fill(x + 1, y + 25, w - 2, h - 26, body);
     // Title text and buttons.
-    text(img, x + 8, y + 4, (w / 8).saturating_sub(12).min(40), 1, 0x00ff_ffff, 0x0030_5090, (x * 31 + y) as u64);
+    text(
+        img,
+        x + 8,
+        y + 4,
+        (w / 8).saturating_sub(12).min(40),
+        1,
+        0x00ff_ffff,
+        0x0030_5090,
+        (x * 31 + y) as u64,
+    );
     for b in 0..3 {
         img.fill(x + w - 22 - b * 20, y + 6, 14, 14, 0x00c0_c0c0);
     }
@@ -154,18 +172,60 @@ pub fn desktop(width: u16, height: u16) -> Image {
     // Editor window with dark text on white.
     let (ex, ey, ew, eh) = (w / 20, h / 12, w * 11 / 20, h * 7 / 10);
     window(&mut img, ex, ey, ew, eh, 0x00ff_ffff);
-    text(&mut img, ex + 10, ey + 30, ew.saturating_sub(20) / 8, eh.saturating_sub(40) / 16, 0x0010_1010, 0x00ff_ffff, 1);
+    text(
+        &mut img,
+        ex + 10,
+        ey + 30,
+        ew.saturating_sub(20) / 8,
+        eh.saturating_sub(40) / 16,
+        0x0010_1010,
+        0x00ff_ffff,
+        1,
+    );
     // Terminal: light grey/green text on near-black.
     let (tx, ty, tw, th) = (w * 6 / 10, h / 5, w * 37 / 100, h * 6 / 10);
     window(&mut img, tx, ty, tw, th, 0x0010_1010);
-    text(&mut img, tx + 6, ty + 30, tw.saturating_sub(12) / 8, th.saturating_sub(40) / 16, 0x00d0_d0d0, 0x0010_1010, 2);
-    text(&mut img, tx + 6, ty + 30 + 16 * 3, 20, 4, 0x0040_e040, 0x0010_1010, 3);
+    text(
+        &mut img,
+        tx + 6,
+        ty + 30,
+        tw.saturating_sub(12) / 8,
+        th.saturating_sub(40) / 16,
+        0x00d0_d0d0,
+        0x0010_1010,
+        2,
+    );
+    text(
+        &mut img,
+        tx + 6,
+        ty + 30 + 16 * 3,
+        20,
+        4,
+        0x0040_e040,
+        0x0010_1010,
+        3,
+    );
     // Panel with a clock-like text block and icons.
     img.fill(0, h.saturating_sub(28), w, 28, 0x0028_2828);
     for i in 0..8 {
-        img.fill(6 + i * 34, h.saturating_sub(24), 24, 20, 0x0040_6090 + (i as u32) * 0x0010_0804);
+        img.fill(
+            6 + i * 34,
+            h.saturating_sub(24),
+            24,
+            20,
+            0x0040_6090 + (i as u32) * 0x0010_0804,
+        );
     }
-    text(&mut img, w.saturating_sub(90), h.saturating_sub(22), 10, 1, 0x00ff_ffff, 0x0028_2828, 4);
+    text(
+        &mut img,
+        w.saturating_sub(90),
+        h.saturating_sub(22),
+        10,
+        1,
+        0x00ff_ffff,
+        0x0028_2828,
+        4,
+    );
     img
 }
 
@@ -195,7 +255,16 @@ pub fn windows(width: u16, height: u16) -> Image {
     let mut img = Image::new(width, height, 0x0035_6a8c);
     window(&mut img, w / 10, h / 10, w / 3, h / 3, 0x00ee_eeee);
     window(&mut img, w / 2, h / 4, w / 3, h / 2, 0x00f8_f4e8);
-    text(&mut img, w / 2 + 10, h / 4 + 30, 30, 6, 0x0020_2020, 0x00f8_f4e8, 5);
+    text(
+        &mut img,
+        w / 2 + 10,
+        h / 4 + 30,
+        30,
+        6,
+        0x0020_2020,
+        0x00f8_f4e8,
+        5,
+    );
     img
 }
 

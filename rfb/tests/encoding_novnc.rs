@@ -31,10 +31,24 @@ fn changed(img: &Image) -> (Image, Vec<Rect>) {
             next.set(x, y, noise.get(x, y) | 0x0080_0000);
         }
     }
-    let block = Rect::new((w / 2) as u16, (h * 3 / 4) as u16, (w / 3).max(1) as u16, (h / 5).max(1) as u16)
-        .clamp_to(img.width, img.height);
-    next.fill(usize::from(block.x), usize::from(block.y), usize::from(block.w), usize::from(block.h), 0x0012_3456);
-    let rects = [band, block].into_iter().filter(|r| !r.is_empty()).collect();
+    let block = Rect::new(
+        (w / 2) as u16,
+        (h * 3 / 4) as u16,
+        (w / 3).max(1) as u16,
+        (h / 5).max(1) as u16,
+    )
+    .clamp_to(img.width, img.height);
+    next.fill(
+        usize::from(block.x),
+        usize::from(block.y),
+        usize::from(block.w),
+        usize::from(block.h),
+        0x0012_3456,
+    );
+    let rects = [band, block]
+        .into_iter()
+        .filter(|r| !r.is_empty())
+        .collect();
     (next, rects)
 }
 
@@ -63,32 +77,56 @@ fn img_rect(img: &Image) -> Rect {
 
 #[test]
 fn raw_decodes_in_novnc() {
-    check_lossless("raw", || Box::new(encoding::raw::RawEncoder::new()), params());
+    check_lossless(
+        "raw",
+        || Box::new(encoding::raw::RawEncoder::new()),
+        params(),
+    );
 }
 
 #[test]
 fn zlib_decodes_in_novnc() {
-    check_lossless("zlib", || Box::new(encoding::zlib::ZlibEncoder::new()), params());
+    check_lossless(
+        "zlib",
+        || Box::new(encoding::zlib::ZlibEncoder::new()),
+        params(),
+    );
     let level9 = EncodeParams {
         compress_level: Some(9),
         ..params()
     };
-    check_lossless("zlib level 9", || Box::new(encoding::zlib::ZlibEncoder::new()), level9);
+    check_lossless(
+        "zlib level 9",
+        || Box::new(encoding::zlib::ZlibEncoder::new()),
+        level9,
+    );
 }
 
 #[test]
 fn zrle_decodes_in_novnc() {
-    check_lossless("zrle", || Box::new(encoding::zrle::ZrleEncoder::new()), params());
+    check_lossless(
+        "zrle",
+        || Box::new(encoding::zrle::ZrleEncoder::new()),
+        params(),
+    );
 }
 
 #[test]
 fn tight_decodes_in_novnc() {
-    check_lossless("tight", || Box::new(encoding::tight::TightEncoder::new()), params());
+    check_lossless(
+        "tight",
+        || Box::new(encoding::tight::TightEncoder::new()),
+        params(),
+    );
     let level9 = EncodeParams {
         compress_level: Some(9),
         ..params()
     };
-    check_lossless("tight level 9", || Box::new(encoding::tight::TightEncoder::new()), level9);
+    check_lossless(
+        "tight level 9",
+        || Box::new(encoding::tight::TightEncoder::new()),
+        level9,
+    );
 }
 
 #[test]
@@ -106,21 +144,30 @@ fn tight_two_threads_decodes_in_novnc() {
 fn tight_level_change_resets_streams_in_novnc() {
     let img = content::desktop(640, 400);
     let (next, rects) = changed(&img);
-    let mut enc = encoding::tight::TightEncoder::new();
+    // Two threads: the second worker uses streams 2 and 3, so all four get reset.
+    let mut enc = encoding::tight::TightEncoder::new().with_threads(2);
     let full = update(&mut enc, &img, &[img_rect(&img)], &params());
     let lvl = EncodeParams {
         compress_level: Some(6),
         ..params()
     };
     let part = update(&mut enc, &next, &rects, &lvl);
-    assert_eq!(part[4 + 12] & 0x0f, 0x07, "first control byte carries the reset bits");
+    assert_eq!(
+        part[4 + 12] & 0x0f,
+        0x0f,
+        "first control byte carries the reset bits"
+    );
     let (fb, _) = novnc_decode(img.width, img.height, &[full, part]);
     assert_rgba_matches(&fb, &next, img_rect(&img), "tight level change");
 }
 
 #[test]
 fn tightpng_decodes_in_novnc() {
-    check_lossless("tightpng", || Box::new(encoding::tight::TightEncoder::new_png()), params());
+    check_lossless(
+        "tightpng",
+        || Box::new(encoding::tight::TightEncoder::new_png()),
+        params(),
+    );
 }
 
 /// Tight with QualityLevel 6: photo-like tiles go as JPEG (noVNC hands them to the browser, so
@@ -151,7 +198,10 @@ fn tight_jpeg_decodes_in_novnc() {
                 .map(|(r, _)| *r)
                 .collect();
             if case != "desktop" {
-                assert!(!jpegs.is_empty(), "{case}: photo-like content must use JPEG");
+                assert!(
+                    !jpegs.is_empty(),
+                    "{case}: photo-like content must use JPEG"
+                );
             }
             for r in &jpegs {
                 let p = psnr(&fb, &img, *r);
@@ -172,21 +222,35 @@ fn tight_jpeg_decodes_in_novnc() {
                 height: img.height,
                 data: exact,
             };
-            assert_rgba_matches(&fb, &exact, img_rect(&img), &format!("tight jpeg {case} png={png}"));
+            assert_rgba_matches(
+                &fb,
+                &exact,
+                img_rect(&img),
+                &format!("tight jpeg {case} png={png}"),
+            );
         }
     }
 }
 
 #[test]
 fn hextile_decodes_in_novnc() {
-    check_lossless("hextile", || Box::new(encoding::hextile::HextileEncoder::new()), params());
+    check_lossless(
+        "hextile",
+        || Box::new(encoding::hextile::HextileEncoder::new()),
+        params(),
+    );
 }
 
 /// CopyRect after a full update: the copied area must show the source pixels.
 #[test]
 fn copyrect_decodes_in_novnc() {
     let img = content::desktop(300, 200);
-    let mut first = update(&mut encoding::raw::RawEncoder::new(), &img, &[img_rect(&img)], &params());
+    let mut first = update(
+        &mut encoding::raw::RawEncoder::new(),
+        &img,
+        &[img_rect(&img)],
+        &params(),
+    );
     // Second update: one CopyRect moving (10,20) 100x50 to (150,120).
     let mut second = vec![0, 0, 0, 1];
     encoding::copyrect::write_copy_rect(&mut second, &Rect::new(150, 120, 100, 50), 10, 20);

@@ -28,7 +28,9 @@ fn fmt(bpp: u8, depth: u8, be: bool, max: (u16, u16, u16), shift: (u8, u8, u8)) 
 
 /// True when Tight sends this format's pixels as 3-byte R, G, B.
 fn tight_tpixel(f: &PixelFormat) -> bool {
-    f.bits_per_pixel == 32 && f.depth == 24 && (f.red_max, f.green_max, f.blue_max) == (255, 255, 255)
+    f.bits_per_pixel == 32
+        && f.depth == 24
+        && (f.red_max, f.green_max, f.blue_max) == (255, 255, 255)
 }
 
 /// A stored pixel's colour bits (padding bits are not part of the colour and decoders leave
@@ -51,7 +53,10 @@ fn formats() -> Vec<(&'static str, PixelFormat)> {
     vec![
         ("32bpp native", PixelFormat::NATIVE),
         ("32bpp BE", fmt(32, 24, true, (255, 255, 255), (16, 8, 0))),
-        ("32bpp BGR0", fmt(32, 24, false, (255, 255, 255), (0, 8, 16))),
+        (
+            "32bpp BGR0",
+            fmt(32, 24, false, (255, 255, 255), (0, 8, 16)),
+        ),
         ("16bpp 565 LE", fmt(16, 16, false, (31, 63, 31), (11, 5, 0))),
         ("16bpp 565 BE", fmt(16, 16, true, (31, 63, 31), (11, 5, 0))),
         ("16bpp 555 LE", fmt(16, 15, false, (31, 31, 31), (10, 5, 0))),
@@ -120,27 +125,47 @@ fn check(name: &str, make: impl Fn() -> Box<dyn Encoder>, extra: EncodeParams) {
 
 #[test]
 fn raw_decodes_in_libvncclient() {
-    check("raw", || Box::new(encoding::raw::RawEncoder::new()), EncodeParams::default());
+    check(
+        "raw",
+        || Box::new(encoding::raw::RawEncoder::new()),
+        EncodeParams::default(),
+    );
 }
 
 #[test]
 fn zlib_decodes_in_libvncclient() {
-    check("zlib", || Box::new(encoding::zlib::ZlibEncoder::new()), EncodeParams::default());
+    check(
+        "zlib",
+        || Box::new(encoding::zlib::ZlibEncoder::new()),
+        EncodeParams::default(),
+    );
 }
 
 #[test]
 fn hextile_decodes_in_libvncclient() {
-    check("hextile", || Box::new(encoding::hextile::HextileEncoder::new()), EncodeParams::default());
+    check(
+        "hextile",
+        || Box::new(encoding::hextile::HextileEncoder::new()),
+        EncodeParams::default(),
+    );
 }
 
 #[test]
 fn zrle_decodes_in_libvncclient() {
-    check("zrle", || Box::new(encoding::zrle::ZrleEncoder::new()), EncodeParams::default());
+    check(
+        "zrle",
+        || Box::new(encoding::zrle::ZrleEncoder::new()),
+        EncodeParams::default(),
+    );
 }
 
 #[test]
 fn tight_decodes_in_libvncclient() {
-    check("tight", || Box::new(encoding::tight::TightEncoder::new()), EncodeParams::default());
+    check(
+        "tight",
+        || Box::new(encoding::tight::TightEncoder::new()),
+        EncodeParams::default(),
+    );
     check(
         "tight 2 threads level 9",
         || Box::new(encoding::tight::TightEncoder::new().with_threads(2)),
@@ -165,14 +190,20 @@ fn cursor_decodes_in_libvncclient() {
     }
     for (fname, format) in formats() {
         let mut u = vec![0, 0, 0, 1];
-        assert!(encoding::cursor::write_cursor(&mut u, &format, w, h, 4, 6, &bgra));
+        assert!(encoding::cursor::write_cursor(
+            &mut u, &format, w, h, 4, 6, &bgra
+        ));
         let (_, cursor) = vncclient_decode(64, 64, &format, &[u]);
         let c = cursor.expect("libvncclient reported no cursor");
         assert_eq!((c.w, c.h, c.hot_x, c.hot_y), (19, 21, 4, 6), "{fname}");
         let img = Image {
             width: w,
             height: h,
-            data: bgra.iter().enumerate().map(|(i, &b)| if i % 4 == 3 { 0 } else { b }).collect(),
+            data: bgra
+                .iter()
+                .enumerate()
+                .map(|(i, &b)| if i % 4 == 3 { 0 } else { b })
+                .collect(),
         };
         let bpp = format.bytes_per_pixel();
         let want = expected_fb(&img, &format);

@@ -230,6 +230,31 @@ fn extended_clipboard_provide_client() {
     assert_eq!(ExtClipboard::provide_text("h\u{e9}llo\nworld"), *m);
 }
 
+/// noVNC flushes its provide stream (Z_SYNC_FLUSH) and never finishes it: the text must still
+/// come through, and a stream cut inside the data must still be refused.
+#[test]
+fn extended_clipboard_provide_flushed_not_finished() {
+    let text = b"pasted from noVNC\0";
+    let mut plain = (text.len() as u32).to_be_bytes().to_vec();
+    plain.extend_from_slice(text);
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    z.write_all(&plain).unwrap();
+    z.flush().unwrap();
+    let compressed = z.get_ref().clone();
+    let mut payload = vec![0x10, 0, 0, 0x01];
+    payload.extend_from_slice(&compressed);
+    let m = ExtClipboard::parse(&payload, 1 << 20).unwrap();
+    assert_eq!(m.text().as_deref(), Some("pasted from noVNC"));
+
+    // Only the first few compressed bytes: the length prefix promises more than arrives.
+    let mut short = vec![0x10, 0, 0, 0x01];
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::none());
+    z.write_all(&plain).unwrap();
+    z.flush().unwrap();
+    short.extend_from_slice(&z.get_ref()[..z.get_ref().len() - 6]);
+    assert!(ExtClipboard::parse(&short, 1 << 20).is_err());
+}
+
 #[test]
 fn enable_continuous_updates() {
     let bytes = [150, 1, 0, 0, 0, 0, 0x05, 0x00, 0x03, 0x20];

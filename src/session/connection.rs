@@ -8,14 +8,13 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::{Buf, BytesMut};
 use rfb::messages::server::{
     patch_rect_count, write_framebuffer_update_header, write_last_rect, RECT_COUNT_UNTIL_LAST_RECT,
 };
-use rfb::messages::{parse_client_message, ClientMessage, Limits, ParseError};
+use rfb::messages::{ClientMessage, ClientMessageReader, Limits, ParseError};
 use rfb::{EncodeParams, Encoder, Region};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
 use crate::capture::Frame;
 use crate::metrics;
@@ -40,44 +39,52 @@ impl From<ParseError> for SessionError {
     }
 }
 
-/// Reads client messages from a byte stream.
+/// Reads client messages from a byte stream (the async side of
+/// [`rfb::messages::ClientMessageReader`]).
 pub struct MessageReader<R> {
     rd: R,
-    buf: BytesMut,
-    /// Caps and negotiated parse state.
-    pub limits: Limits,
+    chunk: Box<[u8]>,
+    messages: ClientMessageReader,
 }
 
 impl<R: AsyncRead + Unpin> MessageReader<R> {
     /// A reader over `rd`, starting with `leftover` bytes already received (after the
     /// handshake).
     pub fn new(rd: R, leftover: &[u8], limits: Limits) -> Self {
-        let mut buf = BytesMut::with_capacity(4096);
-        buf.extend_from_slice(leftover);
-        MessageReader { rd, buf, limits }
+        let mut messages = ClientMessageReader::new(limits);
+        messages.feed(leftover);
+        MessageReader {
+            rd,
+            chunk: vec![0u8; 16 * 1024].into_boxed_slice(),
+            messages,
+        }
+    }
+
+    /// Parse limits and negotiated state (e.g. extended mouse buttons), changeable between
+    /// messages.
+    pub fn limits_mut(&mut self) -> &mut Limits {
+        &mut self.messages.limits
     }
 
     /// The next message, or `None` at a clean end of stream. Cancel-safe: bytes already read
     /// stay buffered.
     pub async fn next(&mut self) -> Result<Option<ClientMessage>, SessionError> {
         loop {
-            if let Some((msg, used)) = parse_client_message(&self.buf, &self.limits)? {
-                self.buf.advance(used);
+            if let Some(msg) = self.messages.next_message()? {
                 return Ok(Some(msg));
             }
-            if self.buf.capacity() - self.buf.len() < 4096 {
-                self.buf.reserve(16 * 1024);
-            }
-            if self.rd.read_buf(&mut self.buf).await? == 0 {
-                return if self.buf.is_empty() {
+            let n = self.rd.read(&mut self.chunk).await?;
+            if n == 0 {
+                let pending = self.messages.buffered();
+                return if pending == 0 {
                     Ok(None)
                 } else {
                     Err(SessionError::Protocol(format!(
-                        "connection closed inside a message ({} bytes pending)",
-                        self.buf.len()
+                        "connection closed inside a message ({pending} bytes pending)"
                     )))
                 };
             }
+            self.messages.feed(&self.chunk[..n]);
         }
     }
 }
@@ -102,8 +109,9 @@ pub struct UpdateJob {
 
 /// Something for the writer.
 pub enum Outgoing {
-    /// Bytes of complete server messages.
-    Bytes(Vec<u8>),
+    /// Bytes of complete server messages, holding their share of the queue budget until
+    /// written.
+    Bytes(Vec<u8>, Option<OwnedSemaphorePermit>),
     /// A framebuffer update.
     Update(UpdateJob),
 }
@@ -111,7 +119,13 @@ pub enum Outgoing {
 /// Handle to a writer task.
 pub struct Writer {
     tx: mpsc::Sender<Outgoing>,
+    budget: Arc<Semaphore>,
 }
+
+/// Bytes of small messages (clipboard text, fence replies) that may wait for a busy writer.
+/// A client that keeps asking for a large clipboard without reading waits here instead of
+/// growing the queue.
+const BUDGET: usize = 16 << 20;
 
 /// Messages (other than updates) that may wait for a busy writer before the session stops
 /// reading from its client.
@@ -125,7 +139,8 @@ impl Writer {
     ) -> (Writer, tokio::task::JoinHandle<Result<(), SessionError>>) {
         let (tx, rx) = mpsc::channel(QUEUE);
         let task = tokio::spawn(run_writer(wr, rx, done));
-        (Writer { tx }, task)
+        let budget = Arc::new(Semaphore::new(BUDGET));
+        (Writer { tx, budget }, task)
     }
 
     /// Queue `out`. Fails when the writer has stopped (connection gone).
@@ -138,9 +153,15 @@ impl Writer {
         })
     }
 
-    /// Queue bytes of complete messages.
+    /// Queue bytes of complete messages, waiting while the bytes already queued exceed the
+    /// budget (a message larger than the whole budget waits until the queue is empty).
     pub async fn bytes(&self, b: Vec<u8>) -> Result<(), SessionError> {
-        self.send(Outgoing::Bytes(b)).await
+        let n = u32::try_from(b.len().min(BUDGET)).unwrap_or(u32::MAX);
+        let permit = Arc::clone(&self.budget)
+            .acquire_many_owned(n)
+            .await
+            .map_err(|_| SessionError::Io(std::io::ErrorKind::BrokenPipe.into()))?;
+        self.send(Outgoing::Bytes(b, Some(permit))).await
     }
 }
 
@@ -151,7 +172,10 @@ async fn run_writer<W: AsyncWrite + Unpin>(
 ) -> Result<(), SessionError> {
     while let Some(out) = rx.recv().await {
         match out {
-            Outgoing::Bytes(b) => wr.write_all(&b).await?,
+            Outgoing::Bytes(b, permit) => {
+                wr.write_all(&b).await?;
+                drop(permit);
+            }
             Outgoing::Update(job) => {
                 let (bytes, encoder) = tokio::task::spawn_blocking(move || encode(job))
                     .await

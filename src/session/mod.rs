@@ -5,6 +5,7 @@
 //! Writing happens in a companion task ([`connection::Writer`]) that encodes on a blocking
 //! thread; blocking desktop calls go through the desktop's [`worker::InputWorker`].
 
+mod clipboard;
 pub mod connection;
 mod greeting;
 pub mod input;
@@ -18,11 +19,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rfb::encoding::numbers as n;
-use rfb::messages::clipboard::flags as clip;
 use rfb::messages::server::{
     desktop_size_reason, desktop_size_status, write_desktop_size_rect,
     write_end_of_continuous_updates, write_extended_desktop_size_rect, write_pseudo_rect,
-    write_server_cut_text, write_server_ext_clipboard, write_server_fence,
+    write_server_ext_clipboard, write_server_fence,
 };
 use rfb::messages::{ClientMessage, ExtClipboard, Limits, Screen};
 use rfb::{Encoder, Rect};
@@ -30,7 +30,6 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{broadcast, mpsc, watch, Notify};
 
 use crate::capture::Frame;
-use crate::clipboard::Selection;
 use crate::desktop::Desktop;
 use crate::metrics;
 use connection::{MessageReader, Outgoing, SessionError, UpdateJob, Writer};
@@ -47,9 +46,6 @@ mod fence {
     pub const REQUEST: u32 = 1 << 31;
     pub const SUPPORTED: u32 = BLOCK_BEFORE | BLOCK_AFTER | SYNC_NEXT;
 }
-
-/// Largest clipboard text offered to ExtendedClipboard clients unsolicited.
-const MAX_CLIPBOARD_TEXT: u32 = 10 << 20;
 
 /// How the RFB listeners authenticate and what clients may do.
 #[derive(Debug, Clone)]
@@ -205,7 +201,7 @@ where
             s.pump_update(&writer).await?;
             tokio::select! {
                 msg = reader.next() => match msg? {
-                    Some(m) => s.handle(m, &writer, &mut reader.limits).await?,
+                    Some(m) => s.handle(m, &writer, reader.limits_mut()).await?,
                     None => return Ok(()),
                 },
                 enc = done_rx.recv() => match enc {
@@ -317,7 +313,7 @@ impl Session {
     }
 
     fn cursor_due(&self) -> Option<u64> {
-        if !self.settings.pseudo.cursor {
+        if !self.settings.caps.cursor {
             return None;
         }
         let (serial, image) = self.ctx.desktop.frames.store().cursor();
@@ -344,7 +340,7 @@ impl Session {
         };
         let mut pseudo = Vec::new();
         let mut count: u16 = 0;
-        let pf = self.settings.pseudo;
+        let pf = self.settings.caps.clone();
         let (cw, ch) = self.sched.client_size();
         if pf.extended_desktop_size
             && (plan.resize.is_some() || self.ext_size_due || self.resize_reply.is_some())
@@ -582,7 +578,7 @@ impl Session {
                         None => desktop_size_status::OUT_OF_RESOURCES,
                     }
                 };
-                if self.settings.pseudo.extended_desktop_size {
+                if self.settings.caps.extended_desktop_size {
                     self.resize_reply = Some(status);
                 }
             }
@@ -597,14 +593,14 @@ impl Session {
         limits: &mut Limits,
     ) -> Result<(), SessionError> {
         self.settings.set_encodings(list);
-        let pf = self.settings.pseudo;
+        let pf = self.settings.caps.clone();
         self.sched
             .set_resize_supported(self.settings.resize_supported());
         // The cursor has to be sent again if the client re-enabled it.
         if !pf.cursor {
             self.cursor_sent = None;
         }
-        self.ack_qemu = pf.qemu_key;
+        self.ack_qemu = pf.qemu_key_event;
         self.ack_mouse = pf.extended_mouse_buttons;
         // The client switches to the extended PointerEvent form only after our ack, which is
         // on its way, so the parser may expect it from now on.
@@ -623,101 +619,12 @@ impl Session {
         }
         if pf.extended_clipboard && !self.clipboard_announced {
             self.clipboard_announced = true;
-            write_server_ext_clipboard(&mut b, &ExtClipboard::server_caps(MAX_CLIPBOARD_TEXT));
+            write_server_ext_clipboard(&mut b, &ExtClipboard::server_caps(clipboard::MAX_TEXT));
         }
         if !b.is_empty() {
             writer.bytes(b).await?;
         }
         Ok(())
-    }
-
-    async fn ext_clipboard(
-        &mut self,
-        m: ExtClipboard,
-        writer: &Writer,
-    ) -> Result<(), SessionError> {
-        match m {
-            ExtClipboard::Caps { flags, .. } => self.client_clip_caps = Some(flags),
-            ExtClipboard::Request { formats } => {
-                if formats & clip::TEXT != 0 && !self.view_only {
-                    if let Some(text) = self.clipboard_text().await {
-                        let mut b = Vec::new();
-                        write_server_ext_clipboard(&mut b, &ExtClipboard::provide_text(&text));
-                        writer.bytes(b).await?;
-                    }
-                }
-            }
-            ExtClipboard::Peek { .. } => {
-                let has = !self.view_only && self.clipboard_text().await.is_some();
-                let formats = if has { clip::TEXT } else { 0 };
-                let mut b = Vec::new();
-                write_server_ext_clipboard(&mut b, &ExtClipboard::Notify { formats });
-                writer.bytes(b).await?;
-            }
-            ExtClipboard::Notify { formats } => {
-                if formats & clip::TEXT != 0 && !self.view_only {
-                    let mut b = Vec::new();
-                    write_server_ext_clipboard(
-                        &mut b,
-                        &ExtClipboard::Request {
-                            formats: clip::TEXT,
-                        },
-                    );
-                    writer.bytes(b).await?;
-                }
-            }
-            m @ ExtClipboard::Provide { .. } => {
-                if let Some(text) = m.text() {
-                    if !self.view_only {
-                        self.set_clipboard(text).await;
-                    }
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// An X application took the clipboard: tell the client (view-only clients too: they may
-    /// copy from the desktop, just not into it).
-    async fn clipboard_changed(&mut self, text: &str, writer: &Writer) -> Result<(), SessionError> {
-        let mut b = Vec::new();
-        if self.settings.pseudo.extended_clipboard {
-            let caps = self.client_clip_caps.unwrap_or(0);
-            if caps & clip::NOTIFY != 0 || caps & clip::PROVIDE == 0 {
-                write_server_ext_clipboard(
-                    &mut b,
-                    &ExtClipboard::Notify {
-                        formats: clip::TEXT,
-                    },
-                );
-            } else {
-                write_server_ext_clipboard(&mut b, &ExtClipboard::provide_text(text));
-            }
-        } else {
-            write_server_cut_text(&mut b, text);
-        }
-        writer.bytes(b).await
-    }
-
-    async fn clipboard_text(&mut self) -> Option<String> {
-        self.ctx
-            .worker
-            .call(|d| d.clipboard.get_text(Selection::Clipboard))
-            .await
-            .and_then(|r| r.ok())
-            .flatten()
-    }
-
-    async fn set_clipboard(&mut self, text: String) {
-        let peer = self.peer.clone();
-        self.ctx
-            .worker
-            .run(move |d| {
-                if let Err(e) = d.clipboard.set_text(Selection::Clipboard, &text) {
-                    tracing::warn!(%peer, error = %e, "setting the clipboard failed");
-                }
-            })
-            .await;
     }
 
     async fn input(

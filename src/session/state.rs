@@ -1,6 +1,7 @@
 //! Per-client settings negotiated by SetPixelFormat and SetEncodings.
 
 use rfb::encoding::numbers as n;
+use rfb::messages::ClientCaps;
 use rfb::{EncodeParams, Encoder, PixelFormat};
 
 /// The encodings deskd can send pixels with, best first when the client has no preference
@@ -37,44 +38,15 @@ pub fn new_encoder(encoding: i32) -> Option<Box<dyn Encoder>> {
     }
 }
 
-/// Pseudo-encodings a client announced.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Pseudo {
-    /// DesktopSize.
-    pub desktop_size: bool,
-    /// ExtendedDesktopSize (and SetDesktopSize).
-    pub extended_desktop_size: bool,
-    /// LastRect.
-    pub last_rect: bool,
-    /// Cursor.
-    pub cursor: bool,
-    /// DesktopName.
-    pub desktop_name: bool,
-    /// Fence.
-    pub fence: bool,
-    /// ContinuousUpdates.
-    pub continuous_updates: bool,
-    /// ExtendedMouseButtons.
-    pub extended_mouse_buttons: bool,
-    /// QEMU extended key event.
-    pub qemu_key: bool,
-    /// ExtendedClipboard.
-    pub extended_clipboard: bool,
-}
-
 /// What one client asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientSettings {
     /// The pixel format updates are sent in.
     pub format: PixelFormat,
-    /// The encoding for pixel rectangles.
+    /// The encoding for pixel rectangles: the client's first choice among those deskd has.
     pub encoding: i32,
-    /// Pseudo-encodings announced.
-    pub pseudo: Pseudo,
-    /// CompressLevel, if sent.
-    pub compress_level: Option<u8>,
-    /// QualityLevel, if sent.
-    pub quality_level: Option<u8>,
+    /// What the last SetEncodings announced (pseudo-encodings, levels).
+    pub caps: ClientCaps,
 }
 
 impl Default for ClientSettings {
@@ -82,9 +54,7 @@ impl Default for ClientSettings {
         ClientSettings {
             format: PixelFormat::NATIVE,
             encoding: n::RAW,
-            pseudo: Pseudo::default(),
-            compress_level: None,
-            quality_level: None,
+            caps: ClientCaps::default(),
         }
     }
 }
@@ -93,51 +63,29 @@ impl ClientSettings {
     /// Apply a SetEncodings list (the client's order of preference). Replaces everything the
     /// previous list said; the pixel format is kept.
     pub fn set_encodings(&mut self, encodings: &[i32]) {
-        let format = self.format;
-        *self = ClientSettings {
-            format,
-            ..ClientSettings::default()
-        };
-        let mut chosen = None;
-        for &e in encodings {
-            match e {
-                _ if implemented(e) => {
-                    chosen.get_or_insert(e);
-                }
-                n::DESKTOP_SIZE => self.pseudo.desktop_size = true,
-                n::EXTENDED_DESKTOP_SIZE => self.pseudo.extended_desktop_size = true,
-                n::LAST_RECT => self.pseudo.last_rect = true,
-                n::CURSOR => self.pseudo.cursor = true,
-                n::DESKTOP_NAME => self.pseudo.desktop_name = true,
-                n::FENCE => self.pseudo.fence = true,
-                n::CONTINUOUS_UPDATES => self.pseudo.continuous_updates = true,
-                n::EXTENDED_MOUSE_BUTTONS => self.pseudo.extended_mouse_buttons = true,
-                n::QEMU_EXTENDED_KEY_EVENT => self.pseudo.qemu_key = true,
-                n::EXTENDED_CLIPBOARD => self.pseudo.extended_clipboard = true,
-                n::COMPRESS_LEVEL_0..=n::COMPRESS_LEVEL_9 if self.compress_level.is_none() => {
-                    self.compress_level = Some((e - n::COMPRESS_LEVEL_0) as u8);
-                }
-                n::QUALITY_LEVEL_0..=n::QUALITY_LEVEL_9 if self.quality_level.is_none() => {
-                    self.quality_level = Some((e - n::QUALITY_LEVEL_0) as u8);
-                }
-                _ => {}
-            }
-        }
-        self.encoding = chosen.unwrap_or(n::RAW);
+        self.caps = ClientCaps::from_encodings(encodings);
+        // Raw is the fallback every client supports, listed or not.
+        self.encoding = self
+            .caps
+            .encodings
+            .iter()
+            .copied()
+            .find(|&e| implemented(e))
+            .unwrap_or(n::RAW);
     }
 
     /// Encoder parameters for the next update.
     pub fn params(&self) -> EncodeParams {
         EncodeParams {
             format: self.format,
-            compress_level: self.compress_level,
-            quality_level: self.quality_level,
+            compress_level: self.caps.compress_level,
+            quality_level: self.caps.quality_level,
         }
     }
 
     /// The client can learn about a new framebuffer size.
     pub fn resize_supported(&self) -> bool {
-        self.pseudo.desktop_size || self.pseudo.extended_desktop_size
+        self.caps.desktop_size || self.caps.extended_desktop_size
     }
 }
 
@@ -165,23 +113,20 @@ mod tests {
             n::TIGHT,
             n::QUALITY_LEVEL_0 + 6,
             n::COMPRESS_LEVEL_0 + 2,
-            n::QUALITY_LEVEL_0 + 1,
             n::CURSOR,
             n::EXTENDED_DESKTOP_SIZE,
             n::EXTENDED_CLIPBOARD,
             n::FENCE,
         ]);
-        assert_eq!(s.quality_level, Some(6));
-        assert_eq!(s.compress_level, Some(2));
-        assert!(s.pseudo.cursor && s.pseudo.extended_desktop_size);
-        assert!(s.pseudo.extended_clipboard && s.pseudo.fence);
-        assert!(!s.pseudo.desktop_size);
+        assert_eq!(s.caps.quality_level, Some(6));
+        assert_eq!(s.caps.compress_level, Some(2));
+        assert!(s.caps.cursor && s.caps.extended_desktop_size);
+        assert!(s.caps.extended_clipboard && s.caps.fence);
+        assert!(!s.caps.desktop_size);
         assert!(s.resize_supported());
+        assert_eq!(s.params().quality_level, Some(6));
         s.set_encodings(&[n::RAW]);
-        assert_eq!(
-            s.pseudo,
-            Pseudo::default(),
-            "a new list replaces the old one"
-        );
+        assert_eq!(s.caps.encodings, vec![n::RAW]);
+        assert!(!s.caps.cursor, "a new list replaces the old one");
     }
 }

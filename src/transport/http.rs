@@ -43,6 +43,40 @@ pub fn rfb_router(ctx: Arc<SessionContext>, allowed_origins: Vec<String>) -> Rou
     r.with_state(state)
 }
 
+/// Refuse HTTP requests from browser pages of other origins (403), by the same rule as the
+/// RFB WebSocket. The action API reads raw bodies, so without this any page the user visits
+/// could POST a `text/plain` action to loopback (no CORS preflight for that) and drive the
+/// desktop. Requests without an Origin (agents, curl, proxies) pass.
+pub fn same_origin_only(router: Router, allowed_origins: Vec<String>) -> Router {
+    let allowed: Arc<[String]> = allowed_origins.into();
+    router.layer(axum::middleware::from_fn(
+        move |req: axum::extract::Request, next: axum::middleware::Next| {
+            let allowed = Arc::clone(&allowed);
+            async move {
+                let headers = req.headers();
+                let header = |name| {
+                    headers
+                        .get(name)
+                        .and_then(|v: &HeaderValue| v.to_str().ok())
+                };
+                if origin_allowed(header(ORIGIN), header(HOST), &allowed) {
+                    next.run(req).await
+                } else {
+                    tracing::warn!(origin = header(ORIGIN), "cross-origin API request refused");
+                    (
+                        StatusCode::FORBIDDEN,
+                        axum::Json(serde_json::json!({
+                            "message": "Cross-origin request refused.",
+                            "detail": "start deskd with --allow-origin to permit this page",
+                        })),
+                    )
+                        .into_response()
+                }
+            }
+        },
+    ))
+}
+
 /// Whether a WebSocket request with this Origin and Host header may connect.
 pub fn origin_allowed(origin: Option<&str>, host: Option<&str>, allowed: &[String]) -> bool {
     let Some(origin) = origin else {
@@ -93,6 +127,24 @@ async fn upgrade(
         })
 }
 
+/// Serve `app` on `listener` until `shutdown` turns true.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    mut shutdown: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    // RFB over WebSocket carries small latency-bound messages: no Nagle delay.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move { session::stopped(&mut shutdown).await })
+    .await
+}
+
 #[cfg(test)]
 mod tests {
     use super::origin_allowed;
@@ -124,22 +176,4 @@ mod tests {
             &["*".to_string()]
         ));
     }
-}
-
-/// Serve `app` on `listener` until `shutdown` turns true.
-pub async fn serve(
-    listener: TcpListener,
-    app: Router,
-    mut shutdown: watch::Receiver<bool>,
-) -> std::io::Result<()> {
-    // RFB over WebSocket carries small latency-bound messages: no Nagle delay.
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move { session::stopped(&mut shutdown).await })
-    .await
 }

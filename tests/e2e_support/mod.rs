@@ -42,10 +42,17 @@ pub struct Deskd {
 impl Deskd {
     /// Start Xvfb at `width`x`height` and deskd on it with `extra` flags, on free ports.
     pub fn start(width: u16, height: u16, extra: &[&str]) -> Deskd {
-        let (xvfb, display) = bare_xvfb(width, height, &[]);
+        // -noreset: the server must not reset when its last client leaves mid-test.
+        let (xvfb, display) = bare_xvfb(width, height, &["-noreset"]);
+        wait_for_x(&display);
         let mut child = Command::new(env!("CARGO_BIN_EXE_deskd"))
             .args(["--display", &display])
-            .args(["--listen-http", "127.0.0.1:0", "--listen-rfb", "127.0.0.1:0"])
+            .args([
+                "--listen-http",
+                "127.0.0.1:0",
+                "--listen-rfb",
+                "127.0.0.1:0",
+            ])
             .args(extra)
             .env("NO_COLOR", "1")
             .env("RUST_LOG_STYLE", "never")
@@ -60,7 +67,10 @@ impl Deskd {
         let log = Arc::new(Mutex::new(Vec::new()));
         let (tx, rx) = mpsc::channel::<String>();
         // Keep draining both pipes for deskd's whole life so it never blocks on logging.
-        for pipe in [Box::new(stderr) as Box<dyn std::io::Read + Send>, Box::new(stdout)] {
+        for pipe in [
+            Box::new(stderr) as Box<dyn std::io::Read + Send>,
+            Box::new(stdout),
+        ] {
             let tx = tx.clone();
             let log = Arc::clone(&log);
             thread::spawn(move || {
@@ -137,6 +147,18 @@ impl Deskd {
     }
 }
 
+/// Wait until the X server accepts connections (it may still be initializing).
+pub fn wait_for_x(display: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match x11rb::connect(Some(display)) {
+            Ok(_) => return,
+            Err(e) if Instant::now() > deadline => panic!("X server {display} not ready: {e}"),
+            Err(_) => thread::sleep(Duration::from_millis(50)),
+        }
+    }
+}
+
 fn strip_ansi(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut chars = s.chars();
@@ -186,6 +208,32 @@ impl X {
         (g.width, g.height)
     }
 
+    /// Where a mapped top-level window of exactly `w`x`h` is, if there is one.
+    pub fn find_window(&self, w: u16, h: u16) -> Option<(i16, i16)> {
+        use x11rb::protocol::xproto::MapState;
+        let tree = self.conn.query_tree(self.root).ok()?.reply().ok()?;
+        tree.children.iter().rev().find_map(|&win| {
+            let attrs = self.conn.get_window_attributes(win).ok()?.reply().ok()?;
+            let g = self.conn.get_geometry(win).ok()?.reply().ok()?;
+            (attrs.map_state == MapState::VIEWABLE && g.width == w && g.height == h)
+                .then_some((g.x, g.y))
+        })
+    }
+
+    /// A `w`x`h` region of the root window as RGB.
+    pub fn region_rgb(&self, x: i16, y: i16, w: u16, h: u16) -> Vec<u8> {
+        let img = self
+            .conn
+            .get_image(ImageFormat::Z_PIXMAP, self.root, x, y, w, h, !0)
+            .unwrap()
+            .reply()
+            .unwrap();
+        img.data
+            .chunks_exact(4)
+            .flat_map(|p| [p[2], p[1], p[0]])
+            .collect()
+    }
+
     /// Draw a picture that exercises every encoder path: solid areas, two-colour text-like
     /// strokes, small palettes, smooth gradients and noise. `seed` changes every region.
     pub fn draw_picture(&self, seed: u32) {
@@ -232,7 +280,16 @@ impl X {
             .change_gc(self.gc, &ChangeGCAux::new().foreground(rgb))
             .unwrap();
         self.conn
-            .poly_fill_rectangle(self.root, self.gc, &[Rectangle { x, y, width: w, height: h }])
+            .poly_fill_rectangle(
+                self.root,
+                self.gc,
+                &[Rectangle {
+                    x,
+                    y,
+                    width: w,
+                    height: h,
+                }],
+            )
             .unwrap();
         self.sync();
     }
@@ -294,7 +351,11 @@ pub fn picture(w: u16, h: u16, seed: u32) -> Vec<u8> {
                     _ => (0x30, 0x30, 0x30),
                 },
                 // Smooth gradient, like a photo or a shaded UI.
-                3 => ((x * 255 / w as u32) as u8, (y * 255 / h as u32) as u8, (seed * 17) as u8),
+                3 => (
+                    (x * 255 / w as u32) as u8,
+                    (y * 255 / h as u32) as u8,
+                    (seed * 17) as u8,
+                ),
                 // Noise.
                 4 => (noise as u8, (noise >> 8) as u8, (noise >> 16) as u8),
                 // Gradient plus mild noise.
@@ -314,7 +375,11 @@ pub fn picture(w: u16, h: u16, seed: u32) -> Vec<u8> {
 /// Compares two RGB images; `None` when equal, otherwise a description of the difference.
 pub fn diff(w: u16, h: u16, want: &[u8], got: &[u8]) -> Option<String> {
     if want.len() != got.len() {
-        return Some(format!("sizes differ: {} vs {} bytes", want.len(), got.len()));
+        return Some(format!(
+            "sizes differ: {} vs {} bytes",
+            want.len(),
+            got.len()
+        ));
     }
     let mut count = 0usize;
     let mut first = None;
@@ -426,10 +491,15 @@ impl Recorder {
         let events = Arc::new(Mutex::new(Recorded::default()));
         let ev = Arc::clone(&events);
         thread::spawn(move || loop {
-            let Ok(event) = conn.wait_for_event() else { return };
+            let Ok(event) = conn.wait_for_event() else {
+                return;
+            };
             match event {
                 Event::ButtonPress(b) => {
-                    ev.lock().unwrap().clicks.push((b.root_x, b.root_y, b.detail));
+                    ev.lock()
+                        .unwrap()
+                        .clicks
+                        .push((b.root_x, b.root_y, b.detail));
                 }
                 Event::KeyPress(k) => {
                     // Read the mapping each time: deskd may bind keysyms to spare keycodes.
@@ -443,9 +513,16 @@ impl Recorder {
                     let base = (k.detail - min) as usize * per;
                     let shifted = u16::from(k.state) & 1 != 0;
                     let syms = &map.keysyms[base..base + per];
-                    let mut sym = if shifted && per > 1 && syms[1] != 0 { syms[1] } else { syms[0] };
+                    let mut sym = if shifted && per > 1 && syms[1] != 0 {
+                        syms[1]
+                    } else {
+                        syms[0]
+                    };
                     // A letter keycode with only a lowercase keysym: X derives the capital.
-                    if shifted && (u32::from(b'a')..=u32::from(b'z')).contains(&sym) && syms.get(1).copied().unwrap_or(0) == 0 {
+                    if shifted
+                        && (u32::from(b'a')..=u32::from(b'z')).contains(&sym)
+                        && syms.get(1).copied().unwrap_or(0) == 0
+                    {
                         sym -= 32;
                     }
                     let mut r = ev.lock().unwrap();
@@ -456,16 +533,19 @@ impl Recorder {
                         }
                         0xff0d => r.text.push('\n'),
                         0xff09 => r.text.push('\t'),
-                        0x0100_0100..=0x0110_ffff => {
-                            r.text.push(char::from_u32(sym - 0x0100_0000).unwrap_or('?'))
-                        }
+                        0x0100_0100..=0x0110_ffff => r
+                            .text
+                            .push(char::from_u32(sym - 0x0100_0000).unwrap_or('?')),
                         _ => {}
                     }
                 }
                 _ => {}
             }
         });
-        Recorder { window: win, events }
+        Recorder {
+            window: win,
+            events,
+        }
     }
 
     pub fn snapshot(&self) -> Recorded {
@@ -531,7 +611,10 @@ impl Browser {
         assert!(!line.is_empty(), "browser driver exited during {text}");
         let v: Value = serde_json::from_str(&line).unwrap();
         if v["ok"] != json!(true) {
-            panic!("browser command {text} failed: {}\nconsole: {}", v["error"], v["console"]);
+            panic!(
+                "browser command {text} failed: {}\nconsole: {}",
+                v["error"], v["console"]
+            );
         }
         v["result"].clone()
     }
@@ -630,7 +713,10 @@ fn rfb_handshake(addr: SocketAddr) -> (std::net::TcpStream, u16, u16) {
     s.read_exact(&mut n).unwrap();
     let mut types = vec![0u8; n[0] as usize];
     s.read_exact(&mut types).unwrap();
-    assert!(types.contains(&1), "deskd offers no None security: {types:?}");
+    assert!(
+        types.contains(&1),
+        "deskd offers no None security: {types:?}"
+    );
     s.write_all(&[1]).unwrap();
     let mut result = [0u8; 4];
     s.read_exact(&mut result).unwrap();
@@ -644,7 +730,9 @@ fn rfb_handshake(addr: SocketAddr) -> (std::net::TcpStream, u16, u16) {
     let mut name = vec![0u8; name_len.min(1 << 16)];
     s.read_exact(&mut name).unwrap();
     // 32 bpp little-endian, red at bit 16; Raw and DesktopSize.
-    let mut msg = vec![0u8, 0, 0, 0, 32, 24, 0, 1, 0, 255, 0, 255, 0, 255, 16, 8, 0, 0, 0, 0];
+    let mut msg = vec![
+        0u8, 0, 0, 0, 32, 24, 0, 1, 0, 255, 0, 255, 0, 255, 16, 8, 0, 0, 0, 0,
+    ];
     msg.extend_from_slice(&[2, 0, 0, 2, 0, 0, 0, 0]);
     msg.extend_from_slice(&(-223i32).to_be_bytes());
     s.write_all(&msg).unwrap();
@@ -672,7 +760,12 @@ impl RawClient {
                 *err2.lock().unwrap() = Some(e.to_string());
             }
         });
-        RawClient { stream: s, fb, updates, error }
+        RawClient {
+            stream: s,
+            fb,
+            updates,
+            error,
+        }
     }
 
     pub fn pixels(&self) -> (u16, u16, Vec<u8>) {
@@ -757,7 +850,11 @@ fn raw_reader(
                 let n = u32::from_be_bytes([m[3], m[4], m[5], m[6]]) as usize;
                 s.read_exact(&mut vec![0u8; n.min(1 << 24)])?;
             }
-            t => return Err(std::io::Error::other(format!("unexpected message type {t}"))),
+            t => {
+                return Err(std::io::Error::other(format!(
+                    "unexpected message type {t}"
+                )))
+            }
         }
     }
 }

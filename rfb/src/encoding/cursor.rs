@@ -59,8 +59,19 @@ mod tests {
             255, 0, 0, 127, 255, 255, 255, 200,
         ];
         let mut out = Vec::new();
-        assert!(write_cursor(&mut out, &PixelFormat::NATIVE, 2, 2, 1, 0, &bgra));
-        assert_eq!(&out[..12], &[0, 1, 0, 0, 0, 2, 0, 2, 0xff, 0xff, 0xff, 0x11]);
+        assert!(write_cursor(
+            &mut out,
+            &PixelFormat::NATIVE,
+            2,
+            2,
+            1,
+            0,
+            &bgra
+        ));
+        assert_eq!(
+            &out[..12],
+            &[0, 1, 0, 0, 0, 2, 0, 2, 0xff, 0xff, 0xff, 0x11]
+        );
         // Pixels: native BGRX of each (X taken from the alpha byte position as-is).
         assert_eq!(&out[12..16], &[0, 0, 255, 255]);
         assert_eq!(&out[28..], &[0x80, 0x40]);

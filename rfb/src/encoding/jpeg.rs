@@ -40,7 +40,12 @@ impl Jpeg {
     }
 
     /// The JPEG of `r` at QualityLevel `level`, or None if libjpeg-turbo fails.
-    pub(crate) fn compress(&mut self, frame: &FrameView<'_>, r: &Rect, level: u8) -> Option<Vec<u8>> {
+    pub(crate) fn compress(
+        &mut self,
+        frame: &FrameView<'_>,
+        r: &Rect,
+        level: u8,
+    ) -> Option<Vec<u8>> {
         let start = usize::from(r.y) * frame.stride + usize::from(r.x) * 4;
         let end = (usize::from(r.y) + usize::from(r.h)).checked_sub(1)? * frame.stride
             + (usize::from(r.x) + usize::from(r.w)) * 4;

@@ -11,11 +11,11 @@ pub mod copyrect;
 pub mod cursor;
 pub mod hextile;
 pub mod jpeg;
+mod palette;
 pub mod raw;
 pub mod tight;
 pub mod zlib;
 pub mod zrle;
-mod palette;
 mod zstream;
 
 /// Encoding numbers (RFC 6143 §7.7 and the community registry).

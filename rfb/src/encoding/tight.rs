@@ -5,12 +5,14 @@
 //! sent as JPEG when the client asked for a quality level (photo-like content), otherwise as
 //! full-colour basic compression. Same-colour fill tiles merge into large fill rectangles (also
 //! downwards), full-colour and JPEG tiles merge along a tile row within Tight's limits (2048
-//! wide, 65536 pixels for basic compression). Basic data uses zlib streams 0 (full colour),
-//! 1 (mono) and 2 (indexed); data under 12 bytes is sent uncompressed as the protocol requires.
+//! wide, 65536 pixels for basic compression). Data under 12 bytes is sent uncompressed as the
+//! protocol requires.
 //!
-//! Encoding runs in three steps so a large update can use two cores: classify tiles and build
-//! each rectangle's filtered data (split by tile rows), compress per zlib stream (each stream
-//! in order on its own thread), then write rectangles in order.
+//! Tight gives a client four independent zlib streams. One worker uses two of them (stream 0
+//! for full colour, 1 for palette data); for a large update a second worker on another core
+//! takes the lower half of the tile rows with streams 2 and 3, and its rectangles are written
+//! after the first worker's, so each stream's data still arrives in the order it was
+//! compressed.
 
 use super::jpeg::Jpeg;
 use super::palette::{read_pixels, Palette};
@@ -18,7 +20,7 @@ use super::raw::cached_writer;
 use super::zstream::ZStream;
 use super::{numbers, write_rect_header, EncodeParams, Encoder, FrameView};
 use crate::geom::Rect;
-use crate::pixel::{Packing, PixelWriter};
+use crate::pixel::{Packing, PixelFormat, PixelWriter};
 
 const TILE: u16 = 64;
 const MAX_WIDTH: u32 = 2048;
@@ -28,61 +30,25 @@ const MIN_TO_COMPRESS: usize = 12;
 const JPEG_MIN_COLOURS: usize = 24;
 /// Updates smaller than this many pixels are encoded on one thread.
 const PARALLEL_MIN_AREA: u64 = 256 * 256;
-
-const STREAM_RAW: usize = 0;
-const STREAM_MONO: usize = 1;
-const STREAM_INDEXED: usize = 2;
+const MAX_THREADS: usize = 2;
 
 /// CompressLevel when the client sent none (what TigerVNC and noVNC send by default).
 pub const DEFAULT_LEVEL: u8 = 2;
 
-/// zlib levels (indexed, mono, full colour) per CompressLevel, as TigerVNC uses them.
-const ZLIB_LEVELS: [(u32, u32, u32); 10] = [
-    (0, 0, 0),
-    (1, 1, 1),
-    (3, 3, 2),
-    (5, 5, 2),
-    (6, 7, 3),
-    (7, 8, 4),
-    (7, 8, 5),
-    (8, 9, 6),
-    (9, 9, 7),
-    (9, 9, 9),
+/// zlib levels (palette data, full colour) per CompressLevel, as TigerVNC uses them for its
+/// indexed and full-colour streams.
+const ZLIB_LEVELS: [(u32, u32); 10] = [
+    (0, 0),
+    (1, 1),
+    (3, 2),
+    (5, 2),
+    (6, 3),
+    (7, 4),
+    (7, 5),
+    (8, 6),
+    (9, 7),
+    (9, 9),
 ];
-
-#[derive(Debug)]
-enum Body {
-    /// Nothing after the head (fill).
-    None,
-    /// Compact length + bytes (JPEG or PNG).
-    Image(Vec<u8>),
-    /// Basic compression on a zlib stream; `compressed` once `data` holds zlib output (data
-    /// under 12 bytes is never compressed).
-    Zlib {
-        stream: usize,
-        data: Vec<u8>,
-        compressed: bool,
-    },
-}
-
-#[derive(Debug)]
-struct Job {
-    rect: Rect,
-    ctl: u8,
-    head: Vec<u8>,
-    body: Body,
-}
-
-/// Per-thread buffers.
-#[derive(Debug, Default)]
-struct Worker {
-    palette: Palette,
-    px: Vec<u32>,
-    /// Palette index of each pixel of the tile in `px` (valid for palette classes).
-    idx: Vec<u8>,
-    jpeg: Option<Jpeg>,
-    jpeg_tried: bool,
-}
 
 #[derive(Clone, Copy, PartialEq, Debug)]
 enum Class {
@@ -93,13 +59,34 @@ enum Class {
     Jpeg,
 }
 
-/// What a band of tiles is encoded with (shared read-only by the workers).
+/// What the tiles are encoded with (shared read-only by the workers).
 struct Ctx<'a> {
     frame: &'a FrameView<'a>,
     writer: &'a PixelWriter,
     /// JPEG quality level when JPEG may be used.
     jpeg: Option<u8>,
     png: bool,
+    encoding: i32,
+}
+
+/// One thread's state: its two zlib streams and reusable buffers.
+#[derive(Debug, Default)]
+struct Worker {
+    /// Stream ids on the wire for (full colour, palette data).
+    ids: (u8, u8),
+    raw_stream: Option<ZStream>,
+    pal_stream: Option<ZStream>,
+    palette: Palette,
+    px: Vec<u32>,
+    /// Palette index of each pixel of the tile in `px` (valid for palette classes).
+    idx: Vec<u8>,
+    data: Vec<u8>,
+    zbuf: Vec<u8>,
+    jpeg: Option<Jpeg>,
+    jpeg_tried: bool,
+    /// Output of a second thread, appended after the first thread's.
+    out: Vec<u8>,
+    rects: usize,
 }
 
 /// The Tight (or TightPNG) encoder for one client.
@@ -107,7 +94,6 @@ struct Ctx<'a> {
 pub struct TightEncoder {
     png: bool,
     threads: usize,
-    streams: [Option<ZStream>; 4],
     level: Option<u8>,
     resets: u8,
     writer: Option<PixelWriter>,
@@ -126,7 +112,6 @@ impl TightEncoder {
         TightEncoder {
             png: false,
             threads: 1,
-            streams: [None, None, None, None],
             level: None,
             resets: 0,
             writer: None,
@@ -142,9 +127,9 @@ impl TightEncoder {
         }
     }
 
-    /// Use up to `n` threads for large updates (output is identical in content).
+    /// Use up to `n` threads (at most 2, one per pair of zlib streams) for large updates.
     pub fn with_threads(mut self, n: usize) -> Self {
-        self.threads = n.clamp(1, 8);
+        self.threads = n.clamp(1, MAX_THREADS);
         self
     }
 }
@@ -180,10 +165,41 @@ fn classify(pal: &mut Palette, px: &[u32], idx: &mut Vec<u8>, ctx: &Ctx<'_>) -> 
     }
 }
 
+fn fill_rect(ctx: &Ctx<'_>, rect: &Rect, c: u32, out: &mut Vec<u8>) {
+    write_rect_header(out, rect, ctx.encoding);
+    out.push(0x80);
+    ctx.writer.write_pixel(c, out);
+}
+
+fn image_rect(ctx: &Ctx<'_>, rect: &Rect, ctl: u8, data: &[u8], out: &mut Vec<u8>) {
+    write_rect_header(out, rect, ctx.encoding);
+    out.push(ctl);
+    compact_len(data.len(), out);
+    out.extend_from_slice(data);
+}
+
+/// An 8-bit PNG of `r`: RGB samples, or indices into `palette` (RGB triples).
+fn png_bytes(r: &Rect, samples: &[u8], palette: Option<&[u8]>) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut enc = png::Encoder::new(&mut out, u32::from(r.w), u32::from(r.h));
+    enc.set_depth(png::BitDepth::Eight);
+    enc.set_compression(png::Compression::Fast);
+    match palette {
+        Some(p) => {
+            enc.set_color(png::ColorType::Indexed);
+            enc.set_palette(p.to_vec());
+        }
+        None => enc.set_color(png::ColorType::Rgb),
+    }
+    let mut w = enc.write_header().ok()?;
+    w.write_image_data(samples).ok()?;
+    w.finish().ok()?;
+    Some(out)
+}
+
 impl Worker {
-    /// Jobs for the tiles of `band` (a rectangle whose height is a multiple of the tile size,
-    /// except at the bottom), in an order any decoder accepts.
-    fn band_jobs(&mut self, ctx: &Ctx<'_>, band: &Rect, jobs: &mut Vec<Job>) {
+    /// Encode the tiles of `band` into `out`.
+    fn band(&mut self, ctx: &Ctx<'_>, band: &Rect, out: &mut Vec<u8>) {
         // Open fill rectangles: (x, w, colour, y, h), extended downwards while they match.
         let mut open: Vec<(u16, u16, u32, u16, u16)> = Vec::new();
         let mut spans: Vec<(Rect, Class)> = Vec::new();
@@ -194,12 +210,9 @@ impl Worker {
             for t in row.tiles(TILE, TILE) {
                 read_pixels(ctx.frame, &t, &mut self.px);
                 let class = classify(&mut self.palette, &self.px, &mut self.idx, ctx);
-                match class {
-                    Class::Mono | Class::Indexed => {
-                        jobs.push(self.palette_job(ctx, &t, class));
-                        continue;
-                    }
-                    _ => {}
+                if matches!(class, Class::Mono | Class::Indexed) {
+                    self.palette_rect(ctx, &t, class, out);
+                    continue;
                 }
                 if let Some((last, lc)) = spans.last_mut() {
                     let merged_w = u32::from(last.w) + u32::from(t.w);
@@ -229,188 +242,166 @@ impl Worker {
                                 still_open.push(o);
                                 continue;
                             }
-                            jobs.push(fill_job(ctx, Rect::new(o.0, o.3, o.1, o.4), o.2));
+                            self.rects += 1;
+                            fill_rect(ctx, &Rect::new(o.0, o.3, o.1, o.4), o.2, out);
                         }
                         still_open.push((r.x, r.w, c, r.y, r.h));
                     }
-                    Class::Jpeg => jobs.push(self.jpeg_job(ctx, &r)),
-                    _ => jobs.push(self.raw_job(ctx, &r)),
+                    Class::Jpeg => self.jpeg_rect(ctx, &r, out),
+                    _ => self.raw_rect(ctx, &r, out),
                 }
             }
             for o in open.drain(..) {
-                jobs.push(fill_job(ctx, Rect::new(o.0, o.3, o.1, o.4), o.2));
+                self.rects += 1;
+                fill_rect(ctx, &Rect::new(o.0, o.3, o.1, o.4), o.2, out);
             }
             open = still_open;
         }
         for o in open {
-            jobs.push(fill_job(ctx, Rect::new(o.0, o.3, o.1, o.4), o.2));
+            self.rects += 1;
+            fill_rect(ctx, &Rect::new(o.0, o.3, o.1, o.4), o.2, out);
         }
     }
 
-    /// Mono or indexed tile; the palette holds the tile's colours and `px` its pixels.
-    fn palette_job(&mut self, ctx: &Ctx<'_>, t: &Rect, class: Class) -> Job {
-        let pal = &self.palette;
-        let colours = pal.colours();
+    /// Write a basic-compression rect whose filtered data is in `self.data`: `head` holds
+    /// the filter id and palette when there is an explicit filter.
+    fn basic_rect(
+        &mut self,
+        ctx: &Ctx<'_>,
+        rect: &Rect,
+        palette_data: bool,
+        head: &[u8],
+        out: &mut Vec<u8>,
+    ) {
+        self.rects += 1;
+        write_rect_header(out, rect, ctx.encoding);
+        let id = if palette_data { self.ids.1 } else { self.ids.0 };
+        out.push((id << 4) | if head.is_empty() { 0 } else { 0x40 });
+        out.extend_from_slice(head);
+        if self.data.len() < MIN_TO_COMPRESS {
+            out.extend_from_slice(&self.data);
+            return;
+        }
+        let stream = if palette_data {
+            &mut self.pal_stream
+        } else {
+            &mut self.raw_stream
+        };
+        let Some(stream) = stream.as_mut() else {
+            return;
+        };
+        self.zbuf.clear();
+        stream.compress(&self.data, &mut self.zbuf);
+        compact_len(self.zbuf.len(), out);
+        out.extend_from_slice(&self.zbuf);
+    }
+
+    /// Mono or indexed tile; the palette holds the tile's colours and `idx` its indices.
+    fn palette_rect(&mut self, ctx: &Ctx<'_>, t: &Rect, class: Class, out: &mut Vec<u8>) {
         let (w, h) = (usize::from(t.w), usize::from(t.h));
+        let colours = self.palette.colours();
         if ctx.png {
-            let idx = &self.idx;
             let rgb: Vec<u8> = colours
                 .iter()
                 .flat_map(|&c| [(c >> 16) as u8, (c >> 8) as u8, c as u8])
                 .collect();
-            return match png_bytes(t, idx, Some(&rgb)) {
-                Some(data) => image_job(*t, 0xA0, data),
-                None => self.raw_job(ctx, t),
-            };
+            match png_bytes(t, &self.idx, Some(&rgb)) {
+                Some(data) => {
+                    self.rects += 1;
+                    image_rect(ctx, t, 0xA0, &data, out);
+                }
+                None => self.raw_rect(ctx, t, out),
+            }
+            return;
         }
-        let mut head = vec![1, (colours.len() - 1) as u8];
+        let mut head = Vec::with_capacity(2 + colours.len() * 4);
+        head.extend_from_slice(&[1, (colours.len() - 1) as u8]);
         ctx.writer.write_pixels(colours, &mut head);
-        let mut data;
-        let stream;
+        self.data.clear();
         if class == Class::Mono {
-            stream = STREAM_MONO;
-            data = Vec::with_capacity(w.div_ceil(8) * h);
             for row in self.idx.chunks_exact(w) {
                 for chunk in row.chunks(8) {
                     let mut b = 0u8;
                     for (i, &k) in chunk.iter().enumerate() {
                         b |= k << (7 - i);
                     }
-                    data.push(b);
+                    self.data.push(b);
                 }
             }
         } else {
-            stream = STREAM_INDEXED;
-            data = self.idx.clone();
+            self.data.extend_from_slice(&self.idx[..w * h]);
         }
-        Job {
-            rect: *t,
-            ctl: ((stream as u8) << 4) | 0x40,
-            head,
-            body: Body::Zlib {
-                stream,
-                data,
-                compressed: false,
-            },
-        }
+        self.basic_rect(ctx, t, true, &head, out);
     }
 
-    fn raw_job(&mut self, ctx: &Ctx<'_>, r: &Rect) -> Job {
+    fn raw_rect(&mut self, ctx: &Ctx<'_>, r: &Rect, out: &mut Vec<u8>) {
         if ctx.png {
             let mut rgb = Vec::with_capacity(r.area() as usize * 3);
-            let w = PixelWriter::new(&crate::PixelFormat::NATIVE, Packing::Tight);
+            let w = PixelWriter::new(&PixelFormat::NATIVE, Packing::Tight);
             for y in r.y..r.y + r.h {
                 w.write_row(ctx.frame.row(r.x, y, r.w), &mut rgb);
             }
             if let Some(data) = png_bytes(r, &rgb, None) {
-                return image_job(*r, 0xA0, data);
+                self.rects += 1;
+                image_rect(ctx, r, 0xA0, &data, out);
+                return;
             }
         }
-        let mut data = Vec::with_capacity(r.area() as usize * ctx.writer.bytes_per_pixel());
+        self.data.clear();
         for y in r.y..r.y + r.h {
-            ctx.writer.write_row(ctx.frame.row(r.x, y, r.w), &mut data);
+            ctx.writer
+                .write_row(ctx.frame.row(r.x, y, r.w), &mut self.data);
         }
-        Job {
-            rect: *r,
-            ctl: (STREAM_RAW as u8) << 4,
-            head: Vec::new(),
-            body: Body::Zlib {
-                stream: STREAM_RAW,
-                data,
-                compressed: false,
-            },
-        }
+        self.basic_rect(ctx, r, false, &[], out);
     }
 
-    fn jpeg_job(&mut self, ctx: &Ctx<'_>, r: &Rect) -> Job {
+    fn jpeg_rect(&mut self, ctx: &Ctx<'_>, r: &Rect, out: &mut Vec<u8>) {
         if !self.jpeg_tried {
             self.jpeg_tried = true;
             self.jpeg = Jpeg::new();
         }
         let level = ctx.jpeg.unwrap_or(6);
-        match self.jpeg.as_mut().and_then(|j| j.compress(ctx.frame, r, level)) {
-            Some(data) => image_job(*r, 0x90, data),
-            None => self.raw_job(ctx, r),
-        }
-    }
-}
-
-fn fill_job(ctx: &Ctx<'_>, rect: Rect, c: u32) -> Job {
-    let mut head = Vec::with_capacity(4);
-    ctx.writer.write_pixel(c, &mut head);
-    Job {
-        rect,
-        ctl: 0x80,
-        head,
-        body: Body::None,
-    }
-}
-
-fn image_job(rect: Rect, ctl: u8, data: Vec<u8>) -> Job {
-    Job {
-        rect,
-        ctl,
-        head: Vec::new(),
-        body: Body::Image(data),
-    }
-}
-
-/// An 8-bit PNG of `r`: RGB samples, or indices into `palette` (RGB triples).
-fn png_bytes(r: &Rect, samples: &[u8], palette: Option<&[u8]>) -> Option<Vec<u8>> {
-    let mut out = Vec::new();
-    let mut enc = png::Encoder::new(&mut out, u32::from(r.w), u32::from(r.h));
-    enc.set_depth(png::BitDepth::Eight);
-    enc.set_compression(png::Compression::Fast);
-    match palette {
-        Some(p) => {
-            enc.set_color(png::ColorType::Indexed);
-            enc.set_palette(p.to_vec());
-        }
-        None => enc.set_color(png::ColorType::Rgb),
-    }
-    let mut w = enc.write_header().ok()?;
-    w.write_image_data(samples).ok()?;
-    w.finish().ok()?;
-    Some(out)
-}
-
-/// Compress, in job order, the basic-compression data of the jobs on stream `s`.
-fn compress_stream(stream: &mut ZStream, s: usize, jobs: &mut [&mut Job]) {
-    let mut buf = Vec::new();
-    for job in jobs.iter_mut() {
-        if let Body::Zlib {
-            stream: js,
-            data,
-            compressed,
-        } = &mut job.body
+        match self
+            .jpeg
+            .as_mut()
+            .and_then(|j| j.compress(ctx.frame, r, level))
         {
-            if *js == s && !*compressed && data.len() >= MIN_TO_COMPRESS {
-                buf.clear();
-                stream.compress(data, &mut buf);
-                std::mem::swap(data, &mut buf);
-                *compressed = true;
+            Some(data) => {
+                self.rects += 1;
+                image_rect(ctx, r, 0x90, &data, out);
             }
+            None => self.raw_rect(ctx, r, out),
         }
     }
 }
 
 impl TightEncoder {
-    fn streams_for(&mut self, params: &EncodeParams) {
+    /// Make sure the workers exist and hold streams at the levels for `params`.
+    fn prepare(&mut self, params: &EncodeParams) {
         let level = params.compress_level.unwrap_or(DEFAULT_LEVEL).min(9);
+        while self.workers.len() < self.threads {
+            let n = self.workers.len() as u8;
+            self.workers.push(Worker {
+                ids: (2 * n, 2 * n + 1),
+                ..Worker::default()
+            });
+        }
         if self.level != Some(level) {
             // New levels: start fresh streams and tell the client to reset its inflaters.
-            for (i, s) in self.streams.iter_mut().enumerate() {
-                if s.take().is_some() {
-                    self.resets |= 1 << i;
+            for w in &mut self.workers {
+                if w.raw_stream.take().is_some() {
+                    self.resets |= 1 << w.ids.0;
+                }
+                if w.pal_stream.take().is_some() {
+                    self.resets |= 1 << w.ids.1;
                 }
             }
             self.level = Some(level);
         }
-        let (idx, mono, raw) = ZLIB_LEVELS[usize::from(level)];
-        for (i, lvl) in [(STREAM_RAW, raw), (STREAM_MONO, mono), (STREAM_INDEXED, idx)] {
-            if self.streams[i].is_none() {
-                self.streams[i] = Some(ZStream::new(lvl));
-            }
+        let (pal, raw) = ZLIB_LEVELS[usize::from(level)];
+        for w in &mut self.workers {
+            w.raw_stream.get_or_insert_with(|| ZStream::new(raw));
+            w.pal_stream.get_or_insert_with(|| ZStream::new(pal));
         }
     }
 }
@@ -431,7 +422,7 @@ impl Encoder for TightEncoder {
         params: &EncodeParams,
         out: &mut Vec<u8>,
     ) -> usize {
-        self.streams_for(params);
+        self.prepare(params);
         let encoding = self.encoding();
         let jpeg = params
             .quality_level
@@ -443,113 +434,46 @@ impl Encoder for TightEncoder {
             writer,
             jpeg,
             png: self.png,
+            encoding,
         };
         let area: u64 = rects.iter().map(Rect::area).sum();
-        let threads = if area >= PARALLEL_MIN_AREA {
-            self.threads
-        } else {
-            1
-        };
-        while self.workers.len() < threads {
-            self.workers.push(Worker::default());
-        }
-
-        // Step 1: classify and filter, bands of tile rows split between threads.
-        let mut jobs: Vec<Job> = Vec::new();
-        if threads == 1 {
-            let w = &mut self.workers[0];
-            for r in rects {
-                w.band_jobs(&ctx, r, &mut jobs);
-            }
-        } else {
-            let bands = split_bands(rects, threads);
-            let parts: Vec<Vec<Job>> = std::thread::scope(|scope| {
-                let handles: Vec<_> = self.workers[..threads]
-                    .iter_mut()
-                    .zip(bands.iter())
-                    .map(|(w, bs)| {
-                        let ctx = &ctx;
-                        scope.spawn(move || {
-                            let mut jobs = Vec::new();
-                            for b in bs {
-                                w.band_jobs(ctx, b, &mut jobs);
-                            }
-                            jobs
-                        })
-                    })
-                    .collect();
-                handles
-                    .into_iter()
-                    .map(|h| h.join().unwrap_or_default())
-                    .collect()
-            });
-            jobs = parts.into_iter().flatten().collect();
-        }
-
-        // Step 2: compress each zlib stream's data in job order.
-        let [s0, s1, s2, _] = &mut self.streams;
-        let (Some(s0), Some(s1), Some(s2)) = (s0.as_mut(), s1.as_mut(), s2.as_mut()) else {
-            return 0;
-        };
-        if threads > 1 {
-            let raw_bytes: usize = jobs
-                .iter()
-                .map(|j| match &j.body {
-                    Body::Zlib { stream: 0, data, .. } => data.len(),
-                    _ => 0,
-                })
-                .sum();
-            let mut refs: Vec<&mut Job> = jobs.iter_mut().collect();
-            if raw_bytes > 0 {
-                // Full-colour data on one thread, palette streams on another.
-                let (a, b): (Vec<&mut Job>, Vec<&mut Job>) = refs
-                    .drain(..)
-                    .partition(|j| matches!(j.body, Body::Zlib { stream: 0, .. }));
-                let (mut a, mut b) = (a, b);
-                std::thread::scope(|scope| {
-                    scope.spawn(|| compress_stream(s0, STREAM_RAW, &mut a));
-                    compress_stream(s1, STREAM_MONO, &mut b);
-                    compress_stream(s2, STREAM_INDEXED, &mut b);
-                });
-            } else {
-                let (a, b): (Vec<&mut Job>, Vec<&mut Job>) = refs
-                    .drain(..)
-                    .partition(|j| matches!(j.body, Body::Zlib { stream: 1, .. }));
-                let (mut a, mut b) = (a, b);
-                std::thread::scope(|scope| {
-                    scope.spawn(|| compress_stream(s1, STREAM_MONO, &mut a));
-                    compress_stream(s2, STREAM_INDEXED, &mut b);
-                });
-            }
-        } else {
-            let mut refs: Vec<&mut Job> = jobs.iter_mut().collect();
-            compress_stream(s0, STREAM_RAW, &mut refs);
-            compress_stream(s1, STREAM_MONO, &mut refs);
-            compress_stream(s2, STREAM_INDEXED, &mut refs);
-        }
-
-        // Step 3: write in job order.
-        for job in &jobs {
-            write_rect_header(out, &job.rect, encoding);
-            out.push(job.ctl | std::mem::take(&mut self.resets));
-            out.extend_from_slice(&job.head);
-            match &job.body {
-                Body::None => {}
-                Body::Image(data) => {
-                    compact_len(data.len(), out);
-                    out.extend_from_slice(data);
-                }
-                Body::Zlib {
-                    data, compressed, ..
-                } => {
-                    if *compressed {
-                        compact_len(data.len(), out);
+        let start = out.len();
+        let count;
+        if self.threads > 1 && area >= PARALLEL_MIN_AREA {
+            let halves = split_bands(rects, 2);
+            let (first, rest) = self.workers.split_at_mut(1);
+            let (a, b) = (&mut first[0], &mut rest[0]);
+            a.rects = 0;
+            b.rects = 0;
+            b.out.clear();
+            let ctx = &ctx;
+            std::thread::scope(|scope| {
+                scope.spawn(|| {
+                    let mut bout = std::mem::take(&mut b.out);
+                    for r in &halves[1] {
+                        b.band(ctx, r, &mut bout);
                     }
-                    out.extend_from_slice(data);
+                    b.out = bout;
+                });
+                for r in &halves[0] {
+                    a.band(ctx, r, out);
                 }
+            });
+            out.extend_from_slice(&b.out);
+            count = a.rects + b.rects;
+        } else {
+            let a = &mut self.workers[0];
+            a.rects = 0;
+            for r in rects {
+                a.band(&ctx, r, out);
             }
+            count = a.rects;
         }
-        jobs.len()
+        // The reset bits ride on the first control byte of the update.
+        if count > 0 && self.resets != 0 {
+            out[start + 12] |= std::mem::take(&mut self.resets);
+        }
+        count
     }
 }
 

@@ -67,10 +67,12 @@ mod tests {
         z.compress(&b, &mut cb);
         let mut d = Decompress::new(true);
         let mut out = Vec::with_capacity(200_000);
-        d.decompress_vec(&ca, &mut out, FlushDecompress::Sync).unwrap();
+        d.decompress_vec(&ca, &mut out, FlushDecompress::Sync)
+            .unwrap();
         assert_eq!(out, a);
         out.clear();
-        d.decompress_vec(&cb, &mut out, FlushDecompress::Sync).unwrap();
+        d.decompress_vec(&cb, &mut out, FlushDecompress::Sync)
+            .unwrap();
         assert_eq!(out, b);
     }
 }
@@ -110,9 +112,12 @@ mod level_tests {
                 let r = d.decompress_vec(&c, &mut out, FlushDecompress::Sync);
                 assert!(r.is_ok(), "level {level} chunk {n}: {r:?}");
                 assert_eq!(out, chunk, "level {level} chunk {n}");
-                assert_eq!((d.total_in() - before) as usize, c.len(), "level {level} chunk {n}");
+                assert_eq!(
+                    (d.total_in() - before) as usize,
+                    c.len(),
+                    "level {level} chunk {n}"
+                );
             }
         }
     }
 }
-

@@ -220,10 +220,17 @@ fn parse_provide(
 ) -> Result<ExtClipboard, ClipboardError> {
     let mut plain = Vec::new();
     let limit = u64::try_from(max_inflated).unwrap_or(u64::MAX);
-    flate2::read::ZlibDecoder::new(compressed)
+    // noVNC (and others) flush the stream after each provide but never finish it, so an
+    // unexpected end after the data is normal: keep what was inflated (read_to_end appends it
+    // before failing) and let the length checks below decide whether it is complete.
+    if let Err(e) = flate2::read::ZlibDecoder::new(compressed)
         .take(limit.saturating_add(1))
         .read_to_end(&mut plain)
-        .map_err(|_| ClipboardError::Zlib)?;
+    {
+        if e.kind() != std::io::ErrorKind::UnexpectedEof {
+            return Err(ClipboardError::Zlib);
+        }
+    }
     if plain.len() > max_inflated {
         return Err(ClipboardError::TooLarge {
             limit: max_inflated,

@@ -37,7 +37,12 @@ pub fn view(img: &Image) -> FrameView<'_> {
 }
 
 /// One FramebufferUpdate message holding what `enc` writes for `rects`.
-pub fn update(enc: &mut dyn Encoder, img: &Image, rects: &[Rect], params: &EncodeParams) -> Vec<u8> {
+pub fn update(
+    enc: &mut dyn Encoder,
+    img: &Image,
+    rects: &[Rect],
+    params: &EncodeParams,
+) -> Vec<u8> {
     let mut out = vec![0, 0, 0, 0];
     let n = enc.encode(&view(img), rects, params, &mut out);
     assert!(n <= usize::from(u16::MAX));
@@ -161,7 +166,11 @@ pub fn composite_images(fb: &mut [u8], width: u16, images: &[ImageRect]) -> Vec<
             let mut reader = dec.read_info().unwrap();
             let mut buf = vec![0; reader.output_buffer_size()];
             let info = reader.next_frame(&mut buf).unwrap();
-            assert_eq!((info.width as usize, info.height as usize), (im.w, im.h), "PNG size");
+            assert_eq!(
+                (info.width as usize, info.height as usize),
+                (im.w, im.h),
+                "PNG size"
+            );
             let bpp = info.color_type.samples();
             assert!(info.bit_depth == png::BitDepth::Eight, "PNG bit depth");
             buf[..info.buffer_size()]
@@ -297,7 +306,11 @@ pub fn vncclient_decode(
         bytes.extend_from_slice(u);
     }
     std::fs::write(&input, &bytes).unwrap();
-    let res = Command::new(&bin).arg(&input).arg(&output).output().unwrap();
+    let res = Command::new(&bin)
+        .arg(&input)
+        .arg(&output)
+        .output()
+        .unwrap();
     let _ = std::fs::remove_file(&input);
     assert!(
         res.status.success(),
