@@ -55,6 +55,10 @@ struct Cli {
     #[arg(long, env = "DESKD_VIEW_ONLY")]
     view_only: bool,
 
+    /// Do not open the demo desktop (background and a terminal) on a display deskd starts.
+    #[arg(long, env = "DESKD_NO_DEMO")]
+    no_demo: bool,
+
     /// Allow listening on a non-loopback address without a password.
     #[arg(long, env = "DESKD_INSECURE")]
     insecure: bool,
@@ -185,6 +189,8 @@ fn run(cli: Cli) -> Result<(), String> {
     let mut running = display::start(opts).map_err(|e| format!("display: {e}"))?;
     let display_name = running.display();
     tracing::info!(display = %display_name, pid = ?running.xvfb_pid(), "X display ready");
+    let demo = (cli.display.is_none() && !cli.no_demo)
+        .then(|| display::demo::Demo::start(&running.client_env()));
 
     let config = Config {
         listen_http: cli.listen_http,
@@ -223,7 +229,8 @@ fn run(cli: Cli) -> Result<(), String> {
         server.shutdown().await;
         Ok::<(), String>(())
     });
-    // Stop capture and kill Xvfb and the window manager before the process exits.
+    // Stop capture and kill the demo clients, Xvfb and the window manager before exiting.
+    drop(demo);
     running.shutdown();
     runtime.shutdown_timeout(std::time::Duration::from_secs(2));
     result

@@ -16,6 +16,7 @@
 
 pub mod auth;
 pub mod conn;
+pub mod demo;
 pub mod randr;
 pub mod xvfb;
 

@@ -13,7 +13,7 @@ pub(crate) struct Palette {
     index: Box<[u8; SLOTS]>,
     used: Vec<u16>,
     colours: Vec<u32>,
-    counts: Vec<u32>,
+    pub(crate) counts: Vec<u32>,
 }
 
 impl std::fmt::Debug for Palette {
@@ -101,7 +101,7 @@ impl Palette {
     /// the two most recent colours (text alternates two) skip the hash.
     pub(crate) fn add_pixels_indexed(&mut self, px: &[u32], max: usize, idx: &mut Vec<u8>) -> bool {
         idx.clear();
-        idx.reserve(px.len());
+        idx.resize(px.len(), 0);
         let mut recent = [(u32::MAX, 0u8); 2];
         let mut i = 0;
         while i < px.len() {
@@ -128,10 +128,27 @@ impl Palette {
                     None => return false,
                 }
             };
-            idx.resize(idx.len() + n, k);
+            idx[i..j].fill(k);
             i = j;
         }
         true
+    }
+
+    /// The index of `c`, if it was added.
+    #[inline]
+    pub(crate) fn find(&self, c: u32) -> Option<u8> {
+        let mut s = slot_of(c);
+        for _ in 0..SLOTS {
+            let k = self.keys[s];
+            if k == c {
+                return Some(self.index[s]);
+            }
+            if k == EMPTY {
+                return None;
+            }
+            s = (s + 1) & (SLOTS - 1);
+        }
+        None
     }
 
     /// The index of a colour that was added.

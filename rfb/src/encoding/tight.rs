@@ -82,6 +82,12 @@ struct Worker {
     idx: Vec<u8>,
     data: Vec<u8>,
     zbuf: Vec<u8>,
+    /// Palette tiles merged along a tile row: their rect, union palette, and each tile's
+    /// width and indices into the union palette (buffers reused).
+    span: Option<Rect>,
+    span_palette: Palette,
+    span_tiles: Vec<(usize, Vec<u8>)>,
+    span_pool: Vec<Vec<u8>>,
     jpeg: Option<Jpeg>,
     jpeg_tried: bool,
     /// Output of a second thread, appended after the first thread's.
@@ -211,7 +217,7 @@ impl Worker {
                 read_pixels(ctx.frame, &t, &mut self.px);
                 let class = classify(&mut self.palette, &self.px, &mut self.idx, ctx);
                 if matches!(class, Class::Mono | Class::Indexed) {
-                    self.palette_rect(ctx, &t, class, out);
+                    self.add_palette_tile(ctx, &t, out);
                     continue;
                 }
                 if let Some((last, lc)) = spans.last_mut() {
@@ -228,6 +234,7 @@ impl Worker {
                 }
                 spans.push((t, class));
             }
+            self.close_span(ctx, out);
             let mut still_open = Vec::with_capacity(open.len());
             for (r, class) in spans.drain(..) {
                 match class {
@@ -296,42 +303,112 @@ impl Worker {
         out.extend_from_slice(&self.zbuf);
     }
 
-    /// Mono or indexed tile; the palette holds the tile's colours and `idx` its indices.
-    fn palette_rect(&mut self, ctx: &Ctx<'_>, t: &Rect, class: Class, out: &mut Vec<u8>) {
-        let (w, h) = (usize::from(t.w), usize::from(t.h));
-        let colours = self.palette.colours();
+    /// Add a mono or indexed tile (colours in `palette`, indices in `idx`) to the open
+    /// palette span when it continues it and the union palette stays within 256 colours;
+    /// otherwise send the span and start a new one. Fewer, wider rects mean fewer zlib
+    /// flushes and headers.
+    fn add_palette_tile(&mut self, ctx: &Ctx<'_>, t: &Rect, out: &mut Vec<u8>) {
+        let joins = self.span.is_some_and(|s| {
+            let w = u32::from(s.w) + u32::from(t.w);
+            s.right() == u32::from(t.x)
+                && s.y == t.y
+                && s.h == t.h
+                && w <= MAX_WIDTH
+                && w * u32::from(t.h) <= MAX_AREA
+        }) && {
+            let new = self
+                .palette
+                .colours()
+                .iter()
+                .filter(|&&c| self.span_palette.find(c).is_none())
+                .count();
+            self.span_palette.len() + new <= 256
+        };
+        if !joins {
+            self.close_span(ctx, out);
+            self.span_palette.clear();
+            self.span = Some(*t);
+        } else if let Some(s) = self.span.as_mut() {
+            s.w += t.w;
+        }
+        let mut map = [0u8; 256];
+        for (i, (&c, &n)) in self
+            .palette
+            .colours()
+            .iter()
+            .zip(self.palette.counts.iter())
+            .enumerate()
+        {
+            map[i] = self.span_palette.add_indexed(c, n, 256).unwrap_or(0);
+        }
+        let mut buf = self.span_pool.pop().unwrap_or_default();
+        buf.clear();
+        buf.extend(self.idx.iter().map(|&k| map[usize::from(k)]));
+        self.span_tiles.push((usize::from(t.w), buf));
+    }
+
+    /// Send the open palette span, if any, as one mono or indexed rect.
+    fn close_span(&mut self, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
+        let Some(r) = self.span.take() else {
+            return;
+        };
+        let (w, h) = (usize::from(r.w), usize::from(r.h));
+        let colours = self.span_palette.colours();
+        let mono = colours.len() <= 2;
+        // Rows of the span, tile after tile.
+        self.data.clear();
         if ctx.png {
+            for y in 0..h {
+                for (tw, idx) in &self.span_tiles {
+                    self.data.extend_from_slice(&idx[y * tw..(y + 1) * tw]);
+                }
+            }
             let rgb: Vec<u8> = colours
                 .iter()
                 .flat_map(|&c| [(c >> 16) as u8, (c >> 8) as u8, c as u8])
                 .collect();
-            match png_bytes(t, &self.idx, Some(&rgb)) {
+            match png_bytes(&r, &self.data, Some(&rgb)) {
                 Some(data) => {
                     self.rects += 1;
-                    image_rect(ctx, t, 0xA0, &data, out);
+                    image_rect(ctx, &r, 0xA0, &data, out);
                 }
-                None => self.raw_rect(ctx, t, out),
-            }
-            return;
-        }
-        let mut head = Vec::with_capacity(2 + colours.len() * 4);
-        head.extend_from_slice(&[1, (colours.len() - 1) as u8]);
-        ctx.writer.write_pixels(colours, &mut head);
-        self.data.clear();
-        if class == Class::Mono {
-            for row in self.idx.chunks_exact(w) {
-                for chunk in row.chunks(8) {
-                    let mut b = 0u8;
-                    for (i, &k) in chunk.iter().enumerate() {
-                        b |= k << (7 - i);
-                    }
-                    self.data.push(b);
-                }
+                None => self.raw_rect(ctx, &r, out),
             }
         } else {
-            self.data.extend_from_slice(&self.idx[..w * h]);
+            let mut head = Vec::with_capacity(2 + colours.len() * 4);
+            head.extend_from_slice(&[1, (colours.len().max(1) - 1) as u8]);
+            ctx.writer.write_pixels(colours, &mut head);
+            if mono {
+                self.data.reserve(w.div_ceil(8) * h);
+                for y in 0..h {
+                    let (mut acc, mut nbits) = (0u8, 0u32);
+                    for (tw, idx) in &self.span_tiles {
+                        for &k in &idx[y * tw..(y + 1) * tw] {
+                            acc = (acc << 1) | k;
+                            nbits += 1;
+                            if nbits == 8 {
+                                self.data.push(acc);
+                                (acc, nbits) = (0, 0);
+                            }
+                        }
+                    }
+                    if nbits > 0 {
+                        self.data.push(acc << (8 - nbits));
+                    }
+                }
+            } else {
+                self.data.reserve(w * h);
+                for y in 0..h {
+                    for (tw, idx) in &self.span_tiles {
+                        self.data.extend_from_slice(&idx[y * tw..(y + 1) * tw]);
+                    }
+                }
+            }
+            self.basic_rect(ctx, &r, true, &head, out);
         }
-        self.basic_rect(ctx, t, true, &head, out);
+        for (_, b) in self.span_tiles.drain(..) {
+            self.span_pool.push(b);
+        }
     }
 
     fn raw_rect(&mut self, ctx: &Ctx<'_>, r: &Rect, out: &mut Vec<u8>) {
