@@ -805,9 +805,14 @@ fn print_table(servers: &[String], table: &[(String, BTreeMap<String, Report>)],
         ("CPU % idle", |r| r.idle_cpu_pct, true),
     ];
     let peers: Vec<&String> = servers.iter().filter(|s| *s != "deskd").collect();
+    let tick_pct = 100.0 / clock_ticks() / 5.0;
     let has_deskd = servers.iter().any(|s| s == "deskd");
     println!();
     println!("deskd latency bench, encoding {enc:?}; medians unless noted");
+    println!(
+        "(latency from just before the X request to the update's first byte; idle CPU over 5 s, \
+         resolution {tick_pct:.2}%)"
+    );
     for (geom, row) in table {
         println!();
         print!("{:<26}", geom);

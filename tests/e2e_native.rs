@@ -165,9 +165,9 @@ fn native_tigervnc_viewer_each_encoding() {
 #[test]
 fn native_vncsnapshot_zlib_and_tight() {
     require_tool("vncsnapshot", "vncsnapshot");
-    // vncsnapshot only writes JPEG (here at quality 100), so the comparison is by PSNR; a
-    // decoding error anywhere drops it far below this.
-    const MIN_PSNR: f64 = 30.0;
+    // vncsnapshot only writes JPEG (here at quality 100, about 63 dB on this picture), so the
+    // comparison is by PSNR; a single wrong 16x16 block already drops it below 40 dB.
+    const MIN_PSNR: f64 = 45.0;
     let d = Deskd::start(640, 480, &[]);
     let x = X::connect(&d.display);
     for (i, enc) in ["zlib", "tight", "hextile"].into_iter().enumerate() {

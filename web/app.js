@@ -90,6 +90,7 @@ const state = {
     timer: null,
     userClosed: false,
     connected: false,
+    connects: 0,          // successful connections so far (tests watch reconnects with it)
 };
 window.deskd = state;
 
@@ -136,6 +137,7 @@ function connect() {
         if (state.rfb !== rfb) return;
         state.attempt = 0;
         state.connected = true;
+        state.connects += 1;
         setStatus('connected', 'connected');
     });
     rfb.addEventListener('disconnect', (e) => {

@@ -3,7 +3,8 @@
 // Protocol: one JSON command per line on stdin, one JSON answer per line on stdout:
 //   -> {"cmd": "open", "url": "...", "width": 1024, "height": 768}
 //   <- {"ok": true, "result": ...}   or   {"ok": false, "error": "..."}
-// Commands: open, wait_connected, pixels, eval, click, type, key, viewport, fill, value, close.
+// Commands: open, goto, wait, wait_connected, pixels, eval, click, type, key, viewport, fill,
+// value, console, close.
 // The page exposes the live noVNC object as window.deskdRfb and its state as window.deskd.
 
 import { createInterface } from 'node:readline';
@@ -40,32 +41,52 @@ async function pagePoint(x, y) {
     }, [x, y]);
 }
 
+async function openPage(url, width, height) {
+    if (!browser) {
+        browser = await chromium.launch({
+            executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+            args: ['--no-sandbox', '--headless', '--disable-gpu',
+                '--disable-background-networking', '--disable-component-update',
+                '--disable-sync', '--force-color-profile=srgb'],
+        });
+    }
+    // One page at a time: close the previous one so its connection ends.
+    if (page) await page.context().close();
+    const context = await browser.newContext({ viewport: { width, height } });
+    page = await context.newPage();
+    page.on('console', (m) => consoleLines.push(`${m.type()}: ${m.text()}`));
+    page.on('pageerror', (e) => consoleLines.push(`pageerror: ${e.message}`));
+    await page.goto(url);
+}
+
 const commands = {
     async open({ url, width = 1024, height = 768 }) {
-        if (!browser) {
-            browser = await chromium.launch({
-                executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-                args: ['--no-sandbox', '--headless', '--disable-gpu',
-                    '--disable-background-networking', '--disable-component-update',
-                    '--disable-sync', '--force-color-profile=srgb'],
-            });
-        }
-        const context = await browser.newContext({ viewport: { width, height } });
-        page = await context.newPage();
-        page.on('console', (m) => consoleLines.push(`${m.type()}: ${m.text()}`));
-        page.on('pageerror', (e) => consoleLines.push(`pageerror: ${e.message}`));
-        await page.goto(url);
+        await openPage(url, width, height);
         await waitConnected();
+        return true;
+    },
+    // Open a page without waiting for the connection (e.g. to answer a password prompt).
+    async goto({ url, width = 1024, height = 768 }) {
+        await openPage(url, width, height);
+        return true;
+    },
+    async wait({ js, timeout = 30000 }) {
+        await page.waitForFunction(js, null, { timeout, polling: 50 });
         return true;
     },
     async wait_connected({ timeout = 30000 }) {
         await waitConnected(timeout);
         return true;
     },
-    // The framebuffer as noVNC decoded it: RGBA, base64.
+    // The picture noVNC shows: the visible canvas when it is unscaled and unclipped (what the
+    // user sees), otherwise noVNC's framebuffer. RGBA, base64.
     async pixels() {
         return page.evaluate(() => {
-            const img = window.deskdRfb.getImageData();
+            let img = window.deskdRfb.getImageData();
+            const canvas = document.querySelector('#screen canvas');
+            if (canvas && canvas.width === img.width && canvas.height === img.height) {
+                img = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height);
+            }
             let bin = '';
             const d = img.data;
             for (let i = 0; i < d.length; i += 0x8000) {

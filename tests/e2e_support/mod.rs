@@ -1,6 +1,8 @@
 //! Shared pieces of the end-to-end tests (`mod e2e_support;`): a deskd subprocess attached to a
 //! bare Xvfb, X drawing and reading with x11rb, an input-recording X window, a headless
 //! Chromium driven through `tests/browser/driver.mjs`, and pixel comparison.
+//!
+//! A test file declares `mod common;` (the X11 helpers, for `bare_xvfb`) before this module.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{BufRead, BufReader, Write};

@@ -96,44 +96,6 @@ impl Palette {
         }
     }
 
-    /// Add every pixel of `px` and write each pixel's index to `idx` (cleared first). Returns
-    /// false as soon as more than `max` colours are seen (`idx` is then incomplete). Runs and
-    /// the two most recent colours (text alternates two) skip the hash.
-    pub(crate) fn add_pixels_indexed(&mut self, px: &[u32], max: usize, idx: &mut Vec<u8>) -> bool {
-        idx.clear();
-        idx.resize(px.len(), 0);
-        let mut recent = [(u32::MAX, 0u8); 2];
-        let mut i = 0;
-        while i < px.len() {
-            let c = px[i];
-            let mut j = i + 1;
-            while j < px.len() && px[j] == c {
-                j += 1;
-            }
-            let n = j - i;
-            let k = if recent[0].0 == c {
-                self.counts[usize::from(recent[0].1)] += n as u32;
-                recent[0].1
-            } else if recent[1].0 == c {
-                self.counts[usize::from(recent[1].1)] += n as u32;
-                recent.swap(0, 1);
-                recent[0].1
-            } else {
-                match self.add_indexed(c, n as u32, max) {
-                    Some(k) => {
-                        recent[1] = recent[0];
-                        recent[0] = (c, k);
-                        k
-                    }
-                    None => return false,
-                }
-            };
-            idx[i..j].fill(k);
-            i = j;
-        }
-        true
-    }
-
     /// The index of `c`, if it was added.
     #[inline]
     pub(crate) fn find(&self, c: u32) -> Option<u8> {
@@ -151,21 +113,36 @@ impl Palette {
         None
     }
 
-    /// The index of a colour that was added.
+    /// The index of a colour that was added (0 for one that was not).
     #[inline]
     pub(crate) fn index_of(&self, c: u32) -> u8 {
-        let mut s = slot_of(c);
-        for _ in 0..SLOTS {
-            let k = self.keys[s];
-            if k == c {
-                return self.index[s];
+        self.find(c).unwrap_or(0)
+    }
+
+    /// Add the colours of `px` and write each pixel's index to `idx`, without use counts (the
+    /// hot path for Tight). Returns false as soon as more than `max` colours are seen.
+    pub(crate) fn index_pixels(&mut self, px: &[u32], max: usize, idx: &mut Vec<u8>) -> bool {
+        idx.clear();
+        idx.resize(px.len(), 0);
+        let (mut last, mut last_k) = (u32::MAX, 0u8);
+        let (mut prev, mut prev_k) = (u32::MAX, 0u8);
+        for (&p, slot) in px.iter().zip(idx.iter_mut()) {
+            if p != last {
+                // Text alternates between two colours: try the one before the last first.
+                let k = if p == prev {
+                    prev_k
+                } else {
+                    match self.add_indexed(p, 0, max) {
+                        Some(k) => k,
+                        None => return false,
+                    }
+                };
+                (prev, prev_k) = (last, last_k);
+                (last, last_k) = (p, k);
             }
-            if k == EMPTY {
-                break;
-            }
-            s = (s + 1) & (SLOTS - 1);
+            *slot = last_k;
         }
-        0
+        true
     }
 
     /// Add every pixel of `px` (run by run). Returns false as soon as more than `max` colours
@@ -225,12 +202,13 @@ mod tests {
         assert_eq!(p.most_used(), 0);
         let mut idx = Vec::new();
         p.clear();
-        assert!(p.add_pixels_indexed(&[4, 4, 6, 4, 6, 8, 8], 3, &mut idx));
-        assert_eq!(idx, [0, 0, 1, 0, 1, 2, 2]);
-        assert_eq!(p.counts, [3, 2, 2]);
-        assert!(!p.add_pixels_indexed(&[1, 2, 3, 4], 3, &mut idx));
+        assert!(p.index_pixels(&[4, 4, 6, 4, 6, 8, 8, 6], 3, &mut idx));
+        assert_eq!(idx, [0, 0, 1, 0, 1, 2, 2, 1]);
+        assert_eq!(p.find(8), Some(2));
+        assert_eq!(p.find(5), None);
         p.clear();
-        assert!(!p.add_pixels(&[1], 3));
+        assert!(!p.index_pixels(&[1, 2, 3, 4], 3, &mut idx));
+        assert!(!p.add_pixels(&[9], 3), "full palette refuses a new colour");
         p.clear();
         assert_eq!(p.len(), 0);
         let many: Vec<u32> = (0..300).collect();

@@ -156,7 +156,13 @@ fn compact_len(n: usize, out: &mut Vec<u8>) {
 
 fn classify(pal: &mut Palette, px: &[u32], idx: &mut Vec<u8>, ctx: &Ctx<'_>) -> Class {
     pal.clear();
-    let few = pal.add_pixels_indexed(px, 256, idx);
+    // With JPEG on, more than JPEG_MIN_COLOURS colours settles it: stop counting there.
+    let max = if ctx.jpeg.is_some() {
+        JPEG_MIN_COLOURS + 1
+    } else {
+        256
+    };
+    let few = pal.index_pixels(px, max, idx);
     let n = pal.len();
     if few && n == 1 {
         Class::Solid(px[0])
