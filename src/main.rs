@@ -59,12 +59,17 @@ struct Cli {
     #[arg(long, env = "DESKD_NO_DEMO")]
     no_demo: bool,
 
-    /// Allow listening on a non-loopback address without a password.
+    /// Bearer token required by the HTTP API (`Authorization: Bearer <token>`); needed to
+    /// serve HTTP beyond loopback (unless --insecure).
+    #[arg(long, env = "DESKD_API_TOKEN", hide_env_values = true)]
+    api_token: Option<String>,
+
+    /// Allow listening on a non-loopback address without a password or API token.
     #[arg(long, env = "DESKD_INSECURE")]
     insecure: bool,
 
-    /// Browser origins (e.g. https://coder.example) allowed to open RFB WebSockets besides
-    /// deskd's own viewer page; comma-separated, or "*" for any.
+    /// Browser origins (e.g. https://coder.example) allowed to open RFB WebSockets and call the
+    /// HTTP API besides deskd's own viewer page; comma-separated, or "*" for any.
     #[arg(long, env = "DESKD_ALLOW_ORIGIN", value_delimiter = ',')]
     allow_origin: Vec<String>,
 
@@ -174,15 +179,25 @@ fn run(cli: Cli) -> Result<(), String> {
     opts.max_height = opts.max_height.max(opts.height);
     opts.capture.max_fps = cli.frame_rate;
 
+    let mut config = Config {
+        listen_http: cli.listen_http,
+        listen_rfb: cli.listen_rfb,
+        insecure: cli.insecure,
+        api_token: cli.api_token,
+        display: String::new(),
+        session: SessionConfig {
+            name: cli.name.unwrap_or_default(),
+            password,
+            view_only_password: cli.view_only_password,
+            view_only: cli.view_only,
+            ..SessionConfig::default()
+        },
+        allowed_origins: cli.allow_origin,
+        x_server: None,
+    };
     // Refuse an exposed listener before starting anything.
-    let has_password = password.is_some() || cli.view_only_password.is_some();
-    for addr in [cli.listen_http, cli.listen_rfb].into_iter().flatten() {
-        if !addr.ip().is_loopback() && !has_password && !cli.insecure {
-            return Err(format!(
-                "refusing to listen on {addr} without a password: set --password (or \
-                 --password-file), or pass --insecure"
-            ));
-        }
+    if let Some(e) = deskd::server::exposure_error(&config) {
+        return Err(e.to_string());
     }
 
     // Blocking: spawns Xvfb and the window manager, connects capture, input and clipboard.
@@ -192,21 +207,11 @@ fn run(cli: Cli) -> Result<(), String> {
     let demo = (cli.display.is_none() && !cli.no_demo)
         .then(|| display::demo::Demo::start(&running.client_env()));
 
-    let config = Config {
-        listen_http: cli.listen_http,
-        listen_rfb: cli.listen_rfb,
-        insecure: cli.insecure,
-        display: display_name.clone(),
-        session: SessionConfig {
-            name: cli.name.unwrap_or_else(|| format!("deskd {display_name}")),
-            password,
-            view_only_password: cli.view_only_password,
-            view_only: cli.view_only,
-            ..SessionConfig::default()
-        },
-        allowed_origins: cli.allow_origin,
-        x_server: Some(std::sync::Arc::clone(running.server())),
-    };
+    config.display = display_name.clone();
+    if config.session.name.is_empty() {
+        config.session.name = format!("deskd {display_name}");
+    }
+    config.x_server = Some(std::sync::Arc::clone(running.server()));
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

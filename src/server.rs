@@ -22,8 +22,10 @@ pub struct Config {
     pub listen_http: Option<SocketAddr>,
     /// RFB over TCP listen address; `None` disables it.
     pub listen_rfb: Option<SocketAddr>,
-    /// Allow listening beyond loopback without a password.
+    /// Allow listening beyond loopback without a password (RFB) or API token (HTTP).
     pub insecure: bool,
+    /// Bearer token the HTTP API (`/api/v0/desktop/...`, `/metrics`) requires when set.
+    pub api_token: Option<String>,
     /// The X display name reported by the API.
     pub display: String,
     /// RFB session settings (name, passwords, view-only, limits).
@@ -41,6 +43,7 @@ impl Default for Config {
             listen_http: Some(SocketAddr::from(([127, 0, 0, 1], 6080))),
             listen_rfb: Some(SocketAddr::from(([127, 0, 0, 1], 5900))),
             insecure: false,
+            api_token: None,
             display: String::new(),
             session: SessionConfig::default(),
             allowed_origins: Vec::new(),
@@ -55,6 +58,9 @@ pub enum ServerError {
     /// A listener would expose the desktop without a password.
     #[error("refusing to listen on {0} without a password: set --password (or --password-file), or pass --insecure")]
     Exposed(SocketAddr),
+    /// The HTTP API would be reachable beyond loopback without a token.
+    #[error("refusing to serve the action API on {0} without a token: set --api-token, or pass --insecure")]
+    ApiExposed(SocketAddr),
     /// Binding a listener failed.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -89,15 +95,8 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, ServerError> {
 impl Server {
     /// Bind the listeners and start serving `desktop`. Must be called inside a tokio runtime.
     pub async fn start(desktop: Desktop, config: Config) -> Result<Server, ServerError> {
-        let has_password =
-            config.session.password.is_some() || config.session.view_only_password.is_some();
-        for addr in [config.listen_http, config.listen_rfb]
-            .into_iter()
-            .flatten()
-        {
-            if !addr.ip().is_loopback() && !has_password && !config.insecure {
-                return Err(ServerError::Exposed(addr));
-            }
+        if let Some(e) = exposure_error(&config) {
+            return Err(e);
         }
         let (shutdown, shutdown_rx) = watch::channel(false);
         let ctx =
@@ -164,12 +163,36 @@ impl Server {
     }
 }
 
+/// Why `config` would expose the desktop beyond loopback unprotected, if it would: RFB (over
+/// TCP or WebSocket) needs a VNC password, the HTTP API a token, unless `insecure`.
+pub fn exposure_error(config: &Config) -> Option<ServerError> {
+    if config.insecure {
+        return None;
+    }
+    let has_password =
+        config.session.password.is_some() || config.session.view_only_password.is_some();
+    let exposed = |a: &Option<SocketAddr>| a.filter(|a| !a.ip().is_loopback());
+    if let Some(addr) = exposed(&config.listen_rfb).or(exposed(&config.listen_http)) {
+        if !has_password {
+            return Some(ServerError::Exposed(addr));
+        }
+    }
+    match exposed(&config.listen_http) {
+        Some(addr) if config.api_token.is_none() => Some(ServerError::ApiExposed(addr)),
+        _ => None,
+    }
+}
+
 /// The whole HTTP application: RFB over WebSocket, the action API and the viewer.
 fn app(desktop: Desktop, config: &Config, ctx: Arc<SessionContext>) -> Router {
     let display = config.display.clone();
     let api = match &config.x_server {
         Some(server) => api::router_with_server(desktop, display, Arc::clone(server)),
         None => api::router(desktop, display),
+    };
+    let api = match &config.api_token {
+        Some(token) => http::bearer_token_required(api, token),
+        None => api,
     };
     let api = http::same_origin_only(api, config.allowed_origins.clone());
     http::rfb_router(ctx, config.allowed_origins.clone())

@@ -1365,11 +1365,14 @@ async fn novnc_style_flushed_clipboard_provide_reaches_x() {
 
 /// POST over a raw TCP connection (HTTP/1.1, Connection: close); returns the status code.
 async fn post_action(addr: SocketAddr, origin: Option<&str>, body: &str) -> u16 {
+    post_action_with(addr, origin.map(|o| format!("Origin: {o}\r\n")), body).await
+}
+
+/// As [`post_action`], with one extra header line (ending in CRLF).
+async fn post_action_with(addr: SocketAddr, header: Option<String>, body: &str) -> u16 {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let origin = origin
-        .map(|o| format!("Origin: {o}\r\n"))
-        .unwrap_or_default();
+    let origin = header.unwrap_or_default();
     let req = format!(
         "POST /api/v0/desktop/action HTTP/1.1\r\nHost: {addr}\r\n{origin}\
          Content-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -1406,5 +1409,57 @@ async fn cross_origin_actions_are_refused() {
     let own = format!("http://{http}");
     assert_eq!(post_action(http, Some(&own), &mv(13)).await, 200);
     assert_eq!(pos().await, (13, 7));
+    fx.stop().await;
+}
+
+/// With --api-token the API answers 401 without the token and acts with it; beyond loopback
+/// the HTTP listener is refused without one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_token_is_required_when_set() {
+    let fx = Fixture::start(320, 200, SessionConfig::default()).await;
+    let d = fx.desk().desktop.clone();
+    let with_token = Server::start(
+        d.clone(),
+        Config {
+            listen_http: Some("127.0.0.1:0".parse().unwrap()),
+            listen_rfb: None,
+            api_token: Some("s3cret".into()),
+            ..Config::default()
+        },
+    )
+    .await
+    .unwrap();
+    let http = with_token.http_addr.unwrap();
+    let mv = r#"{"action":"mouse_move","coordinate":[21,9]}"#;
+    assert_eq!(post_action_with(http, None, mv).await, 401);
+    let wrong = Some("Authorization: Bearer s3crex\r\n".to_string());
+    assert_eq!(post_action_with(http, wrong, mv).await, 401);
+    assert_ne!(
+        blocking(move || d.input.pointer_position().unwrap()).await,
+        (21, 9)
+    );
+    let right = Some("Authorization: Bearer s3cret\r\n".to_string());
+    assert_eq!(post_action_with(http, right, mv).await, 200);
+    let d = fx.desk().desktop.clone();
+    assert_eq!(
+        blocking(move || d.input.pointer_position().unwrap()).await,
+        (21, 9)
+    );
+    with_token.shutdown().await;
+
+    let exposed = Config {
+        listen_http: Some("0.0.0.0:0".parse().unwrap()),
+        listen_rfb: None,
+        session: SessionConfig {
+            password: Some("pw".into()),
+            ..SessionConfig::default()
+        },
+        ..Config::default()
+    };
+    let refused = Server::start(fx.desk().desktop.clone(), exposed).await;
+    assert!(matches!(
+        refused,
+        Err(deskd::server::ServerError::ApiExposed(_))
+    ));
     fx.stop().await;
 }

@@ -77,6 +77,42 @@ pub fn same_origin_only(router: Router, allowed_origins: Vec<String>) -> Router 
     ))
 }
 
+/// Require `Authorization: Bearer <token>` (401 otherwise). Compared in constant time.
+pub fn bearer_token_required(router: Router, token: &str) -> Router {
+    let expected: Arc<[u8]> = format!("Bearer {token}").into_bytes().into();
+    router.layer(axum::middleware::from_fn(
+        move |req: axum::extract::Request, next: axum::middleware::Next| {
+            let expected = Arc::clone(&expected);
+            async move {
+                let given = req
+                    .headers()
+                    .get(axum::http::header::AUTHORIZATION)
+                    .map(|v| v.as_bytes())
+                    .unwrap_or_default();
+                let same = given.len() == expected.len()
+                    && given
+                        .iter()
+                        .zip(expected.iter())
+                        .fold(0u8, |d, (a, b)| d | (a ^ b))
+                        == 0;
+                if same {
+                    next.run(req).await
+                } else {
+                    (
+                        StatusCode::UNAUTHORIZED,
+                        [(axum::http::header::WWW_AUTHENTICATE, "Bearer")],
+                        axum::Json(serde_json::json!({
+                            "message": "Missing or wrong API token.",
+                            "detail": "send Authorization: Bearer <token> (deskd --api-token)",
+                        })),
+                    )
+                        .into_response()
+                }
+            }
+        },
+    ))
+}
+
 /// Whether a WebSocket request with this Origin and Host header may connect.
 pub fn origin_allowed(origin: Option<&str>, host: Option<&str>, allowed: &[String]) -> bool {
     let Some(origin) = origin else {

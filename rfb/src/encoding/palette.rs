@@ -36,6 +36,26 @@ impl Default for Palette {
     }
 }
 
+/// The two most recently indexed colours, for [`Palette::index_more`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Recent {
+    last: u32,
+    last_k: u8,
+    prev: u32,
+    prev_k: u8,
+}
+
+impl Default for Recent {
+    fn default() -> Self {
+        Recent {
+            last: EMPTY,
+            last_k: 0,
+            prev: EMPTY,
+            prev_k: 0,
+        }
+    }
+}
+
 #[inline(always)]
 fn slot_of(c: u32) -> usize {
     (c.wrapping_mul(0x9E37_79B1) >> 23) as usize & (SLOTS - 1)
@@ -123,24 +143,36 @@ impl Palette {
     /// hot path for Tight). Returns false as soon as more than `max` colours are seen.
     pub(crate) fn index_pixels(&mut self, px: &[u32], max: usize, idx: &mut Vec<u8>) -> bool {
         idx.clear();
-        idx.resize(px.len(), 0);
-        let (mut last, mut last_k) = (u32::MAX, 0u8);
-        let (mut prev, mut prev_k) = (u32::MAX, 0u8);
-        for (&p, slot) in px.iter().zip(idx.iter_mut()) {
-            if p != last {
+        self.index_more(px, max, idx, &mut Recent::default())
+    }
+
+    /// [`Self::index_pixels`] continued: append the indices of `px` to `idx`, with the
+    /// recent-colour cache carried between calls (so a tile can be indexed row by row and
+    /// abandoned early).
+    pub(crate) fn index_more(
+        &mut self,
+        px: &[u32],
+        max: usize,
+        idx: &mut Vec<u8>,
+        r: &mut Recent,
+    ) -> bool {
+        let start = idx.len();
+        idx.resize(start + px.len(), 0);
+        for (&p, slot) in px.iter().zip(idx[start..].iter_mut()) {
+            if p != r.last {
                 // Text alternates between two colours: try the one before the last first.
-                let k = if p == prev {
-                    prev_k
+                let k = if p == r.prev {
+                    r.prev_k
                 } else {
                     match self.add_indexed(p, 0, max) {
                         Some(k) => k,
                         None => return false,
                     }
                 };
-                (prev, prev_k) = (last, last_k);
-                (last, last_k) = (p, k);
+                (r.prev, r.prev_k) = (r.last, r.last_k);
+                (r.last, r.last_k) = (p, k);
             }
-            *slot = last_k;
+            *slot = r.last_k;
         }
         true
     }

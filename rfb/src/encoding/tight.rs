@@ -15,7 +15,7 @@
 //! compressed.
 
 use super::jpeg::Jpeg;
-use super::palette::{read_pixels, Palette};
+use super::palette::{Palette, Recent};
 use super::raw::cached_writer;
 use super::zstream::ZStream;
 use super::{numbers, write_rect_header, EncodeParams, Encoder, FrameView};
@@ -154,15 +154,40 @@ fn compact_len(n: usize, out: &mut Vec<u8>) {
     }
 }
 
-fn classify(pal: &mut Palette, px: &[u32], idx: &mut Vec<u8>, ctx: &Ctx<'_>) -> Class {
+/// Read tile `t` and classify it by its colours. Pixels are read and indexed row by row so
+/// a photo-like tile stops after its first rows; `px` and `idx` are complete only for the
+/// palette classes (and `px[0]` for a fill).
+fn classify(
+    pal: &mut Palette,
+    px: &mut Vec<u32>,
+    idx: &mut Vec<u8>,
+    ctx: &Ctx<'_>,
+    t: &Rect,
+) -> Class {
     pal.clear();
+    px.clear();
+    idx.clear();
     // With JPEG on, more than JPEG_MIN_COLOURS colours settles it: stop counting there.
     let max = if ctx.jpeg.is_some() {
         JPEG_MIN_COLOURS + 1
     } else {
         256
     };
-    let few = pal.index_pixels(px, max, idx);
+    let mut recent = Recent::default();
+    let mut few = true;
+    for y in t.y..t.y + t.h {
+        let start = px.len();
+        px.extend(
+            ctx.frame
+                .row(t.x, y, t.w)
+                .chunks_exact(4)
+                .map(|b| u32::from_le_bytes([b[0], b[1], b[2], 0])),
+        );
+        if !pal.index_more(&px[start..], max, idx, &mut recent) {
+            few = false;
+            break;
+        }
+    }
     let n = pal.len();
     if few && n == 1 {
         Class::Solid(px[0])
@@ -170,7 +195,7 @@ fn classify(pal: &mut Palette, px: &[u32], idx: &mut Vec<u8>, ctx: &Ctx<'_>) -> 
         Class::Mono
     } else if ctx.jpeg.is_some() && (!few || n > JPEG_MIN_COLOURS) {
         Class::Jpeg
-    } else if few && n <= px.len() / 2 {
+    } else if few && n <= t.area() as usize / 2 {
         Class::Indexed
     } else {
         Class::Raw
@@ -220,8 +245,7 @@ impl Worker {
             let row = Rect::new(band.x, ty, band.w, th);
             spans.clear();
             for t in row.tiles(TILE, TILE) {
-                read_pixels(ctx.frame, &t, &mut self.px);
-                let class = classify(&mut self.palette, &self.px, &mut self.idx, ctx);
+                let class = classify(&mut self.palette, &mut self.px, &mut self.idx, ctx, &t);
                 if matches!(class, Class::Mono | Class::Indexed) {
                     self.add_palette_tile(ctx, &t, out);
                     continue;
