@@ -74,7 +74,8 @@ impl Encoder for HextileEncoder {
     ) -> usize {
         let wr = cached_writer(&mut self.writer, params, Packing::Full);
         let bpp = wr.bytes_per_pixel();
-        for r in rects {
+        let rects = super::raw::clamped(frame, rects);
+        for r in &rects {
             write_rect_header(out, r, numbers::HEXTILE);
             // Background / foreground the client holds from the previous tile, if known.
             let (mut bg_prev, mut fg_prev): (Option<u32>, Option<u32>) = (None, None);

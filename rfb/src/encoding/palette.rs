@@ -139,16 +139,17 @@ impl Palette {
         self.find(c).unwrap_or(0)
     }
 
-    /// Add the colours of `px` and write each pixel's index to `idx`, without use counts (the
-    /// hot path for Tight). Returns false as soon as more than `max` colours are seen.
+    /// Add the colours of `px` and write each pixel's index to `idx`, without use counts.
+    /// Returns false as soon as more than `max` colours are seen.
+    #[cfg(test)]
     pub(crate) fn index_pixels(&mut self, px: &[u32], max: usize, idx: &mut Vec<u8>) -> bool {
         idx.clear();
         self.index_more(px, max, idx, &mut Recent::default())
     }
 
     /// [`Self::index_pixels`] continued: append the indices of `px` to `idx`, with the
-    /// recent-colour cache carried between calls (so a tile can be indexed row by row and
-    /// abandoned early).
+    /// recent-colour cache carried between calls.
+    #[cfg(test)]
     pub(crate) fn index_more(
         &mut self,
         px: &[u32],
@@ -159,22 +160,48 @@ impl Palette {
         let start = idx.len();
         idx.resize(start + px.len(), 0);
         for (&p, slot) in px.iter().zip(idx[start..].iter_mut()) {
-            if p != r.last {
-                // Text alternates between two colours: try the one before the last first.
-                let k = if p == r.prev {
-                    r.prev_k
-                } else {
-                    match self.add_indexed(p, 0, max) {
-                        Some(k) => k,
-                        None => return false,
-                    }
-                };
-                (r.prev, r.prev_k) = (r.last, r.last_k);
-                (r.last, r.last_k) = (p, k);
+            if self.index_one(p, max, slot, r).is_none() {
+                return false;
             }
-            *slot = r.last_k;
         }
         true
+    }
+
+    /// Append the indices of a row of native BGRX pixels to `idx`, with the recent-colour
+    /// cache carried between calls (so a tile can be indexed row by row and abandoned early).
+    /// Returns false as soon as more than `max` colours are seen.
+    pub(crate) fn index_row(
+        &mut self,
+        row: &[u8],
+        max: usize,
+        idx: &mut Vec<u8>,
+        r: &mut Recent,
+    ) -> bool {
+        let start = idx.len();
+        idx.resize(start + row.len() / 4, 0);
+        for (b, slot) in row.chunks_exact(4).zip(idx[start..].iter_mut()) {
+            let p = u32::from_le_bytes([b[0], b[1], b[2], 0]);
+            if self.index_one(p, max, slot, r).is_none() {
+                return false;
+            }
+        }
+        true
+    }
+
+    #[inline(always)]
+    fn index_one(&mut self, p: u32, max: usize, slot: &mut u8, r: &mut Recent) -> Option<()> {
+        if p != r.last {
+            // Text alternates between two colours: try the one before the last first.
+            let k = if p == r.prev {
+                r.prev_k
+            } else {
+                self.add_indexed(p, 0, max)?
+            };
+            (r.prev, r.prev_k) = (r.last, r.last_k);
+            (r.last, r.last_k) = (p, k);
+        }
+        *slot = r.last_k;
+        Some(())
     }
 
     /// Add every pixel of `px` (run by run). Returns false as soon as more than `max` colours

@@ -30,6 +30,16 @@ pub(crate) fn cached_writer<'a>(
     slot.get_or_insert_with(|| PixelWriter::new(&params.format, packing))
 }
 
+/// The non-empty parts of `rects` inside the frame. The trait asks callers for clamped rects;
+/// clamping again here means a wrong one is trimmed instead of panicking on the frame slice.
+pub(crate) fn clamped(frame: &FrameView<'_>, rects: &[Rect]) -> Vec<Rect> {
+    rects
+        .iter()
+        .map(|r| r.clamp_to(frame.width, frame.height))
+        .filter(|r| !r.is_empty())
+        .collect()
+}
+
 /// Append the pixels of `r` in the writer's format, row after row.
 pub(crate) fn write_rect_pixels(
     frame: &FrameView<'_>,
@@ -56,7 +66,8 @@ impl Encoder for RawEncoder {
         out: &mut Vec<u8>,
     ) -> usize {
         let w = cached_writer(&mut self.writer, params, Packing::Full);
-        for r in rects {
+        let rects = clamped(frame, rects);
+        for r in &rects {
             write_rect_header(out, r, numbers::RAW);
             write_rect_pixels(frame, r, w, out);
         }
@@ -90,5 +101,30 @@ mod tests {
         assert_eq!(&out[12..20], &data[4..12]);
         assert_eq!(&out[20..], &data[16..24]);
         let _ = PixelFormat::NATIVE;
+    }
+
+    #[test]
+    fn rects_outside_the_frame_are_trimmed_not_panics() {
+        let data = vec![0u8; 4 * 3 * 2];
+        let frame = FrameView {
+            data: &data,
+            width: 3,
+            height: 2,
+            stride: 12,
+        };
+        let rects = [Rect::new(2, 1, 10, 10), Rect::new(5, 5, 1, 1)];
+        let p = EncodeParams::default();
+        let mut encoders: Vec<Box<dyn Encoder>> = vec![
+            Box::new(RawEncoder::new()),
+            Box::new(super::super::zlib::ZlibEncoder::new()),
+            Box::new(super::super::zrle::ZrleEncoder::new()),
+            Box::new(super::super::hextile::HextileEncoder::new()),
+            Box::new(super::super::tight::TightEncoder::new()),
+        ];
+        for e in &mut encoders {
+            let mut out = Vec::new();
+            assert_eq!(e.encode(&frame, &rects, &p, &mut out), 1);
+            assert_eq!(&out[..8], &[0, 2, 0, 1, 0, 1, 0, 1]);
+        }
     }
 }

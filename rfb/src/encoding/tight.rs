@@ -77,7 +77,6 @@ struct Worker {
     raw_stream: Option<ZStream>,
     pal_stream: Option<ZStream>,
     palette: Palette,
-    px: Vec<u32>,
     /// Palette index of each pixel of the tile in `px` (valid for palette classes).
     idx: Vec<u8>,
     data: Vec<u8>,
@@ -154,18 +153,11 @@ fn compact_len(n: usize, out: &mut Vec<u8>) {
     }
 }
 
-/// Read tile `t` and classify it by its colours. Pixels are read and indexed row by row so
-/// a photo-like tile stops after its first rows; `px` and `idx` are complete only for the
-/// palette classes (and `px[0]` for a fill).
-fn classify(
-    pal: &mut Palette,
-    px: &mut Vec<u32>,
-    idx: &mut Vec<u8>,
-    ctx: &Ctx<'_>,
-    t: &Rect,
-) -> Class {
+/// Classify tile `t` by its colours. Pixels are indexed row by row straight from the frame
+/// so a photo-like tile stops after its first rows; `idx` is complete only for the palette
+/// classes.
+fn classify(pal: &mut Palette, idx: &mut Vec<u8>, ctx: &Ctx<'_>, t: &Rect) -> Class {
     pal.clear();
-    px.clear();
     idx.clear();
     // With JPEG on, more than JPEG_MIN_COLOURS colours settles it: stop counting there.
     let max = if ctx.jpeg.is_some() {
@@ -176,21 +168,14 @@ fn classify(
     let mut recent = Recent::default();
     let mut few = true;
     for y in t.y..t.y + t.h {
-        let start = px.len();
-        px.extend(
-            ctx.frame
-                .row(t.x, y, t.w)
-                .chunks_exact(4)
-                .map(|b| u32::from_le_bytes([b[0], b[1], b[2], 0])),
-        );
-        if !pal.index_more(&px[start..], max, idx, &mut recent) {
+        if !pal.index_row(ctx.frame.row(t.x, y, t.w), max, idx, &mut recent) {
             few = false;
             break;
         }
     }
     let n = pal.len();
     if few && n == 1 {
-        Class::Solid(px[0])
+        Class::Solid(pal.colours()[0])
     } else if few && n == 2 {
         Class::Mono
     } else if ctx.jpeg.is_some() && (!few || n > JPEG_MIN_COLOURS) {
@@ -245,7 +230,7 @@ impl Worker {
             let row = Rect::new(band.x, ty, band.w, th);
             spans.clear();
             for t in row.tiles(TILE, TILE) {
-                let class = classify(&mut self.palette, &mut self.px, &mut self.idx, ctx, &t);
+                let class = classify(&mut self.palette, &mut self.idx, ctx, &t);
                 if matches!(class, Class::Mono | Class::Indexed) {
                     self.add_palette_tile(ctx, &t, out);
                     continue;
@@ -543,6 +528,7 @@ impl Encoder for TightEncoder {
             png: self.png,
             encoding,
         };
+        let rects = &super::raw::clamped(frame, rects)[..];
         let area: u64 = rects.iter().map(Rect::area).sum();
         let start = out.len();
         let count;

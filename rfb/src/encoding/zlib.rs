@@ -42,7 +42,8 @@ impl Encoder for ZlibEncoder {
         // reset in this encoding, and zlib-rs cannot change levels mid-stream through flate2.
         let stream = self.stream.get_or_insert_with(|| ZStream::new(level));
         let w = cached_writer(&mut self.writer, params, Packing::Full);
-        for r in rects {
+        let rects = super::raw::clamped(frame, rects);
+        for r in &rects {
             self.scratch.clear();
             write_rect_pixels(frame, r, w, &mut self.scratch);
             write_rect_header(out, r, numbers::ZLIB);

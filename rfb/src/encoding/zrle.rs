@@ -195,7 +195,8 @@ impl Encoder for ZrleEncoder {
         // reset in this encoding, and zlib-rs cannot change levels mid-stream through flate2.
         let stream = self.stream.get_or_insert_with(|| ZStream::new(level));
         let w = cached_writer(&mut self.writer, params, Packing::Zrle);
-        for r in rects {
+        let rects = super::raw::clamped(frame, rects);
+        for r in &rects {
             self.scratch.clear();
             self.tiles.encode_rect(frame, r, w, &mut self.scratch);
             write_rect_header(out, r, numbers::ZRLE);
