@@ -10,8 +10,6 @@ use super::{numbers, write_rect_header, EncodeParams, Encoder, FrameView};
 use crate::geom::Rect;
 use crate::pixel::{Packing, PixelWriter};
 
-/// Zlib level when the client sent no CompressLevel.
-pub const DEFAULT_LEVEL: u8 = 2;
 const TILE: u16 = 64;
 
 /// The ZRLE encoder for one client.
@@ -190,10 +188,7 @@ impl Encoder for ZrleEncoder {
         params: &EncodeParams,
         out: &mut Vec<u8>,
     ) -> usize {
-        let level = u32::from(params.compress_level.unwrap_or(DEFAULT_LEVEL));
-        // The level is fixed when the stream starts: the client's inflater cannot be told to
-        // reset in this encoding, and zlib-rs cannot change levels mid-stream through flate2.
-        let stream = self.stream.get_or_insert_with(|| ZStream::new(level));
+        let stream = ZStream::for_connection(&mut self.stream, params);
         let w = cached_writer(&mut self.writer, params, Packing::Zrle);
         let rects = super::raw::clamped(frame, rects);
         for r in &rects {
