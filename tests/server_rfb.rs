@@ -988,22 +988,7 @@ async fn extended_clipboard_carries_utf8_both_ways() {
         ExtClipboard::provide_text("héllo\nwörld"),
     ))
     .await;
-    guard("client text reaches X", async {
-        loop {
-            let d = desktop.clone();
-            let text = blocking(move || {
-                d.clipboard
-                    .get_text(deskd::clipboard::Selection::Clipboard)
-                    .unwrap()
-            })
-            .await;
-            if text.as_deref() == Some("héllo\nwörld") {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await;
+    x_clipboard_becomes(&desktop, "client text reaches X", "héllo\nwörld").await;
 
     // X to client: notify, request, provide.
     common::xvfb::require_tool("xclip", "xclip");
@@ -1343,22 +1328,7 @@ async fn novnc_style_flushed_clipboard_provide_reaches_x() {
     m.extend_from_slice(&(-(payload.len() as i32)).to_be_bytes());
     m.extend_from_slice(&payload);
     c.send(&m).await;
-    guard("flushed provide reaches X", async {
-        loop {
-            let d = desktop.clone();
-            let got = blocking(move || {
-                d.clipboard
-                    .get_text(deskd::clipboard::Selection::Clipboard)
-                    .unwrap()
-            })
-            .await;
-            if got.as_deref() == Some("from noVNC ✓") {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await;
+    x_clipboard_becomes(&desktop, "flushed provide reaches X", "from noVNC ✓").await;
 
     fx.stop().await;
 }
@@ -1462,4 +1432,24 @@ async fn api_token_is_required_when_set() {
         Err(deskd::server::ServerError::ApiExposed(_))
     ));
     fx.stop().await;
+}
+
+/// Wait (bounded by [`guard`]) until X's CLIPBOARD holds `expected`.
+async fn x_clipboard_becomes(desktop: &deskd::Desktop, what: &str, expected: &str) {
+    guard(what, async {
+        loop {
+            let d = desktop.clone();
+            let text = blocking(move || {
+                d.clipboard
+                    .get_text(deskd::clipboard::Selection::Clipboard)
+                    .unwrap()
+            })
+            .await;
+            if text.as_deref() == Some(expected) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
 }

@@ -7,7 +7,6 @@ use super::{numbers, write_rect_header, EncodeParams, Encoder, FrameView};
 use crate::geom::Rect;
 use crate::pixel::{Packing, PixelWriter};
 
-
 /// The Zlib encoder for one client.
 #[derive(Debug, Default)]
 pub struct ZlibEncoder {
