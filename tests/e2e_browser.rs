@@ -132,9 +132,12 @@ fn browser_input_clipboard_and_resize() {
         "a click in view-only mode reached X: {clicks:?}"
     );
 
-    // Remote resize: the X screen follows the viewer's container.
-    b.eval("document.getElementById('opt-resize').click()");
+    // Remote resize: the X screen follows the viewer's container. The viewport shrinks first:
+    // noVNC keeps one resize request pending and re-checks its size only after a successful
+    // reply, so a request for the larger page size (refused: this attached Xvfb is at most
+    // 800x600) racing the shrink would leave nothing more to send.
     b.call(json!({"cmd": "viewport", "width": 700, "height": 520}));
+    b.eval("document.getElementById('opt-resize').click()");
     let mut want = || {
         let s = b.eval(
             "(() => { const s = document.getElementById('screen'); \
@@ -151,7 +154,8 @@ fn browser_input_clipboard_and_resize() {
         }
         assert!(
             Instant::now() < deadline,
-            "X screen is {got:?}, viewer container is {want_size:?}"
+            "X screen is {got:?}, viewer container is {want_size:?}; deskd log:\n{}",
+            d.log_text()
         );
         std::thread::sleep(Duration::from_millis(100));
         want_size = want();

@@ -49,6 +49,15 @@ fn value(b: &[u8], f: &PixelFormat, host_order: bool) -> u32 {
     v & mask
 }
 
+/// libvncclient 0.9.14's choice of HandleZRLE24Down: 32 bpp big-endian with the channels in
+/// the low 3 bytes, one of them in the lowest byte.
+fn libvncclient_misreads_zrle(f: &PixelFormat) -> bool {
+    let max = (u64::from(f.red_max) << f.red_shift)
+        | (u64::from(f.green_max) << f.green_shift)
+        | (u64::from(f.blue_max) << f.blue_shift);
+    f.bits_per_pixel == 32 && f.big_endian && max & 0xff != 0 && max & 0xff00_0000 == 0
+}
+
 fn formats() -> Vec<(&'static str, PixelFormat)> {
     vec![
         ("32bpp native", PixelFormat::NATIVE),
@@ -56,6 +65,14 @@ fn formats() -> Vec<(&'static str, PixelFormat)> {
         (
             "32bpp BGR0",
             fmt(32, 24, false, (255, 255, 255), (0, 8, 16)),
+        ),
+        (
+            "32bpp BE high bytes",
+            fmt(32, 24, true, (255, 255, 255), (24, 16, 8)),
+        ),
+        (
+            "32bpp depth 32",
+            fmt(32, 32, false, (255, 255, 255), (16, 8, 0)),
         ),
         ("16bpp 565 LE", fmt(16, 16, false, (31, 63, 31), (11, 5, 0))),
         ("16bpp 565 BE", fmt(16, 16, true, (31, 63, 31), (11, 5, 0))),
@@ -79,17 +96,14 @@ fn images() -> Vec<(&'static str, Image)> {
 
 fn check(name: &str, make: impl Fn() -> Box<dyn Encoder>, extra: EncodeParams) {
     for (fname, format) in formats() {
-        if name == "zrle" && format.bits_per_pixel == 32 && format.big_endian {
-            // libvncclient 0.9.14 reads a big-endian 3-byte CPIXEL from the wrong end
-            // (HandleZRLE24Down); we follow RFC 6143 and TigerVNC (the least significant 3
-            // bytes in the pixel's byte order), checked in rfb::pixel::convert's unit tests.
-            continue;
-        }
-        if name == "zrle" && format.bits_per_pixel == 16 {
-            // libvncclient 0.9.14's 16 bpp ZRLE reads 3-byte CPIXELs (palette entries come out
-            // shifted by a byte, a 1x1 rect overruns its buffer); RFC 6143 says a 16 bpp
-            // CPIXEL is the 2-byte PIXEL, which is what we send (the same writer as the 8 bpp
-            // ZRLE and 16 bpp Raw/Zlib/Hextile/Tight rects that libvncclient decodes here).
+        if name == "zrle" && libvncclient_misreads_zrle(&format) {
+            // libvncclient 0.9.14 misdecodes a big-endian 32 bpp format whose channels sit in
+            // the low 3 bytes, from TigerVNC too: against x0vncserver 1.12 (ZRLE, 32 bpp BE,
+            // shifts 16/8/0) TigerVNC sends the CPIXEL 20 60 a0 for RGB 2060a0 (the low 3
+            // bytes in big-endian order, as we do, byte for byte) and libvncclient stores
+            // 60 a0 20 00 instead of 00 20 60 a0 (HandleZRLE24Down shifts the little-endian
+            // host word right where it should shift left). deskd's session avoids ZRLE for
+            // such a client when it offered another encoding (src/session/state.rs).
             continue;
         }
         for (iname, img) in images() {

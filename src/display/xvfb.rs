@@ -182,6 +182,16 @@ impl Inner {
         let root = x11rb::connection::Connection::setup(&conn).roots[screen].root;
         let (w, h) = *lock(&self.size);
         randr::set_screen_size(&conn, root, w, h)?;
+        // Viewers send their own key repeats (noVNC repeats keydown while a key is held); the
+        // X server's autorepeat on top of that would double them. x11vnc turns it off too.
+        use x11rb::connection::Connection as _;
+        use x11rb::protocol::xproto::{AutoRepeatMode, ChangeKeyboardControlAux, ConnectionExt};
+        conn.change_keyboard_control(
+            &ChangeKeyboardControlAux::new().auto_repeat_mode(AutoRepeatMode::OFF),
+        )
+        .map_err(|e| DesktopError::Unavailable(e.to_string()))?;
+        conn.flush()
+            .map_err(|e| DesktopError::Unavailable(e.to_string()))?;
         Ok(())
     }
 

@@ -578,6 +578,7 @@ impl Session {
                         None => desktop_size_status::OUT_OF_RESOURCES,
                     }
                 };
+                tracing::debug!(peer = %self.peer, width, height, status, "SetDesktopSize");
                 if self.settings.caps.extended_desktop_size {
                     self.resize_reply = Some(status);
                 }

@@ -78,6 +78,19 @@ int main(int argc, char **argv) {
     cl->format.redShift = pf[10];
     cl->format.greenShift = pf[11];
     cl->format.blueShift = pf[12];
+    /* What deskd's ServerInit announces (32 bpp, depth 24, 8-bit channels at 16/8/0).
+     * libvncclient reads it: its 16 bpp ZRLE decoder picks 2-byte CPIXELs only when the
+     * server's green max is above 31 (otherwise it reads 1-byte "15 bpp" CPIXELs). */
+    cl->si.format.bitsPerPixel = 32;
+    cl->si.format.depth = 24;
+    cl->si.format.bigEndian = 0;
+    cl->si.format.trueColour = 1;
+    cl->si.format.redMax = 255;
+    cl->si.format.greenMax = 255;
+    cl->si.format.blueMax = 255;
+    cl->si.format.redShift = 16;
+    cl->si.format.greenShift = 8;
+    cl->si.format.blueShift = 0;
     cl->width = width;
     cl->height = height;
     int bpp = pf[0] / 8;

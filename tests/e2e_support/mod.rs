@@ -48,7 +48,12 @@ impl Deskd {
         let (xvfb, display) = bare_xvfb(width, height, &["-noreset"]);
         wait_for_x(&display);
         let mut child = Command::new(env!("CARGO_BIN_EXE_deskd"))
-            .args(["--display", &display])
+            .args([
+                "--display",
+                &display,
+                "--log-level",
+                "info,deskd::session=debug",
+            ])
             .args([
                 "--listen-http",
                 "127.0.0.1:0",

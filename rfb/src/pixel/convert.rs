@@ -12,8 +12,10 @@ use super::PixelFormat;
 pub enum Packing {
     /// A full PIXEL: `bits_per_pixel / 8` bytes in the client's byte order.
     Full,
-    /// ZRLE's CPIXEL: 3 bytes when the format is 32 bpp, depth <= 24 and all channels fit in the
-    /// least or most significant 3 bytes; a full pixel otherwise.
+    /// ZRLE's CPIXEL: 3 bytes when the format is 32 bpp and all channels fit in the least or
+    /// most significant 3 bytes; a full pixel otherwise. RFC 6143 also asks for depth <= 24,
+    /// but TigerVNC (encoder and decoder) and libvncclient decide by the channels alone: for a
+    /// depth-32 format x0vncserver sends 3-byte CPIXELs and libvncclient reads 3 bytes.
     Zrle,
     /// Tight's TPIXEL: R, G, B bytes when the format is 32 bpp depth 24 with 8-bit channels; a
     /// full pixel otherwise.
@@ -82,8 +84,9 @@ fn channel_bits(max: u16) -> u32 {
     16 - max.leading_zeros()
 }
 
-/// Scale an 8-bit channel to `max` (2^n - 1): truncation for n <= 8 (as X servers and TigerVNC
-/// do), bit replication upwards.
+/// Scale an 8-bit channel to `max` (2^n - 1): truncation for n <= 8 (a shift, which the fast
+/// paths rely on), bit replication upwards. TigerVNC 1.12 rounds to nearest instead, so a 5- or
+/// 6-bit channel can differ from x0vncserver's by one step (measured: 0xa0 -> 20 here, 19 there).
 fn scale(c: u8, max: u16) -> u32 {
     let bits = channel_bits(max);
     if bits <= 8 {
@@ -132,18 +135,14 @@ impl PixelWriter {
         };
         let layout = match packing {
             Packing::Tight if bpp == 4 && pf.depth == 24 && is_888(&pf) => Layout::Rgb,
-            Packing::Zrle if bpp == 4 && pf.depth <= 24 && fits_in_3_bytes(&pf, 0) => {
-                Layout::Three {
-                    big_endian: pf.big_endian,
-                    offset: usize::from(pf.big_endian),
-                }
-            }
-            Packing::Zrle if bpp == 4 && pf.depth <= 24 && fits_in_3_bytes(&pf, 8) => {
-                Layout::Three {
-                    big_endian: pf.big_endian,
-                    offset: usize::from(!pf.big_endian),
-                }
-            }
+            Packing::Zrle if bpp == 4 && fits_in_3_bytes(&pf, 0) => Layout::Three {
+                big_endian: pf.big_endian,
+                offset: usize::from(pf.big_endian),
+            },
+            Packing::Zrle if bpp == 4 && fits_in_3_bytes(&pf, 8) => Layout::Three {
+                big_endian: pf.big_endian,
+                offset: usize::from(!pf.big_endian),
+            },
             _ => Layout::Full {
                 bpp,
                 big_endian: pf.big_endian,
@@ -413,9 +412,14 @@ mod tests {
         out.clear();
         PixelWriter::new(&hi, Packing::Zrle).write_row(&ROW[..4], &mut out);
         assert_eq!(out, [0x10, 0x20, 0x30]);
-        // Depth 32 is never packed.
+        // Depth is not part of the decision (as in TigerVNC and libvncclient); 10-bit channels
+        // filling all 4 bytes are never packed.
         let d32 = fmt(32, 32, false, (255, 255, 255), (16, 8, 0));
-        assert_eq!(PixelWriter::new(&d32, Packing::Zrle).bytes_per_pixel(), 4);
+        out.clear();
+        PixelWriter::new(&d32, Packing::Zrle).write_row(&ROW[..4], &mut out);
+        assert_eq!(out, [0x10, 0x20, 0x30]);
+        let ten = fmt(32, 30, false, (1023, 1023, 1023), (20, 10, 0));
+        assert_eq!(PixelWriter::new(&ten, Packing::Zrle).bytes_per_pixel(), 4);
     }
 
     #[test]
