@@ -214,7 +214,7 @@ fn spawn_x0vncserver(display: &str, port: u16) -> Proc {
         .args(["-SecurityTypes", "None", "-interface", "127.0.0.1"])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(Stdio::inherit())
         .spawn()
         .expect("spawn X0tigervnc");
     Proc(child)

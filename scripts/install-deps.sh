@@ -19,7 +19,7 @@ apt_packages() {
 }
 
 if [ "${1:-}" = "--run-only" ]; then
-  pkgs="build-essential pkg-config libturbojpeg0-dev xvfb xauth x11-xserver-utils openbox xterm fonts-dejavu-core nodejs npm"
+  pkgs="build-essential pkg-config libturbojpeg0-dev xvfb xfonts-base xauth x11-xserver-utils openbox xterm fonts-dejavu-core nodejs npm"
 else
   pkgs="$(apt_packages | tr '\n' ' ') nodejs npm python3-venv"
 fi
