@@ -214,7 +214,7 @@ fn spawn_x0vncserver(display: &str, port: u16) -> Proc {
         .args(["-SecurityTypes", "None", "-interface", "127.0.0.1"])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
+        .stderr(Stdio::null())
         .spawn()
         .expect("spawn X0tigervnc");
     Proc(child)
@@ -329,12 +329,17 @@ fn tigervnc_bytes(port: u16, level: u8) -> usize {
     for e in encodings {
         msg.extend_from_slice(&e.to_be_bytes());
     }
-    msg.extend_from_slice(&[3, 0, 0, 0, 0, 0]);
-    msg.extend_from_slice(&w.to_be_bytes());
-    msg.extend_from_slice(&h.to_be_bytes());
     s.write_all(&msg).unwrap();
+    let request = |s: &mut TcpStream, incremental: bool| {
+        let mut m = vec![3, u8::from(incremental), 0, 0, 0, 0];
+        m.extend_from_slice(&w.to_be_bytes());
+        m.extend_from_slice(&h.to_be_bytes());
+        s.write_all(&m).unwrap();
+    };
+    request(&mut s, false);
 
     let mut area = 0u64;
+    // Bytes of the updates carrying pixels, from their message header to their last rect.
     let mut total = 0usize;
     while area < u64::from(w) * u64::from(h) {
         let start = r.count;
@@ -364,6 +369,11 @@ fn tigervnc_bytes(port: u16, level: u8) -> usize {
             }
         }
         total += r.count - start - cursor_bytes;
+        // x0vncserver answers the first request with the cursor alone: ask again for the
+        // screen; after a partial update, ask for the rest.
+        if area < u64::from(w) * u64::from(h) {
+            request(&mut s, area > 0);
+        }
     }
     total
 }

@@ -457,7 +457,7 @@ impl Session {
         match msg {
             ClientMessage::SetPixelFormat(pf) => {
                 // Already validated by the parser (colour-map formats are refused there).
-                self.settings.format = pf;
+                self.settings.set_format(pf);
                 // The cursor image is sent in the client's format: send it again.
                 self.cursor_sent = None;
             }
