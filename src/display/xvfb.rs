@@ -211,13 +211,50 @@ impl Inner {
             .spawn();
         match child {
             Ok(c) => {
-                let mut p = lock(&self.procs);
-                p.wm = Some(c);
-                p.wm_started = Instant::now();
+                {
+                    let mut p = lock(&self.procs);
+                    p.wm = Some(c);
+                    p.wm_started = Instant::now();
+                }
                 lock(&self.status).window_manager = Some(prog.to_string());
+                self.wait_for_wm(prog);
             }
             Err(e) => tracing::warn!("window manager {prog} did not start: {e}"),
         }
+    }
+
+    /// Wait (at most 5 s) until the window manager announces itself with EWMH
+    /// `_NET_SUPPORTING_WM_CHECK`. A client that maps a window while openbox is still starting
+    /// can have its MapRequest lost (the window then stays unmapped for good, seen in about
+    /// half of the starts here), so the desktop is handed out only once the WM is managing.
+    fn wait_for_wm(&self, prog: &str) {
+        use x11rb::connection::Connection as _;
+        use x11rb::protocol::xproto::{AtomEnum, ConnectionExt};
+        let Ok((conn, screen)) = self.server.connect() else {
+            return;
+        };
+        let Some(root) = conn.setup().roots.get(screen).map(|s| s.root) else {
+            return;
+        };
+        let Ok(Ok(atom)) = conn
+            .intern_atom(false, b"_NET_SUPPORTING_WM_CHECK")
+            .map(|c| c.reply().map(|r| r.atom))
+        else {
+            return;
+        };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            let announced = conn
+                .get_property(false, root, atom, AtomEnum::WINDOW, 0, 1)
+                .ok()
+                .and_then(|c| c.reply().ok())
+                .is_some_and(|r| r.value_len > 0);
+            if announced {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        tracing::warn!("window manager {prog} did not announce itself (EWMH) within 5 s");
     }
 
     fn kill_all(&self) {
