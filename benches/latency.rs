@@ -21,10 +21,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+/// Xvfb and child-process guards shared with the integration tests.
+#[path = "../tests/common/xvfb.rs"]
+#[allow(dead_code)]
+mod xvfb;
+
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -94,15 +99,6 @@ impl Encoding {
 // Processes
 
 /// Kills and reaps the child on drop, so a panicking bench leaves nothing behind.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn which(bin: &str) -> bool {
     std::env::var_os("PATH")
         .map(|p| std::env::split_paths(&p).any(|d| d.join(bin).is_file()))
@@ -118,7 +114,7 @@ fn require(bin: &str, package: &str) {
 }
 
 struct Xvfb {
-    _proc: Proc,
+    _proc: xvfb::ChildGuard,
     display: String,
     width: u16,
     height: u16,
@@ -126,30 +122,11 @@ struct Xvfb {
 
 impl Xvfb {
     fn start(width: u16, height: u16) -> Xvfb {
-        // -displayfd 1: Xvfb picks a free display and writes its number to our pipe.
-        let mut child = Command::new("Xvfb")
-            .args([
-                "-displayfd",
-                "1",
-                "-nolisten",
-                "tcp",
-                "-noreset",
-                "-screen",
-                "0",
-            ])
-            .arg(format!("{width}x{height}x24"))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn Xvfb");
-        let stdout = child.stdout.take().unwrap();
-        let proc = Proc(child);
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).unwrap();
-        let n: u32 = line.trim().parse().expect("Xvfb printed no display number");
+        // -noreset: the screen keeps its picture when a drawing client disconnects.
+        let (proc, display) = xvfb::bare_xvfb(width, height, &["-noreset"]);
         Xvfb {
             _proc: proc,
-            display: format!(":{n}"),
+            display,
             width,
             height,
         }
@@ -185,7 +162,7 @@ impl Server {
         }
     }
 
-    fn spawn(self, display: &str, port: u16) -> Proc {
+    fn spawn(self, display: &str, port: u16) -> xvfb::ChildGuard {
         let mut cmd = match self {
             Server::Deskd => {
                 let mut c = Command::new(env!("CARGO_BIN_EXE_deskd"));
@@ -222,7 +199,7 @@ impl Server {
         cmd.stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
-        Proc(cmd.spawn().expect("spawn server"))
+        xvfb::ChildGuard(cmd.spawn().expect("spawn server"))
     }
 }
 

@@ -16,9 +16,14 @@
 #[path = "data/content.rs"]
 mod content;
 
-use std::io::{BufRead, BufReader, Read, Write};
+/// Xvfb and child-process guards shared with the integration tests.
+#[path = "../tests/common/xvfb.rs"]
+#[allow(dead_code)]
+mod xvfb;
+
+use std::io::{BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use content::Image;
@@ -109,15 +114,6 @@ fn median(mut v: Vec<f64>) -> f64 {
 // Processes and the X screen
 
 /// Kills and reaps the child on drop, so a panicking bench leaves nothing behind.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn require(bin: &str, package: &str) {
     let found = std::env::var_os("PATH")
         .map(|p| std::env::split_paths(&p).any(|d| d.join(bin).is_file()))
@@ -130,30 +126,17 @@ fn require(bin: &str, package: &str) {
 }
 
 struct Xvfb {
-    _proc: Proc,
+    _proc: xvfb::ChildGuard,
     display: String,
 }
 
 impl Xvfb {
     fn start(width: u16, height: u16) -> Xvfb {
-        // -displayfd 1: Xvfb picks a free display and writes its number to our pipe.
-        // -noreset: the screen keeps our picture when the drawing client disconnects.
-        let mut child = Command::new("Xvfb")
-            .args(["-displayfd", "1", "-nolisten", "tcp", "-noreset"])
-            .args(["-screen", "0"])
-            .arg(format!("{width}x{height}x24"))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn Xvfb");
-        let stdout = child.stdout.take().unwrap();
-        let proc = Proc(child);
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).unwrap();
-        let n: u32 = line.trim().parse().expect("Xvfb printed no display number");
+        // -noreset: the screen keeps its picture when a drawing client disconnects.
+        let (proc, display) = xvfb::bare_xvfb(width, height, &["-noreset"]);
         Xvfb {
             _proc: proc,
-            display: format!(":{n}"),
+            display,
         }
     }
 }
@@ -207,7 +190,7 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn spawn_x0vncserver(display: &str, port: u16) -> Proc {
+fn spawn_x0vncserver(display: &str, port: u16) -> xvfb::ChildGuard {
     // The x0vncserver wrapper script daemonizes; X0tigervnc is the server itself.
     let child = Command::new("X0tigervnc")
         .args(["-display", display, "-rfbport", &port.to_string()])
@@ -217,7 +200,7 @@ fn spawn_x0vncserver(display: &str, port: u16) -> Proc {
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn X0tigervnc");
-    Proc(child)
+    xvfb::ChildGuard(child)
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -11,21 +11,6 @@ use encoding_util::*;
 use rfb::encoding::{self, EncodeParams, Encoder};
 use rfb::{PixelFormat, Rect};
 
-fn fmt(bpp: u8, depth: u8, be: bool, max: (u16, u16, u16), shift: (u8, u8, u8)) -> PixelFormat {
-    PixelFormat {
-        bits_per_pixel: bpp,
-        depth,
-        big_endian: be,
-        true_colour: true,
-        red_max: max.0,
-        green_max: max.1,
-        blue_max: max.2,
-        red_shift: shift.0,
-        green_shift: shift.1,
-        blue_shift: shift.2,
-    }
-}
-
 /// True when Tight sends this format's pixels as 3-byte R, G, B.
 fn tight_tpixel(f: &PixelFormat) -> bool {
     f.bits_per_pixel == 32
@@ -61,24 +46,42 @@ fn libvncclient_misreads_zrle(f: &PixelFormat) -> bool {
 fn formats() -> Vec<(&'static str, PixelFormat)> {
     vec![
         ("32bpp native", PixelFormat::NATIVE),
-        ("32bpp BE", fmt(32, 24, true, (255, 255, 255), (16, 8, 0))),
+        (
+            "32bpp BE",
+            PixelFormat::true_colour(32, 24, true, (255, 255, 255), (16, 8, 0)),
+        ),
         (
             "32bpp BGR0",
-            fmt(32, 24, false, (255, 255, 255), (0, 8, 16)),
+            PixelFormat::true_colour(32, 24, false, (255, 255, 255), (0, 8, 16)),
         ),
         (
             "32bpp BE high bytes",
-            fmt(32, 24, true, (255, 255, 255), (24, 16, 8)),
+            PixelFormat::true_colour(32, 24, true, (255, 255, 255), (24, 16, 8)),
         ),
         (
             "32bpp depth 32",
-            fmt(32, 32, false, (255, 255, 255), (16, 8, 0)),
+            PixelFormat::true_colour(32, 32, false, (255, 255, 255), (16, 8, 0)),
         ),
-        ("16bpp 565 LE", fmt(16, 16, false, (31, 63, 31), (11, 5, 0))),
-        ("16bpp 565 BE", fmt(16, 16, true, (31, 63, 31), (11, 5, 0))),
-        ("16bpp 555 LE", fmt(16, 15, false, (31, 31, 31), (10, 5, 0))),
-        ("8bpp 332", fmt(8, 8, false, (7, 7, 3), (5, 2, 0))),
-        ("8bpp bgr233", fmt(8, 8, false, (7, 7, 3), (0, 3, 6))),
+        (
+            "16bpp 565 LE",
+            PixelFormat::true_colour(16, 16, false, (31, 63, 31), (11, 5, 0)),
+        ),
+        (
+            "16bpp 565 BE",
+            PixelFormat::true_colour(16, 16, true, (31, 63, 31), (11, 5, 0)),
+        ),
+        (
+            "16bpp 555 LE",
+            PixelFormat::true_colour(16, 15, false, (31, 31, 31), (10, 5, 0)),
+        ),
+        (
+            "8bpp 332",
+            PixelFormat::true_colour(8, 8, false, (7, 7, 3), (5, 2, 0)),
+        ),
+        (
+            "8bpp bgr233",
+            PixelFormat::true_colour(8, 8, false, (7, 7, 3), (0, 3, 6)),
+        ),
     ]
 }
 

@@ -329,21 +329,6 @@ impl Layout {
 mod tests {
     use super::*;
 
-    fn fmt(bpp: u8, depth: u8, be: bool, max: (u16, u16, u16), shift: (u8, u8, u8)) -> PixelFormat {
-        PixelFormat {
-            bits_per_pixel: bpp,
-            depth,
-            big_endian: be,
-            true_colour: true,
-            red_max: max.0,
-            green_max: max.1,
-            blue_max: max.2,
-            red_shift: shift.0,
-            green_shift: shift.1,
-            blue_shift: shift.2,
-        }
-    }
-
     const ROW: [u8; 12] = [
         0x10, 0x20, 0x30, 0, 0xff, 0xff, 0xff, 0, 0x01, 0x80, 0xfe, 0,
     ];
@@ -360,7 +345,7 @@ mod tests {
     #[test]
     fn bgr0_big_endian_and_other_shifts() {
         // 32 bpp big-endian R at 0, G at 8, B at 16: value 0x00BBGGRR written big-endian.
-        let f = fmt(32, 24, true, (255, 255, 255), (0, 8, 16));
+        let f = PixelFormat::true_colour(32, 24, true, (255, 255, 255), (0, 8, 16));
         let w = PixelWriter::new(&f, Packing::Full);
         let mut out = Vec::new();
         w.write_row(&ROW[..4], &mut out);
@@ -369,8 +354,8 @@ mod tests {
 
     #[test]
     fn rgb565_fast_path_matches_generic() {
-        let le = fmt(16, 16, false, (31, 63, 31), (11, 5, 0));
-        let be = fmt(16, 16, true, (31, 63, 31), (11, 5, 0));
+        let le = PixelFormat::true_colour(16, 16, false, (31, 63, 31), (11, 5, 0));
+        let be = PixelFormat::true_colour(16, 16, true, (31, 63, 31), (11, 5, 0));
         let (wl, wb) = (
             PixelWriter::new(&le, Packing::Full),
             PixelWriter::new(&be, Packing::Full),
@@ -390,7 +375,7 @@ mod tests {
     #[test]
     fn bgr233() {
         // 8 bpp: R 3 bits at 0, G 3 bits at 3, B 2 bits at 6 (the classic bgr233).
-        let f = fmt(8, 8, false, (7, 7, 3), (0, 3, 6));
+        let f = PixelFormat::true_colour(8, 8, false, (7, 7, 3), (0, 3, 6));
         let w = PixelWriter::new(&f, Packing::Full);
         let mut out = Vec::new();
         w.write_row(&ROW, &mut out);
@@ -403,22 +388,22 @@ mod tests {
         PixelWriter::new(&PixelFormat::NATIVE, Packing::Zrle).write_row(&ROW[..4], &mut out);
         assert_eq!(out, [0x10, 0x20, 0x30]);
         // Big-endian native shifts: value 0x00302010 big-endian is 00 30 20 10 -> low 3 bytes.
-        let be = fmt(32, 24, true, (255, 255, 255), (16, 8, 0));
+        let be = PixelFormat::true_colour(32, 24, true, (255, 255, 255), (16, 8, 0));
         out.clear();
         PixelWriter::new(&be, Packing::Zrle).write_row(&ROW[..4], &mut out);
         assert_eq!(out, [0x30, 0x20, 0x10]);
         // Channels in the top 3 bytes, little-endian: value 0x30201000 -> bytes 1..4.
-        let hi = fmt(32, 24, false, (255, 255, 255), (24, 16, 8));
+        let hi = PixelFormat::true_colour(32, 24, false, (255, 255, 255), (24, 16, 8));
         out.clear();
         PixelWriter::new(&hi, Packing::Zrle).write_row(&ROW[..4], &mut out);
         assert_eq!(out, [0x10, 0x20, 0x30]);
         // Depth is not part of the decision (as in TigerVNC and libvncclient); 10-bit channels
         // filling all 4 bytes are never packed.
-        let d32 = fmt(32, 32, false, (255, 255, 255), (16, 8, 0));
+        let d32 = PixelFormat::true_colour(32, 32, false, (255, 255, 255), (16, 8, 0));
         out.clear();
         PixelWriter::new(&d32, Packing::Zrle).write_row(&ROW[..4], &mut out);
         assert_eq!(out, [0x10, 0x20, 0x30]);
-        let ten = fmt(32, 30, false, (1023, 1023, 1023), (20, 10, 0));
+        let ten = PixelFormat::true_colour(32, 30, false, (1023, 1023, 1023), (20, 10, 0));
         assert_eq!(PixelWriter::new(&ten, Packing::Zrle).bytes_per_pixel(), 4);
     }
 
@@ -427,7 +412,7 @@ mod tests {
         let mut out = Vec::new();
         PixelWriter::new(&PixelFormat::NATIVE, Packing::Tight).write_row(&ROW[..8], &mut out);
         assert_eq!(out, [0x30, 0x20, 0x10, 0xff, 0xff, 0xff]);
-        let f16 = fmt(16, 16, false, (31, 63, 31), (11, 5, 0));
+        let f16 = PixelFormat::true_colour(16, 16, false, (31, 63, 31), (11, 5, 0));
         assert_eq!(PixelWriter::new(&f16, Packing::Tight).bytes_per_pixel(), 2);
     }
 
@@ -435,11 +420,11 @@ mod tests {
     fn write_pixel_agrees_with_write_row() {
         let formats = [
             PixelFormat::NATIVE,
-            fmt(32, 24, true, (255, 255, 255), (0, 8, 16)),
-            fmt(16, 16, false, (31, 63, 31), (11, 5, 0)),
-            fmt(16, 15, true, (31, 31, 31), (10, 5, 0)),
-            fmt(8, 8, false, (7, 7, 3), (5, 2, 0)),
-            fmt(32, 30, false, (1023, 1023, 1023), (20, 10, 0)),
+            PixelFormat::true_colour(32, 24, true, (255, 255, 255), (0, 8, 16)),
+            PixelFormat::true_colour(16, 16, false, (31, 63, 31), (11, 5, 0)),
+            PixelFormat::true_colour(16, 15, true, (31, 31, 31), (10, 5, 0)),
+            PixelFormat::true_colour(8, 8, false, (7, 7, 3), (5, 2, 0)),
+            PixelFormat::true_colour(32, 30, false, (1023, 1023, 1023), (20, 10, 0)),
         ];
         for f in formats {
             for packing in [Packing::Full, Packing::Zrle, Packing::Tight] {
@@ -457,7 +442,7 @@ mod tests {
 
     #[test]
     fn ten_bit_channels_scale_to_full_range() {
-        let f = fmt(32, 30, false, (1023, 1023, 1023), (20, 10, 0));
+        let f = PixelFormat::true_colour(32, 30, false, (1023, 1023, 1023), (20, 10, 0));
         let w = PixelWriter::new(&f, Packing::Full);
         assert_eq!(w.pixel_value(0x00ff_ffff), 0x3fff_ffff);
         assert_eq!(w.pixel_value(0), 0);

@@ -86,6 +86,28 @@ impl PixelFormat {
         blue_shift: 0,
     };
 
+    /// A true-colour format from its parts; `max` and `shift` are (red, green, blue).
+    pub const fn true_colour(
+        bits_per_pixel: u8,
+        depth: u8,
+        big_endian: bool,
+        max: (u16, u16, u16),
+        shift: (u8, u8, u8),
+    ) -> PixelFormat {
+        PixelFormat {
+            bits_per_pixel,
+            depth,
+            big_endian,
+            true_colour: true,
+            red_max: max.0,
+            green_max: max.1,
+            blue_max: max.2,
+            red_shift: shift.0,
+            green_shift: shift.1,
+            blue_shift: shift.2,
+        }
+    }
+
     /// Check that the format is one deskd can produce.
     pub fn validate(&self) -> Result<(), PixelFormatError> {
         if !self.true_colour {
