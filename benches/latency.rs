@@ -17,6 +17,13 @@
 //!   the drawing);
 //! - idle CPU over 5 s with a request pending and nothing changing.
 //!
+//! Then, on the same Xvfb, the WebSocket gateway comparison: small-change latency and full-frame
+//! time through WebSocket, for deskd's native endpoint (`ws://…/websockify`), websockify (PyPI)
+//! relaying to deskd's TCP RFB port (same server: isolates the gateway) and websockify relaying
+//! to x0vncserver. `LATENCY_GATEWAYS=deskd-ws,websockify-deskd,websockify-x0vncserver` picks
+//! them (default all three; `none` skips). The client sees bytes only once a whole WebSocket
+//! message has arrived, as a browser does.
+//!
 //! A missing peer binary fails the bench with a message naming the package to install.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -27,13 +34,15 @@
 mod xvfb;
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest, Message, WebSocket};
 use x11rb::connection::Connection;
 use x11rb::protocol::xproto::{
     ChangeGCAux, ConnectionExt as _, CreateGCAux, ImageFormat, Rectangle,
@@ -60,13 +69,24 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(60);
+    let gateways: Vec<Gateway> = std::env::var("LATENCY_GATEWAYS")
+        .unwrap_or_else(|_| "deskd-ws,websockify-deskd,websockify-x0vncserver".into())
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty() && *s != "none")
+        .map(Gateway::from_name)
+        .collect();
 
     for s in &servers {
         Server::from_name(s).check_installed();
     }
+    for g in &gateways {
+        g.check_installed();
+    }
     require("Xvfb", "xvfb");
 
     let mut table: Vec<(String, BTreeMap<String, Report>)> = Vec::new();
+    let mut gw_table: Vec<(String, BTreeMap<String, Report>)> = Vec::new();
     for (w, h) in [(1280u16, 800u16), (1920, 1080)] {
         let xvfb = Xvfb::start(w, h);
         let mut row = BTreeMap::new();
@@ -76,8 +96,22 @@ fn main() {
             row.insert(name.clone(), report);
         }
         table.push((format!("{w}x{h}"), row));
+        let mut row = BTreeMap::new();
+        for g in &gateways {
+            eprintln!("latency: {} on {}x{} ({:?})", g.name(), w, h, encoding);
+            row.insert(
+                g.name().to_string(),
+                run_gateway(*g, &xvfb, encoding, samples),
+            );
+        }
+        gw_table.push((format!("{w}x{h}"), row));
     }
-    print_table(&servers, &table, encoding);
+    if !servers.is_empty() {
+        print_table(&servers, &table, encoding);
+    }
+    if !gateways.is_empty() {
+        print_gateway_table(&gateways, &gw_table, encoding);
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -162,20 +196,11 @@ impl Server {
         }
     }
 
-    fn spawn(self, display: &str, port: u16) -> xvfb::ChildGuard {
+    /// Starts the server and returns once it accepts connections.
+    fn spawn(self, display: &str) -> ServerProc {
+        let port = free_port();
         let mut cmd = match self {
-            Server::Deskd => {
-                let mut c = Command::new(env!("CARGO_BIN_EXE_deskd"));
-                c.args([
-                    "--display",
-                    display,
-                    "--listen-http",
-                    "127.0.0.1:0",
-                    "--listen-rfb",
-                ])
-                .arg(format!("127.0.0.1:{port}"));
-                c
-            }
+            Server::Deskd => return spawn_deskd(display),
             Server::X11vnc => {
                 let mut c = Command::new("x11vnc");
                 c.args(["-display", display, "-rfbport", &port.to_string()])
@@ -199,8 +224,151 @@ impl Server {
         cmd.stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
-        xvfb::ChildGuard(cmd.spawn().expect("spawn server"))
+        let proc = xvfb::ChildGuard(cmd.spawn().expect("spawn server"));
+        wait_listening(port);
+        ServerProc {
+            proc,
+            rfb: port,
+            http: None,
+        }
     }
+}
+
+struct ServerProc {
+    proc: xvfb::ChildGuard,
+    rfb: u16,
+    /// deskd's HTTP port, which also serves RFB over WebSocket at `/websockify`.
+    http: Option<u16>,
+}
+
+/// Starts deskd on ephemeral ports and reads them from its one stdout line,
+/// `deskd: listening http=A rfb=B display=:N`.
+fn spawn_deskd(display: &str) -> ServerProc {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_deskd"))
+        .args(["--display", display])
+        .args([
+            "--listen-http",
+            "127.0.0.1:0",
+            "--listen-rfb",
+            "127.0.0.1:0",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn deskd");
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let proc = xvfb::ChildGuard(child);
+    let mut line = String::new();
+    stdout.read_line(&mut line).expect("deskd stdout");
+    // Keep draining so a later write to stdout never fails.
+    thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+    let port = |name: &str| -> u16 {
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix(name))
+            .and_then(|a| a.parse::<std::net::SocketAddr>().ok())
+            .unwrap_or_else(|| panic!("no {name} address in deskd's line {line:?}"))
+            .port()
+    };
+    ServerProc {
+        rfb: port("rfb="),
+        http: Some(port("http=")),
+        proc,
+    }
+}
+
+/// Polls until something accepts TCP connections on the port (the probe is closed at once).
+fn wait_listening(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "nothing listened on port {port} within 15 s"
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A WebSocket route to an RFB server, for the gateway table.
+#[derive(Clone, Copy)]
+enum Gateway {
+    /// deskd's native WebSocket endpoint.
+    DeskdWs,
+    /// websockify relaying to deskd's TCP RFB port.
+    WebsockifyDeskd,
+    /// websockify relaying to x0vncserver.
+    WebsockifyX0,
+}
+
+impl Gateway {
+    fn from_name(name: &str) -> Gateway {
+        match name {
+            "deskd-ws" => Gateway::DeskdWs,
+            "websockify-deskd" => Gateway::WebsockifyDeskd,
+            "websockify-x0vncserver" => Gateway::WebsockifyX0,
+            other => panic!(
+                "unknown gateway {other:?}: use deskd-ws, websockify-deskd or \
+                 websockify-x0vncserver"
+            ),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Gateway::DeskdWs => "deskd-ws",
+            Gateway::WebsockifyDeskd => "wsfy→deskd-tcp",
+            Gateway::WebsockifyX0 => "wsfy→x0vnc",
+        }
+    }
+
+    fn server(self) -> Server {
+        match self {
+            Gateway::DeskdWs | Gateway::WebsockifyDeskd => Server::Deskd,
+            Gateway::WebsockifyX0 => Server::X0vncserver,
+        }
+    }
+
+    fn check_installed(self) {
+        self.server().check_installed();
+        if !matches!(self, Gateway::DeskdWs) {
+            websockify_bin();
+        }
+    }
+}
+
+/// websockify from the project's venv if there is one, else from PATH.
+fn websockify_bin() -> PathBuf {
+    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/websockify");
+    if venv.is_file() {
+        return venv;
+    }
+    std::env::var_os("PATH")
+        .and_then(|p| {
+            std::env::split_paths(&p)
+                .map(|d| d.join("websockify"))
+                .find(|b| b.is_file())
+        })
+        .expect(
+            "latency bench: `websockify` not found in .venv/bin or PATH; install the PyPI \
+             package `websockify` (pip install websockify; see scripts/deps-pip.txt)",
+        )
+}
+
+/// Starts websockify relaying WebSocket connections on a free port to `target`; returns once it
+/// listens.
+fn spawn_websockify(target: u16) -> (xvfb::ChildGuard, u16) {
+    let port = free_port();
+    let child = Command::new(websockify_bin())
+        .arg(format!("127.0.0.1:{port}"))
+        .arg(format!("127.0.0.1:{target}"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn websockify");
+    let proc = xvfb::ChildGuard(child);
+    wait_listening(port);
+    (proc, port)
 }
 
 fn free_port() -> u16 {
@@ -369,7 +537,8 @@ struct Update {
 }
 
 struct Client {
-    stream: TcpStream,
+    /// The socket under the RFB byte stream, to set timeouts and shut it down.
+    socket: TcpStream,
     updates: Receiver<Update>,
     width: u16,
     height: u16,
@@ -377,24 +546,87 @@ struct Client {
 
 impl Drop for Client {
     fn drop(&mut self) {
-        let _ = self.stream.shutdown(Shutdown::Both);
+        let _ = self.socket.shutdown(Shutdown::Both);
     }
 }
 
-fn connect_client(port: u16, encoding: Encoding) -> Client {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let mut s = loop {
-        match TcpStream::connect(("127.0.0.1", port)) {
-            Ok(s) => break s,
-            Err(e) if Instant::now() < deadline => {
-                let _ = e;
-                thread::sleep(Duration::from_millis(50));
-            }
-            Err(e) => panic!("server did not listen on port {port}: {e}"),
+/// How the client carries RFB to the server.
+#[derive(Clone, Copy)]
+enum Via {
+    Tcp,
+    /// WebSocket at `ws://127.0.0.1:PORT/websockify`.
+    WebSocket,
+}
+
+/// The RFB byte stream, whatever carries it.
+trait RfbStream: Read + Write + Send {}
+impl<T: Read + Write + Send> RfbStream for T {}
+
+/// RFB over WebSocket as a byte stream: each write goes out as one binary message, reads hand
+/// out the payloads of received binary messages in order.
+struct WsStream {
+    ws: WebSocket<TcpStream>,
+    buf: tungstenite::Bytes,
+}
+
+impl WsStream {
+    fn connect(socket: TcpStream, port: u16) -> WsStream {
+        let mut req = format!("ws://127.0.0.1:{port}/websockify")
+            .into_client_request()
+            .unwrap();
+        req.headers_mut()
+            .insert("Sec-WebSocket-Protocol", "binary".parse().unwrap());
+        let (ws, _) = tungstenite::client(req, socket)
+            .unwrap_or_else(|e| panic!("WebSocket handshake on port {port}: {e}"));
+        WsStream {
+            ws,
+            buf: tungstenite::Bytes::new(),
         }
+    }
+}
+
+impl Read for WsStream {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        while self.buf.is_empty() {
+            match self.ws.read() {
+                Ok(Message::Binary(b)) => self.buf = b,
+                Ok(Message::Text(_)) => return Err(std::io::Error::other("text message")),
+                Ok(Message::Close(_)) | Err(tungstenite::Error::ConnectionClosed) => return Ok(0),
+                Ok(_) => {} // ping, pong: tungstenite answers pings itself
+                Err(tungstenite::Error::Io(e)) => return Err(e),
+                Err(e) => return Err(std::io::Error::other(e)),
+            }
+        }
+        let n = out.len().min(self.buf.len());
+        out[..n].copy_from_slice(&self.buf.split_to(n));
+        Ok(n)
+    }
+}
+
+impl Write for WsStream {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.ws
+            .send(Message::binary(data.to_vec()))
+            .map_err(std::io::Error::other)?;
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.ws.flush().map_err(std::io::Error::other)
+    }
+}
+
+fn connect_client(port: u16, via: Via, encoding: Encoding) -> Client {
+    let socket = TcpStream::connect(("127.0.0.1", port))
+        .unwrap_or_else(|e| panic!("connect to port {port}: {e}"));
+    socket.set_nodelay(true).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut s: Box<dyn RfbStream> = match via {
+        Via::Tcp => Box::new(socket.try_clone().unwrap()),
+        Via::WebSocket => Box::new(WsStream::connect(socket.try_clone().unwrap(), port)),
     };
-    s.set_nodelay(true).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let mut version = [0u8; 12];
     s.read_exact(&mut version).unwrap();
     assert!(
@@ -431,29 +663,27 @@ fn connect_client(port: u16, encoding: Encoding) -> Client {
     request(&mut s, false, width, height).unwrap();
 
     let (tx, rx) = mpsc::channel();
-    let mut reader = s.try_clone().unwrap();
-    reader.set_read_timeout(None).unwrap();
-    let mut writer = s.try_clone().unwrap();
+    socket.set_read_timeout(None).unwrap();
     thread::spawn(move || {
         let (mut w, mut h) = (width, height);
-        while let Ok(u) = read_message(&mut reader, &mut w, &mut h) {
+        while let Ok(u) = read_message(&mut s, &mut w, &mut h) {
             if let Some(u) = u {
                 // Ask for the next one at once, so a request is always waiting at the server.
-                if request(&mut writer, true, w, h).is_err() || tx.send(u).is_err() {
+                if request(&mut s, true, w, h).is_err() || tx.send(u).is_err() {
                     break;
                 }
             }
         }
     });
     Client {
-        stream: s,
+        socket,
         updates: rx,
         width,
         height,
     }
 }
 
-fn request(s: &mut TcpStream, incremental: bool, w: u16, h: u16) -> std::io::Result<()> {
+fn request(s: &mut impl Write, incremental: bool, w: u16, h: u16) -> std::io::Result<()> {
     let mut m = vec![3u8, incremental as u8, 0, 0, 0, 0];
     m.extend_from_slice(&w.to_be_bytes());
     m.extend_from_slice(&h.to_be_bytes());
@@ -486,7 +716,7 @@ fn skip(s: &mut impl Read, n: u64) -> std::io::Result<()> {
 }
 
 /// Reads one server message; returns the update if it was a FramebufferUpdate.
-fn read_message(s: &mut TcpStream, w: &mut u16, h: &mut u16) -> std::io::Result<Option<Update>> {
+fn read_message(s: &mut impl Read, w: &mut u16, h: &mut u16) -> std::io::Result<Option<Update>> {
     let mut b = [0u8; 1];
     s.read_exact(&mut b)?;
     let first = Instant::now();
@@ -643,15 +873,53 @@ fn percentile(v: &mut [f64], p: f64) -> f64 {
     v[((v.len() - 1) as f64 * p).round() as usize]
 }
 
-fn run_server(server: Server, xvfb: &Xvfb, encoding: Encoding, samples: usize) -> Report {
+/// Plain background, so every server starts from the same picture.
+fn prepare(xvfb: &Xvfb) -> Painter {
     let painter = Painter::new(xvfb);
     painter.fill(0, 0, xvfb.width, xvfb.height, 0x203040);
     painter.sync();
+    painter
+}
 
-    let port = free_port();
-    let proc = server.spawn(&xvfb.display, port);
-    let pid = proc.0.id();
-    let client = connect_client(port, encoding);
+/// All the workloads, over TCP, with the server's CPU.
+fn run_server(server: Server, xvfb: &Xvfb, encoding: Encoding, samples: usize) -> Report {
+    let painter = prepare(xvfb);
+    let server = server.spawn(&xvfb.display);
+    let client = connect_client(server.rfb, Via::Tcp, encoding);
+    let report = measure(&painter, &client, xvfb, samples, Some(server.proc.0.id()));
+    drop(client);
+    drop(server);
+    report
+}
+
+/// Small changes and full frames through a WebSocket route (no CPU: websockify forks a process
+/// per connection).
+fn run_gateway(gateway: Gateway, xvfb: &Xvfb, encoding: Encoding, samples: usize) -> Report {
+    let painter = prepare(xvfb);
+    let server = gateway.server().spawn(&xvfb.display);
+    let (relay, port) = match gateway {
+        Gateway::DeskdWs => (None, server.http.expect("deskd's http port")),
+        Gateway::WebsockifyDeskd | Gateway::WebsockifyX0 => {
+            let (relay, port) = spawn_websockify(server.rfb);
+            (Some(relay), port)
+        }
+    };
+    let client = connect_client(port, Via::WebSocket, encoding);
+    let report = measure(&painter, &client, xvfb, samples, None);
+    drop(client);
+    drop(relay);
+    drop(server);
+    report
+}
+
+/// Runs the workloads; idle and load (with CPU) only when the server's pid is given.
+fn measure(
+    painter: &Painter,
+    client: &Client,
+    xvfb: &Xvfb,
+    samples: usize,
+    pid: Option<u32>,
+) -> Report {
     assert_eq!(
         (client.width, client.height),
         (xvfb.width, xvfb.height),
@@ -680,12 +948,14 @@ fn run_server(server: Server, xvfb: &Xvfb, encoding: Encoding, samples: usize) -
     client.drain();
 
     // Idle CPU with a request pending.
-    let idle_span = Duration::from_secs(5);
-    let c0 = cpu_seconds(pid);
-    let w0 = Instant::now();
-    thread::sleep(idle_span);
-    let idle_cpu_pct = (cpu_seconds(pid) - c0) / w0.elapsed().as_secs_f64() * 100.0;
-    client.drain();
+    let mut report = Report::default();
+    if let Some(pid) = pid {
+        let c0 = cpu_seconds(pid);
+        let w0 = Instant::now();
+        thread::sleep(Duration::from_secs(5));
+        report.idle_cpu_pct = (cpu_seconds(pid) - c0) / w0.elapsed().as_secs_f64() * 100.0;
+        client.drain();
+    }
 
     // Small changes, each after a pause so the server is idle when it happens.
     let mut lat = Vec::new();
@@ -717,26 +987,28 @@ fn run_server(server: Server, xvfb: &Xvfb, encoding: Encoding, samples: usize) -
     }
 
     // Load: a square moving every 10 ms for 3 s.
-    client.drain();
-    let span = Duration::from_secs(3);
-    let c0 = cpu_seconds(pid);
-    let start = Instant::now();
-    let mut k = 0u32;
-    while start.elapsed() < span {
-        let x = (k * 7) as u16 % (xvfb.width - MOVER);
-        let y = (k * 3) as u16 % (xvfb.height - MOVER);
-        painter.fill(x, y, MOVER, MOVER, 0x10_20_30 * (k % 8));
-        k += 1;
-        thread::sleep(Duration::from_millis(10));
+    if let Some(pid) = pid {
+        client.drain();
+        let span = Duration::from_secs(3);
+        let c0 = cpu_seconds(pid);
+        let start = Instant::now();
+        let mut k = 0u32;
+        while start.elapsed() < span {
+            let x = (k * 7) as u16 % (xvfb.width - MOVER);
+            let y = (k * 3) as u16 % (xvfb.height - MOVER);
+            painter.fill(x, y, MOVER, MOVER, 0x10_20_30 * (k % 8));
+            k += 1;
+            thread::sleep(Duration::from_millis(10));
+        }
+        painter.sync();
+        let elapsed = start.elapsed().as_secs_f64();
+        report.load_cpu_pct = (cpu_seconds(pid) - c0) / elapsed * 100.0;
+        let got = client.drain();
+        report.load_ups = got.len() as f64 / elapsed;
+        report.load_kib_s = got.iter().map(|u| u.bytes).sum::<usize>() as f64 / 1024.0 / elapsed;
+        thread::sleep(Duration::from_millis(300));
+        client.drain();
     }
-    painter.sync();
-    let elapsed = start.elapsed().as_secs_f64();
-    let load_cpu_pct = (cpu_seconds(pid) - c0) / elapsed * 100.0;
-    let got = client.drain();
-    let load_ups = got.len() as f64 / elapsed;
-    let load_kib_s = got.iter().map(|u| u.bytes).sum::<usize>() as f64 / 1024.0 / elapsed;
-    thread::sleep(Duration::from_millis(300));
-    client.drain();
 
     // Full-screen changes: timed from when X has finished drawing (a fast server may already
     // be streaming the first bands by then, so updates are counted from the drawing's start).
@@ -753,18 +1025,13 @@ fn run_server(server: Server, xvfb: &Xvfb, encoding: Encoding, samples: usize) -
         thread::sleep(Duration::from_millis(200));
     }
 
-    drop(client);
-    drop(proc);
     Report {
         small_p50_ms: median(&mut lat.clone()),
         small_p90_ms: percentile(&mut lat, 0.9),
         small_missed: missed,
         small_bytes: median(&mut bytes),
-        load_ups,
-        load_kib_s,
-        load_cpu_pct,
         full_ms: median(&mut full),
-        idle_cpu_pct,
+        ..report
     }
 }
 
@@ -841,6 +1108,57 @@ fn print_table(servers: &[String], table: &[(String, BTreeMap<String, Report>)],
                     "MISSED"
                 }
             );
+        }
+    }
+}
+
+fn print_gateway_table(
+    gateways: &[Gateway],
+    table: &[(String, BTreeMap<String, Report>)],
+    enc: Encoding,
+) {
+    type Metric = (&'static str, fn(&Report) -> f64);
+    let metrics: [Metric; 5] = [
+        ("small change p50 (ms)", |r| r.small_p50_ms),
+        ("small change p90 (ms)", |r| r.small_p90_ms),
+        ("small changes missed", |r| r.small_missed as f64),
+        ("bytes per small update", |r| r.small_bytes),
+        ("full-frame update (ms)", |r| r.full_ms),
+    ];
+    let names: Vec<&str> = gateways.iter().map(|g| g.name()).collect();
+    let native = Gateway::DeskdWs.name();
+    // deskd-ws divided by each websockify route.
+    let ratios: Vec<&str> = if names.contains(&native) {
+        names.iter().copied().filter(|n| *n != native).collect()
+    } else {
+        Vec::new()
+    };
+    println!();
+    println!("WebSocket gateway, encoding {enc:?}; medians unless noted (wsfy = websockify)");
+    println!("(latency to the first byte the client can read: the end of its WebSocket message)");
+    for (geom, row) in table {
+        println!();
+        print!("{geom:<26}");
+        for n in &names {
+            print!("{n:>16}");
+        }
+        for r in &ratios {
+            print!("{:>18}", format!("ws/{}", r.trim_start_matches("wsfy→")));
+        }
+        println!();
+        for (label, get) in &metrics {
+            print!("{label:<26}");
+            for n in &names {
+                print!("{:>16.2}", row.get(*n).map(get).unwrap_or(f64::NAN));
+            }
+            let d = row.get(native).map(get).unwrap_or(f64::NAN);
+            for r in &ratios {
+                match row.get(*r).map(get) {
+                    Some(b) if b != 0.0 => print!("{:>18.2}", d / b),
+                    _ => print!("{:>18}", "-"),
+                }
+            }
+            println!();
         }
     }
 }
