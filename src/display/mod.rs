@@ -174,6 +174,10 @@ fn find_in_path(prog: &str) -> bool {
 
 /// Start (or attach to) a display and everything on it: capture, XTEST input, clipboard.
 pub fn start(opts: DisplayOptions) -> Result<RunningDesktop, DesktopError> {
+    // An attached X server started without -noreset regenerates when its last client leaves;
+    // the probe connection stays open until capture, input and clipboard hold their own, so
+    // the server never sees zero clients while deskd starts.
+    let mut _probe = None;
     let (server, supervisor, status): (_, _, Arc<dyn StatusSource>) = match &opts.attach {
         Some(display) => {
             let server = XServer::new(XTarget {
@@ -185,7 +189,7 @@ pub fn start(opts: DisplayOptions) -> Result<RunningDesktop, DesktopError> {
             // (polling, GetImage, no resize).
             require_extension(&c, "XTEST")?;
             require_extension(&c, "XFIXES")?;
-            drop(c);
+            _probe = Some(c);
             (server, None, Arc::new(AttachedStatus(display.clone())))
         }
         None => {
