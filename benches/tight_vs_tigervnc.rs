@@ -49,10 +49,11 @@ fn main() {
         .max(1);
 
     let img = content::desktop(WIDTH, HEIGHT);
-    let xvfb = Xvfb::start(WIDTH, HEIGHT);
-    put_image(&xvfb.display, &img);
+    // -noreset: the screen keeps its picture when the drawing client disconnects.
+    let (_xvfb, display) = xvfb::bare_xvfb(WIDTH, HEIGHT, &["-noreset"]);
+    put_image(&display, &img);
     let port = free_port();
-    let _server = spawn_x0vncserver(&xvfb.display, port);
+    let _server = spawn_x0vncserver(&display, port);
 
     println!("Tight, {WIDTH}x{HEIGHT} desktop (benches/data/content.rs), one full update, no JPEG");
     println!("ours: TightEncoder, 1 thread; TigerVNC: x0vncserver on Xvfb, same pixels");
@@ -123,22 +124,6 @@ fn require(bin: &str, package: &str) {
         "tight_vs_tigervnc bench: `{bin}` not found in PATH; install the Debian package \
          `{package}` (see scripts/deps-apt.txt)"
     );
-}
-
-struct Xvfb {
-    _proc: xvfb::ChildGuard,
-    display: String,
-}
-
-impl Xvfb {
-    fn start(width: u16, height: u16) -> Xvfb {
-        // -noreset: the screen keeps its picture when a drawing client disconnects.
-        let (proc, display) = xvfb::bare_xvfb(width, height, &["-noreset"]);
-        Xvfb {
-            _proc: proc,
-            display,
-        }
-    }
 }
 
 /// Put the BGRX picture on the root window in bands (each under the core request size limit),
