@@ -13,6 +13,7 @@ pub mod input;
 pub mod metrics;
 pub mod server;
 pub mod session;
+pub mod state_dir;
 pub mod transport;
 
 pub use desktop::{Desktop, DesktopError};

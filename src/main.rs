@@ -81,6 +81,11 @@ struct Cli {
     #[arg(long, env = "DESKD_FRAME_RATE", default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..=240))]
     frame_rate: u32,
 
+    /// Directory for state kept between runs (TLS material, link secret, recordings); default
+    /// `$XDG_STATE_HOME/deskd`, else `~/.local/state/deskd`. Created owner-only.
+    #[arg(long, env = "DESKD_STATE_DIR")]
+    state_dir: Option<PathBuf>,
+
     /// Log filter (error, warn, info, debug, trace, or a tracing EnvFilter directive).
     #[arg(long, env = "DESKD_LOG_LEVEL", default_value = "info")]
     log_level: String,
@@ -194,6 +199,7 @@ fn run(cli: Cli) -> Result<(), String> {
         },
         allowed_origins: cli.allow_origin,
         x_server: None,
+        state_dir: deskd::state_dir::resolve(cli.state_dir.as_deref())?,
     };
     // Refuse an exposed listener before starting anything.
     if let Some(e) = deskd::server::exposure_error(&config) {

@@ -35,6 +35,8 @@ pub struct Config {
     /// The X server deskd started, so the window API follows its restarts and cookie
     /// (`RunningDesktop::server()`); `None` uses `$DISPLAY`/`$XAUTHORITY` semantics.
     pub x_server: Option<Arc<XServer>>,
+    /// Where state between runs lives (see [`crate::state_dir`]); created on first use.
+    pub state_dir: std::path::PathBuf,
 }
 
 impl Default for Config {
@@ -48,6 +50,8 @@ impl Default for Config {
             session: SessionConfig::default(),
             allowed_origins: Vec::new(),
             x_server: None,
+            // Tests that keep state set their own; this default stays out of the user's home.
+            state_dir: std::env::temp_dir().join(format!("deskd-state-{}", std::process::id())),
         }
     }
 }
