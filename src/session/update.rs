@@ -7,8 +7,9 @@
 
 use rfb::{Rect, Region};
 
-/// A pending region with more rectangles than this is replaced by its bounding box, so the
-/// bookkeeping for a client that never reads stays small.
+/// A pending or forced region with more rectangles than this is replaced by its bounding box, so
+/// the bookkeeping for a client that never reads (or floods tiny requests) stays small: each
+/// damage or request costs at most a union with this many rectangles.
 const MAX_PENDING_RECTS: usize = 256;
 
 /// What to send in the next FramebufferUpdate.
@@ -65,16 +66,14 @@ impl Scheduler {
 
     /// Pixels changed.
     pub fn damage(&mut self, region: &Region) {
-        self.pending.union(region);
-        if self.pending.rects().len() > MAX_PENDING_RECTS {
-            self.pending = Region::from_rect(self.pending.bounds());
-        }
+        self.pending.union_capped(region, MAX_PENDING_RECTS);
     }
 
     /// A FramebufferUpdateRequest. A non-incremental one forces the whole area to be sent.
     pub fn request(&mut self, incremental: bool, area: Rect) {
         if !incremental {
-            self.forced.add_rect(area);
+            self.forced
+                .union_capped(&Region::from_rect(area), MAX_PENDING_RECTS);
         }
         self.request = Some(match self.request {
             Some(r) => r.union_bounds(&area),
@@ -244,6 +243,24 @@ mod tests {
         s.request(true, r(0, 0, 1000, 1000));
         let p = s.next(1000, 1000, false).unwrap();
         assert!(p.region.contains(7, 13));
+    }
+
+    /// A client flooding 1x1 non-incremental requests without reading (issue 13, item 3) keeps
+    /// the forced region, and so the cost of each request, bounded.
+    #[test]
+    fn forced_stays_small_however_many_tiny_requests() {
+        let mut s = Scheduler::new(1000, 1000);
+        s.enable_continuous(r(0, 0, 1, 1));
+        s.damage(&r(0, 0, 1, 1).into());
+        assert!(s.next(1000, 1000, false).is_some(), "one update in flight");
+        for i in 0..80_000u32 {
+            let (x, y) = ((i * 7 % 997) as u16, (i * 13 % 991) as u16);
+            s.request(false, r(x, y, 1, 1));
+            assert!(s.forced.rects().len() <= MAX_PENDING_RECTS);
+        }
+        s.sent();
+        let p = s.next(1000, 1000, false).unwrap();
+        assert!(p.region.contains(7, 13) && p.region.contains(0, 0));
     }
 
     #[test]
