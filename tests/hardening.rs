@@ -408,7 +408,8 @@ async fn connections_are_capped_per_listener_and_headers_time_out() {
 }
 
 /// Item 5: 8 concurrent screenshots at the largest size peaked at 2.2 GB. Oversized outputs
-/// are refused, and at most two render at once, so peak memory stays bounded.
+/// are refused, and at most two render at once, so peak memory stays bounded (a smaller size
+/// here keeps the debug-built test short; the bound is the same).
 #[test]
 fn screenshots_are_bounded_in_size_and_concurrency() {
     let d = e2e_support::Deskd::start(640, 400, &["--no-demo"]);
@@ -439,17 +440,19 @@ fn screenshots_are_bounded_in_size_and_concurrency() {
     };
     let before = hwm(d.pid());
     let codes: Vec<u16> = std::thread::scope(|s| {
-        let hs: Vec<_> = (0..8)
-            .map(|_| s.spawn(|| get("width=8192&height=4096&format=jpeg")))
+        let hs: Vec<_> = (0..6)
+            .map(|_| s.spawn(|| get("width=4096&height=2048&format=jpeg")))
             .collect();
         hs.into_iter().map(|h| h.join().unwrap()).collect()
     });
     assert!(codes.iter().all(|c| *c == 200), "{codes:?}");
-    let peak = hwm(d.pid());
-    eprintln!("deskd peak RSS {before} KiB before, {peak} KiB after 8 concurrent 8192x4096 shots");
+    let grown = hwm(d.pid()).saturating_sub(before);
+    eprintln!("deskd peak RSS grew {grown} KiB for 6 concurrent 4096x2048 screenshots");
+    // One render of 8 M pixels takes about 40 MB: two at a time (measured ~87 MB), not six
+    // (~230 MB with no limit).
     assert!(
-        peak < 1024 * 1024,
-        "peak RSS {peak} KiB: screenshots are not bounded"
+        grown < 160 * 1024,
+        "peak RSS grew {grown} KiB: screenshots are not bounded"
     );
 }
 
@@ -849,18 +852,20 @@ async fn rfb_clients_stay_connected_across_an_xvfb_restart() {
     })
     .await;
     common::xvfb::require_tool("xsetroot", "x11-xserver-utils");
-    let want = [0x12u8, 0x34, 0x56];
     guard("the client sees the new server's pixels", async {
-        loop {
+        // Alternate colours: a paint made before capture reattached is never lost for good.
+        for i in 0u32.. {
+            let rgb = if i % 2 == 0 { 0x123456 } else { 0x654321 };
             let status = common::xvfb::x_command(fx.desk(), "xsetroot")
-                .args(["-solid", "#123456"])
+                .args(["-solid", &format!("#{rgb:06x}")])
                 .status()
                 .unwrap();
+            tokio::time::sleep(Duration::from_millis(200)).await;
             let (_, _, px) = client.pixels();
+            let want = [(rgb >> 16) as u8, (rgb >> 8) as u8, rgb as u8];
             if status.success() && px[..3] == want {
                 return;
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     })
     .await;
