@@ -263,6 +263,59 @@ mod tests {
         assert!(p.region.contains(7, 13) && p.region.contains(0, 0));
     }
 
+    /// Fuzz smoke (issue 13): random damage, requests, resizes and acknowledgements in any
+    /// order never panic, every plan lies inside the framebuffer the client knows, and the
+    /// regions kept between updates stay within their cap.
+    #[test]
+    fn random_operations_keep_plans_inside_and_bounded() {
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = move |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n.max(1)
+        };
+        for _ in 0..200 {
+            let mut s = Scheduler::new(1 + next(2000) as u16, 1 + next(2000) as u16);
+            let (mut fw, mut fh) = s.client_size();
+            for _ in 0..500 {
+                let rect = r(
+                    next(65536) as u16,
+                    next(65536) as u16,
+                    next(65536) as u16,
+                    next(65536) as u16,
+                );
+                match next(8) {
+                    0 => s.damage(&rect.into()),
+                    1 => s.request(next(2) == 0, rect),
+                    2 => s.enable_continuous(rect),
+                    3 => {
+                        s.disable_continuous();
+                    }
+                    4 => s.sent(),
+                    5 => s.set_resize_supported(next(2) == 0),
+                    6 if next(10) == 0 => {
+                        fw = 1 + next(3000) as u16;
+                        fh = 1 + next(3000) as u16;
+                    }
+                    _ => {
+                        let (cw, ch) = s.client_size();
+                        if let Some(p) = s.next(fw, fh, next(4) == 0) {
+                            let (w, h) = p.resize.unwrap_or((cw.min(fw), ch.min(fh)));
+                            let b = p.region.bounds();
+                            assert!(
+                                p.region.is_empty()
+                                    || (b.right() <= u32::from(w) && b.bottom() <= u32::from(h))
+                            );
+                        }
+                    }
+                }
+                assert!(s.pending.rects().len() <= MAX_PENDING_RECTS);
+                assert!(s.forced.rects().len() <= MAX_PENDING_RECTS);
+            }
+        }
+    }
+
     #[test]
     fn resize_is_announced_then_everything_sent() {
         let mut s = Scheduler::new(100, 100);
