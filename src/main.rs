@@ -34,7 +34,8 @@ struct Cli {
     #[arg(long, env = "DESKD_LISTEN_RFB", default_value = "127.0.0.1:5900", value_parser = parse_listen)]
     listen_rfb: Listen,
 
-    /// VNC password (VNC authentication uses only the first 8 characters).
+    /// VNC password (VNC authentication uses only the first 8 characters). Prefer
+    /// DESKD_PASSWORD or --password-file: a command line is readable by every local user.
     #[arg(
         long,
         env = "DESKD_PASSWORD",
@@ -47,7 +48,7 @@ struct Cli {
     #[arg(long, env = "DESKD_PASSWORD_FILE")]
     password_file: Option<PathBuf>,
 
-    /// A second VNC password that gives view-only access.
+    /// A second VNC password that gives view-only access (prefer DESKD_VIEW_ONLY_PASSWORD).
     #[arg(long, env = "DESKD_VIEW_ONLY_PASSWORD", hide_env_values = true)]
     view_only_password: Option<String>,
 
