@@ -86,6 +86,10 @@ struct Cli {
     #[arg(long, env = "DESKD_STATE_DIR")]
     state_dir: Option<PathBuf>,
 
+    /// Record the screen from startup until exit, to MP4 files under `<state dir>/recordings`.
+    #[arg(long, env = "DESKD_RECORD")]
+    record: bool,
+
     /// Log filter (error, warn, info, debug, trace, or a tracing EnvFilter directive).
     #[arg(long, env = "DESKD_LOG_LEVEL", default_value = "info")]
     log_level: String,
@@ -200,6 +204,7 @@ fn run(cli: Cli) -> Result<(), String> {
         allowed_origins: cli.allow_origin,
         x_server: None,
         state_dir: deskd::state_dir::resolve(cli.state_dir.as_deref())?,
+        record_on_start: cli.record,
     };
     // Refuse an exposed listener before starting anything.
     if let Some(e) = deskd::server::exposure_error(&config) {

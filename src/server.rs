@@ -12,6 +12,7 @@ use tokio::task::JoinHandle;
 use crate::api;
 use crate::desktop::Desktop;
 use crate::display::conn::XServer;
+use crate::record::{RecordLimits, Recorder, StartOptions};
 use crate::session::{SessionConfig, SessionContext};
 use crate::transport::{assets, http, tcp};
 
@@ -37,6 +38,8 @@ pub struct Config {
     pub x_server: Option<Arc<XServer>>,
     /// Where state between runs lives (see [`crate::state_dir`]); created on first use.
     pub state_dir: std::path::PathBuf,
+    /// Start recording the screen (to `<state_dir>/recordings`) as the server starts.
+    pub record_on_start: bool,
 }
 
 impl Default for Config {
@@ -52,6 +55,7 @@ impl Default for Config {
             x_server: None,
             // Tests that keep state set their own; this default stays out of the user's home.
             state_dir: std::env::temp_dir().join(format!("deskd-state-{}", std::process::id())),
+            record_on_start: false,
         }
     }
 }
@@ -85,6 +89,8 @@ pub struct Server {
     pub http_addr: Option<SocketAddr>,
     /// Where RFB over TCP is served.
     pub rfb_addr: Option<SocketAddr>,
+    /// Screen recordings (files under `<state_dir>/recordings`, created when first needed).
+    pub recorder: Recorder,
     shutdown: watch::Sender<bool>,
     ctx: Arc<SessionContext>,
     tasks: Vec<JoinHandle<()>>,
@@ -106,6 +112,17 @@ impl Server {
         let ctx =
             SessionContext::new(desktop.clone(), config.session.clone(), shutdown_rx.clone())?;
         let mut tasks = Vec::new();
+        let recorder = Recorder::new(
+            Arc::clone(&desktop.frames),
+            config.state_dir.join("recordings"),
+            RecordLimits::default(),
+        );
+        if config.record_on_start {
+            match recorder.start(StartOptions::default()) {
+                Ok(info) => tracing::info!(id = %info.id, "recording the screen"),
+                Err(e) => tracing::warn!("cannot record: {e}"),
+            }
+        }
 
         let mut rfb_addr = None;
         if let Some(addr) = config.listen_rfb {
@@ -138,6 +155,7 @@ impl Server {
         Ok(Server {
             http_addr,
             rfb_addr,
+            recorder,
             shutdown,
             ctx,
             tasks,
@@ -152,6 +170,9 @@ impl Server {
     /// Stop accepting, close every client and wait (up to a few seconds) for sessions to end.
     pub async fn shutdown(self) {
         self.shutdown.send_replace(true);
+        let recorder = self.recorder.clone();
+        // Write the running recording's last fragment, if one is running.
+        let _ = tokio::task::spawn_blocking(move || recorder.stop()).await;
         let wait = async {
             for t in self.tasks {
                 let _ = t.await;
