@@ -5,6 +5,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+#[path = "../benches/data/content.rs"]
+mod content;
 mod e2e_support;
 
 use std::path::{Path, PathBuf};
@@ -60,7 +62,16 @@ fn decode_all(path: &Path) {
     let out = Command::new("ffmpeg")
         .args(["-v", "error", "-i"])
         .arg(path)
-        .args(["-f", "null", "-"])
+        // Keep every sample at its own time (the recording has a variable frame rate).
+        .args([
+            "-fps_mode",
+            "passthrough",
+            "-enc_time_base",
+            "1:90000",
+            "-f",
+            "null",
+            "-",
+        ])
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
@@ -70,16 +81,18 @@ fn decode_all(path: &Path) {
     );
 }
 
-/// The picture shown at `t` seconds, as RGB, cropped to `w x h`.
+/// The picture shown at `t` seconds (the last frame starting at or before `t`), as RGB.
 fn frame_at(path: &Path, t: f64, w: u16, h: u16) -> Vec<u8> {
     let out = Command::new("ffmpeg")
-        .args(["-v", "error", "-ss", &format!("{t:.3}"), "-i"])
+        .args(["-v", "error", "-i"])
         .arg(path)
         .args([
-            "-frames:v",
-            "1",
             "-vf",
-            &format!("crop={w}:{h}:0:0"),
+            &format!("select=lte(t\\,{t:.3})"),
+            "-fps_mode",
+            "passthrough",
+            "-enc_time_base",
+            "1:90000",
             "-f",
             "rawvideo",
             "-pix_fmt",
@@ -93,8 +106,9 @@ fn frame_at(path: &Path, t: f64, w: u16, h: u16) -> Vec<u8> {
         "ffmpeg: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(out.stdout.len(), usize::from(w) * usize::from(h) * 3);
-    out.stdout
+    let size = usize::from(w) * usize::from(h) * 3;
+    assert!(out.stdout.len() >= size && out.stdout.len() % size == 0);
+    out.stdout[out.stdout.len() - size..].to_vec()
 }
 
 #[test]
@@ -227,10 +241,21 @@ fn frames_match_x_and_a_kill_9_leaves_a_playable_file() {
         + Duration::from_secs(info["startedAt"]["secs_since_epoch"].as_u64().unwrap())
         + Duration::from_nanos(info["startedAt"]["nanos_since_epoch"].as_u64().unwrap());
 
-    // Three pictures, each still for 1.2 s; X's screen is read in the middle of each.
+    // Three screens (text desktop, photo, windows), each still for 1.2 s; X's screen is read
+    // in the middle of each.
+    let pictures = [
+        content::desktop(w, h),
+        content::photo(w, h),
+        content::windows(w, h),
+    ];
     let mut shots = Vec::new();
-    for seed in 1..=3 {
-        x.draw_picture(seed);
+    for picture in &pictures {
+        let rgb: Vec<u8> = picture
+            .data
+            .chunks_exact(4)
+            .flat_map(|p| [p[2], p[1], p[0]])
+            .collect();
+        x.put_rgb(0, 0, w, h, &rgb);
         std::thread::sleep(Duration::from_millis(600));
         let (_, _, rgb) = x.root_rgb();
         let t = SystemTime::now().duration_since(started).unwrap();
@@ -256,7 +281,18 @@ fn frames_match_x_and_a_kill_9_leaves_a_playable_file() {
     for (i, (t, want)) in shots.iter().enumerate() {
         let got = frame_at(&file, *t, w, h);
         let p = psnr(want, &got);
-        assert!(p >= 35.0, "picture {i} at {t:.2} s: PSNR {p:.1} dB");
+        eprintln!("picture {i} at {t:.2} s: PSNR {p:.1} dB");
+        if p < 35.0 {
+            for (name, rgb) in [("x", want), ("video", &got)] {
+                let mut ppm = format!("P6 {w} {h} 255\n").into_bytes();
+                ppm.extend_from_slice(rgb);
+                std::fs::write(format!("/tmp/deskd-record-{i}-{name}.ppm"), ppm).unwrap();
+            }
+        }
+        assert!(
+            p >= 35.0,
+            "picture {i} at {t:.2} s: PSNR {p:.1} dB (/tmp/deskd-record-{i}-*.ppm)"
+        );
     }
     drop(deskd);
     std::fs::remove_dir_all(&state).ok();

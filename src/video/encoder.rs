@@ -128,6 +128,9 @@ impl H264Encoder {
             .intra_frame_period(IntraFramePeriod::from_num_frames(0))
             .sps_pps_strategy(SpsPpsStrategy::ConstantId)
             .scene_change_detect(false)
+            // Screen-content mode supports neither (OpenH264 warns and turns them off).
+            .adaptive_quantization(false)
+            .background_detection(false)
             .num_threads(settings.threads.max(1))
             .vui(VuiConfig::bt601().full_range(true));
         let encoder = Encoder::with_api_config(OpenH264API::from_source(), config)
