@@ -12,6 +12,7 @@ use tokio::task::JoinHandle;
 use crate::api;
 use crate::desktop::Desktop;
 use crate::display::conn::XServer;
+use crate::record::{RecordLimits, Recorder, StartOptions};
 use crate::session::{SessionConfig, SessionContext};
 use crate::transport::{assets, http, slots, tcp};
 
@@ -44,6 +45,8 @@ pub struct Config {
     pub max_rfb_clients: usize,
     /// HTTP connection limits.
     pub http_limits: http::HttpLimits,
+    /// Start recording the screen (to `<state_dir>/recordings`) as the server starts.
+    pub record_on_start: bool,
 }
 
 impl Default for Config {
@@ -62,6 +65,7 @@ impl Default for Config {
             allowed_hosts: Vec::new(),
             max_rfb_clients: 64,
             http_limits: http::HttpLimits::default(),
+            record_on_start: false,
         }
     }
 }
@@ -95,6 +99,8 @@ pub struct Server {
     pub http_addr: Option<SocketAddr>,
     /// Where RFB over TCP is served.
     pub rfb_addr: Option<SocketAddr>,
+    /// Screen recordings (files under `<state_dir>/recordings`, created when first needed).
+    pub recorder: Recorder,
     shutdown: watch::Sender<bool>,
     ctx: Arc<SessionContext>,
     tasks: Vec<JoinHandle<()>>,
@@ -117,6 +123,17 @@ impl Server {
             SessionContext::new(desktop.clone(), config.session.clone(), shutdown_rx.clone())?;
         let mut tasks = Vec::new();
         let slots = slots::RfbSlots::new(config.max_rfb_clients);
+        let recorder = Recorder::new(
+            Arc::clone(&desktop.frames),
+            config.state_dir.join("recordings"),
+            RecordLimits::default(),
+        );
+        if config.record_on_start {
+            match recorder.start(StartOptions::default()) {
+                Ok(info) => tracing::info!(id = %info.id, "recording the screen"),
+                Err(e) => tracing::warn!("cannot record: {e}"),
+            }
+        }
 
         let mut rfb_addr = None;
         if let Some(addr) = config.listen_rfb {
@@ -151,6 +168,7 @@ impl Server {
         Ok(Server {
             http_addr,
             rfb_addr,
+            recorder,
             shutdown,
             ctx,
             tasks,
@@ -165,6 +183,9 @@ impl Server {
     /// Stop accepting, close every client and wait (up to a few seconds) for sessions to end.
     pub async fn shutdown(self) {
         self.shutdown.send_replace(true);
+        let recorder = self.recorder.clone();
+        // Write the running recording's last fragment, if one is running.
+        let _ = tokio::task::spawn_blocking(move || recorder.stop()).await;
         let wait = async {
             for t in self.tasks {
                 let _ = t.await;
