@@ -10,6 +10,7 @@ pub mod openapi;
 pub mod scale;
 pub mod screenshot;
 pub mod status;
+pub mod v1;
 pub mod windows;
 
 use std::sync::Arc;
@@ -34,6 +35,10 @@ pub struct ApiState {
     pub display: String,
     /// The EWMH window helper (its own X connection, opened on first use).
     pub windows: Arc<windows::Windows>,
+    /// Applications launched through `/v1/desktop/launch` and `open`.
+    pub apps: Arc<crate::apps::Apps>,
+    /// When the API started (the `startedAt` of a display deskd only attached to).
+    pub started: std::time::SystemTime,
 }
 
 /// Every API route: `/api/v0/desktop/...`, `/api/v0/openapi.json` and `/metrics`. The window
@@ -52,6 +57,8 @@ pub fn router_with_server(desktop: Desktop, display: String, server: Arc<XServer
 fn build(desktop: Desktop, display: String, server: Option<Arc<XServer>>) -> Router {
     let state = ApiState {
         windows: Arc::new(windows::Windows::new(display.clone(), server)),
+        apps: Arc::new(crate::apps::Apps::new()),
+        started: std::time::SystemTime::now(),
         desktop,
         display,
     };
@@ -71,6 +78,7 @@ fn build(desktop: Desktop, display: String, server: Option<Arc<XServer>>) -> Rou
         .route("/api/v0/desktop/status", get(status::status))
         .route("/metrics", get(status::metrics))
         .route("/api/v0/openapi.json", get(openapi::document))
+        .merge(v1::router())
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
 }
