@@ -166,6 +166,92 @@ mod tests {
         assert_eq!(v["output"], "x=2,y=2");
     }
 
+    async fn call(
+        app: &axum::Router,
+        method: &str,
+        path: &str,
+        body: &str,
+    ) -> (StatusCode, String, Vec<u8>) {
+        let req = Request::builder()
+            .method(method)
+            .uri(path)
+            .body(Body::from(body.to_owned()))
+            .unwrap();
+        let resp = app.clone().oneshot(req).await.unwrap();
+        let status = resp.status();
+        let ct = resp
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        let b = axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        (status, ct, b.to_vec())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn v1_on_a_display_deskd_did_not_start() {
+        let (_, input, app) = fake();
+        let (s, _, b) = call(&app, "GET", "/v1/health", "").await;
+        assert_eq!(
+            (s, b.as_slice()),
+            (StatusCode::OK, &br#"{"status":"ok"}"#[..])
+        );
+        let (s, _, b) = call(&app, "GET", "/v1/desktop/status", "").await;
+        assert_eq!(s, StatusCode::OK);
+        let v: Value = serde_json::from_slice(&b).unwrap();
+        assert_eq!(v["state"], "active");
+        // Attached: stop refuses, start only confirms what runs.
+        let (s, ct, b) = call(&app, "POST", "/v1/desktop/stop", "").await;
+        assert_eq!(
+            (s, ct.as_str()),
+            (StatusCode::CONFLICT, "application/problem+json")
+        );
+        let v: Value = serde_json::from_slice(&b).unwrap();
+        assert_eq!(v["code"], "desktop_not_managed");
+        assert_eq!(
+            call(&app, "POST", "/v1/desktop/start", "{}").await.0,
+            StatusCode::OK
+        );
+        let (s, _, _) = call(&app, "POST", "/v1/desktop/start", r#"{"width":99}"#).await;
+        assert_eq!(s, StatusCode::CONFLICT);
+        // Input reaches the desktop; malformed bodies are problems, not plain text.
+        let (s, _, b) = call(
+            &app,
+            "POST",
+            "/v1/desktop/keyboard/type",
+            r#"{"text":"hi"}"#,
+        )
+        .await;
+        assert_eq!((s, b.as_slice()), (StatusCode::OK, &br#"{"ok":true}"#[..]));
+        let keys = input
+            .take()
+            .into_iter()
+            .filter(|e| matches!(e, InputEvent::Key(_, true)))
+            .count();
+        assert_eq!(keys, 2);
+        for (body, want) in [
+            ("{}", StatusCode::UNPROCESSABLE_ENTITY),
+            ("nope", StatusCode::BAD_REQUEST),
+        ] {
+            let (s, ct, _) = call(&app, "POST", "/v1/desktop/keyboard/type", body).await;
+            assert_eq!((s, ct.as_str()), (want, "application/problem+json"));
+        }
+        let (s, ct, b) = call(
+            &app,
+            "GET",
+            "/v1/desktop/screenshot/region?x=0&y=0&width=8&height=4",
+            "",
+        )
+        .await;
+        assert_eq!((s, ct.as_str()), (StatusCode::OK, "image/png"));
+        assert_eq!(&b[1..4], b"PNG");
+        let (s, _, b) = call(&app, "POST", "/v1/desktop/stream/start", "").await;
+        assert_eq!(s, StatusCode::CONFLICT);
+        assert!(String::from_utf8_lossy(&b).contains("/websockify"));
+    }
+
     #[tokio::test]
     async fn hold_key_presses_then_releases() {
         let (_, input, app) = fake();
