@@ -7,7 +7,9 @@
 use std::time::Duration;
 
 use rfb::auth::{encrypt_challenge, verify_response, CHALLENGE_LEN};
-use rfb::handshake::{HandshakeConfig, HandshakeEvent, SecurityType, ServerHandshake, ServerInit};
+use rfb::handshake::{
+    HandshakeConfig, HandshakeError, HandshakeEvent, SecurityType, ServerHandshake, ServerInit,
+};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::connection::SessionError;
@@ -36,18 +38,20 @@ fn challenge() -> Result<[u8; CHALLENGE_LEN], SessionError> {
     Ok(c)
 }
 
-/// Run the handshake for a framebuffer currently `frame`-sized.
+/// Run the handshake for a framebuffer currently `frame`-sized. With `refuse`, the client is
+/// told that reason after the version exchange and the handshake fails.
 pub async fn run<R, W>(
     rd: &mut R,
     wr: &mut W,
     config: &SessionConfig,
     frame: &Frame,
+    refuse: Option<String>,
 ) -> Result<Greeting, SessionError>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    match tokio::time::timeout(TIMEOUT, handshake(rd, wr, config, frame)).await {
+    match tokio::time::timeout(TIMEOUT, handshake(rd, wr, config, frame, refuse)).await {
         Ok(r) => r,
         Err(_) => Err(SessionError::Handshake(format!(
             "not completed within {} s",
@@ -61,6 +65,7 @@ async fn handshake<R, W>(
     wr: &mut W,
     config: &SessionConfig,
     frame: &Frame,
+    refuse: Option<String>,
 ) -> Result<Greeting, SessionError>
 where
     R: AsyncRead + Unpin,
@@ -70,10 +75,11 @@ where
     let full = config.password.as_deref().map(str::as_bytes);
     let view = config.view_only_password.as_deref().map(str::as_bytes);
     let challenge = challenge()?;
-    let hs_config = match (full, view) {
+    let mut hs_config = match (full, view) {
         (None, None) => HandshakeConfig::no_auth(init),
         (Some(p), _) | (None, Some(p)) => HandshakeConfig::vnc_auth(p, challenge, init),
     };
+    hs_config.refuse = refuse;
     // With only a view-only password, everyone who authenticates is view-only.
     let mut view_only = config.view_only || (full.is_none() && view.is_some());
     let mut hs = ServerHandshake::new(hs_config);
@@ -137,7 +143,10 @@ where
                     let _ = wr.write_all(&out).await;
                     let _ = wr.flush().await;
                 }
-                return Err(SessionError::Handshake(e.to_string()));
+                return Err(match e {
+                    HandshakeError::AuthFailed => SessionError::AuthFailed,
+                    e => SessionError::Handshake(e.to_string()),
+                });
             }
         }
     }
