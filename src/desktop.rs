@@ -49,6 +49,55 @@ pub struct DisplayStatus {
 pub trait StatusSource: Send + Sync {
     /// The current status.
     fn status(&self) -> DisplayStatus;
+
+    /// Stop and restart controls, when deskd manages the display (`None` when attached).
+    fn control(&self) -> Option<&dyn DisplayControl> {
+        None
+    }
+
+    /// `DISPLAY` (and `XAUTHORITY` for a server deskd started) for X client processes.
+    fn client_env(&self) -> Vec<(String, String)> {
+        vec![("DISPLAY".into(), self.status().display)]
+    }
+}
+
+/// What a display deskd starts looks like.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DisplaySettings {
+    /// X display number; `None`: any free one.
+    pub number: Option<u16>,
+    /// Screen width.
+    pub width: u16,
+    /// Screen height.
+    pub height: u16,
+    /// Dots per inch.
+    pub dpi: u16,
+}
+
+/// A process deskd supervises (X server, window manager, launched applications).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessStatus {
+    /// Program name.
+    pub name: String,
+    /// Process id.
+    pub pid: Option<u32>,
+    /// Whether it is still running.
+    pub running: bool,
+}
+
+/// Lifecycle of a display deskd manages. Capture, input and clipboard follow the X server
+/// through its restarts by themselves.
+pub trait DisplayControl: Send + Sync {
+    /// The current settings.
+    fn settings(&self) -> DisplaySettings;
+    /// Stop the X server and window manager and start them again with `settings` (blocking).
+    fn restart(&self, settings: DisplaySettings) -> Result<(), DesktopError>;
+    /// Stop the X server and window manager; they stay down until [`DisplayControl::restart`].
+    fn stop(&self);
+    /// The X server and window manager processes.
+    fn processes(&self) -> Vec<ProcessStatus>;
+    /// When the current X server was started.
+    fn started_at(&self) -> std::time::SystemTime;
 }
 
 /// One desktop: what sessions and the action API share.

@@ -5,6 +5,7 @@
 //! import x11rb.
 
 pub mod api;
+pub mod apps;
 pub mod capture;
 pub mod clipboard;
 pub mod desktop;

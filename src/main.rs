@@ -271,7 +271,12 @@ fn run(cli: Cli) -> Result<(), String> {
     // Blocking: spawns Xvfb and the window manager, connects capture, input and clipboard.
     let mut running = display::start(opts).map_err(|e| format!("display: {e}"))?;
     let display_name = running.display();
-    tracing::info!(display = %display_name, pid = ?running.xvfb_pid(), "X display ready");
+    tracing::info!(
+        display = %display_name,
+        pid = ?running.xvfb_pid(),
+        xauthority = ?running.xauthority(),
+        "X display ready"
+    );
     let demo = (cli.display.is_none() && !cli.no_demo)
         .then(|| display::demo::Demo::start(&running.client_env()));
 

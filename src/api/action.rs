@@ -340,8 +340,11 @@ fn key_error(field: &str, action: &str, e: keys::KeyError) -> ApiError {
     ApiError::bad(format!("Invalid \"{field}\" for {action} action: {e}."))
 }
 
-/// Steps that press a chord's keys in order and release them in reverse.
+/// Steps that press a chord's keys in order and release them in reverse. With Shift in the
+/// chord, letters are pressed as capitals, so the keyboard keeps Shift down for them
+/// (`shift+a` types "A", as xdotool's does) instead of typing the exact lowercase keysym.
 pub fn press(chord: &[u32], steps: &mut Vec<Step>) {
+    let chord = keys::shifted(chord);
     steps.extend(chord.iter().map(|k| Step::Key(*k, true)));
     steps.extend(chord.iter().rev().map(|k| Step::Key(*k, false)));
 }
@@ -361,15 +364,15 @@ pub fn click_steps(at: Option<(u16, u16)>, button: u8, count: u32, mods: &[u32])
     s
 }
 
-/// Steps for a left-button drag: press at `from`, move through intermediate points (toolkits
-/// want motion past their drag threshold), release at `to`.
-pub fn drag_steps(from: Option<(u16, u16)>, to: (u16, u16), mods: &[u32]) -> Vec<Step> {
+/// Steps for a drag with `button`: press at `from`, move through intermediate points
+/// (toolkits want motion past their drag threshold), release at `to`.
+pub fn drag_steps(from: Option<(u16, u16)>, to: (u16, u16), button: u8, mods: &[u32]) -> Vec<Step> {
     let mut s = Vec::new();
     if let Some((x, y)) = from {
         s.push(Step::Move(x, y));
     }
     s.extend(mods.iter().map(|k| Step::Key(*k, true)));
-    s.push(Step::Button(1, true));
+    s.push(Step::Button(button, true));
     s.push(Step::Sync);
     if let Some((fx, fy)) = from {
         for i in 1..4i32 {
@@ -380,7 +383,7 @@ pub fn drag_steps(from: Option<(u16, u16)>, to: (u16, u16), mods: &[u32]) -> Vec
     }
     s.push(Step::Move(to.0, to.1));
     s.push(Step::Sync);
-    s.push(Step::Button(1, false));
+    s.push(Step::Button(button, false));
     s.extend(mods.iter().rev().map(|k| Step::Key(*k, false)));
     s
 }
@@ -617,7 +620,7 @@ pub fn plan(a: &DesktopAction, native: (u32, u32)) -> Result<Plan, ApiError> {
             };
             let from = space.point("start_coordinate", act, start)?;
             let to = space.point("coordinate", act, end)?;
-            Op::Input(drag_steps(Some(from), to, &mods()?))
+            Op::Input(drag_steps(Some(from), to, 1, &mods()?))
         }
         "left_mouse_down" | "left_mouse_up" | "mouse_down" | "mouse_up" => {
             let b = match (act, &a.button) {

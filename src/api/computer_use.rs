@@ -131,7 +131,7 @@ pub fn plan(
         }
         "left_click_drag" => {
             let from = point("start_coordinate", input.start_coordinate)?;
-            Op::Input(action::drag_steps(from, need_at()?, &[]))
+            Op::Input(action::drag_steps(from, need_at()?, 1, &[]))
         }
         "left_mouse_down" | "left_mouse_up" => {
             let mut s = Vec::new();

@@ -318,6 +318,21 @@ pub fn parse(keys: &str) -> Result<Vec<Combo>, KeyError> {
     Ok(combos)
 }
 
+/// A chord with its letters in capitals when it holds Shift (see [`crate::api::action::press`]).
+pub fn shifted(chord: &[u32]) -> Combo {
+    let shift = chord.iter().any(|k| matches!(k, 0xffe1 | 0xffe2));
+    chord
+        .iter()
+        .map(|&k| {
+            if shift {
+                crate::input::keymap::convert_case(k).1
+            } else {
+                k
+            }
+        })
+        .collect()
+}
+
 /// Modifiers held during a click or scroll (`"shift"`, `"ctrl+shift"`); any key name works.
 pub fn modifiers(text: &str) -> Result<Combo, KeyError> {
     let text = text.trim();

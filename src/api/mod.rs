@@ -10,6 +10,7 @@ pub mod openapi;
 pub mod scale;
 pub mod screenshot;
 pub mod status;
+pub mod v1;
 pub mod windows;
 
 use std::sync::Arc;
@@ -34,6 +35,10 @@ pub struct ApiState {
     pub display: String,
     /// The EWMH window helper (its own X connection, opened on first use).
     pub windows: Arc<windows::Windows>,
+    /// Applications launched through `/v1/desktop/launch` and `open`.
+    pub apps: Arc<crate::apps::Apps>,
+    /// When the API started (the `startedAt` of a display deskd only attached to).
+    pub started: std::time::SystemTime,
 }
 
 /// Every API route: `/api/v0/desktop/...`, `/api/v0/openapi.json` and `/metrics`. The window
@@ -52,6 +57,8 @@ pub fn router_with_server(desktop: Desktop, display: String, server: Arc<XServer
 fn build(desktop: Desktop, display: String, server: Option<Arc<XServer>>) -> Router {
     let state = ApiState {
         windows: Arc::new(windows::Windows::new(display.clone(), server)),
+        apps: Arc::new(crate::apps::Apps::new()),
+        started: std::time::SystemTime::now(),
         desktop,
         display,
     };
@@ -71,6 +78,7 @@ fn build(desktop: Desktop, display: String, server: Option<Arc<XServer>>) -> Rou
         .route("/api/v0/desktop/status", get(status::status))
         .route("/metrics", get(status::metrics))
         .route("/api/v0/openapi.json", get(openapi::document))
+        .merge(v1::router())
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
 }
@@ -156,6 +164,92 @@ mod tests {
         let (s, v) = post(&app, json!({"action": "cursor_position"})).await;
         assert_eq!(s, StatusCode::OK);
         assert_eq!(v["output"], "x=2,y=2");
+    }
+
+    async fn call(
+        app: &axum::Router,
+        method: &str,
+        path: &str,
+        body: &str,
+    ) -> (StatusCode, String, Vec<u8>) {
+        let req = Request::builder()
+            .method(method)
+            .uri(path)
+            .body(Body::from(body.to_owned()))
+            .unwrap();
+        let resp = app.clone().oneshot(req).await.unwrap();
+        let status = resp.status();
+        let ct = resp
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        let b = axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        (status, ct, b.to_vec())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn v1_on_a_display_deskd_did_not_start() {
+        let (_, input, app) = fake();
+        let (s, _, b) = call(&app, "GET", "/v1/health", "").await;
+        assert_eq!(
+            (s, b.as_slice()),
+            (StatusCode::OK, &br#"{"status":"ok"}"#[..])
+        );
+        let (s, _, b) = call(&app, "GET", "/v1/desktop/status", "").await;
+        assert_eq!(s, StatusCode::OK);
+        let v: Value = serde_json::from_slice(&b).unwrap();
+        assert_eq!(v["state"], "active");
+        // Attached: stop refuses, start only confirms what runs.
+        let (s, ct, b) = call(&app, "POST", "/v1/desktop/stop", "").await;
+        assert_eq!(
+            (s, ct.as_str()),
+            (StatusCode::CONFLICT, "application/problem+json")
+        );
+        let v: Value = serde_json::from_slice(&b).unwrap();
+        assert_eq!(v["code"], "desktop_not_managed");
+        assert_eq!(
+            call(&app, "POST", "/v1/desktop/start", "{}").await.0,
+            StatusCode::OK
+        );
+        let (s, _, _) = call(&app, "POST", "/v1/desktop/start", r#"{"width":99}"#).await;
+        assert_eq!(s, StatusCode::CONFLICT);
+        // Input reaches the desktop; malformed bodies are problems, not plain text.
+        let (s, _, b) = call(
+            &app,
+            "POST",
+            "/v1/desktop/keyboard/type",
+            r#"{"text":"hi"}"#,
+        )
+        .await;
+        assert_eq!((s, b.as_slice()), (StatusCode::OK, &br#"{"ok":true}"#[..]));
+        let keys = input
+            .take()
+            .into_iter()
+            .filter(|e| matches!(e, InputEvent::Key(_, true)))
+            .count();
+        assert_eq!(keys, 2);
+        for (body, want) in [
+            ("{}", StatusCode::UNPROCESSABLE_ENTITY),
+            ("nope", StatusCode::BAD_REQUEST),
+        ] {
+            let (s, ct, _) = call(&app, "POST", "/v1/desktop/keyboard/type", body).await;
+            assert_eq!((s, ct.as_str()), (want, "application/problem+json"));
+        }
+        let (s, ct, b) = call(
+            &app,
+            "GET",
+            "/v1/desktop/screenshot/region?x=0&y=0&width=8&height=4",
+            "",
+        )
+        .await;
+        assert_eq!((s, ct.as_str()), (StatusCode::OK, "image/png"));
+        assert_eq!(&b[1..4], b"PNG");
+        let (s, _, b) = call(&app, "POST", "/v1/desktop/stream/start", "").await;
+        assert_eq!(s, StatusCode::CONFLICT);
+        assert!(String::from_utf8_lossy(&b).contains("/websockify"));
     }
 
     #[tokio::test]

@@ -110,37 +110,47 @@ impl Windows {
         }
     }
 
-    /// Run `f` with a connection; a failure drops the connection so the next call reconnects
-    /// (the X server may have restarted).
-    fn with<T>(&self, f: impl FnOnce(&Conn) -> XResult<T>) -> Result<T, DesktopError> {
+    /// Run `f` with a connection; a failure drops the connection and, if it was an old one
+    /// (the X server may have restarted since), tries once more on a new one.
+    fn with<T>(&self, f: impl Fn(&Conn) -> XResult<T>) -> Result<T, DesktopError> {
         let mut guard = self.conn.lock().unwrap_or_else(|e| e.into_inner());
-        if guard.is_none() {
-            let (conn, screen) = match &self.server {
-                Some(server) => server.connect()?,
-                None => x11rb::connect(Some(&self.display)).map_err(unavailable)?,
+        let mut fresh = guard.is_none();
+        loop {
+            if guard.is_none() {
+                *guard = Some(self.open()?);
+            }
+            let Some(c) = guard.as_ref() else {
+                return Err(unavailable("no X connection"));
             };
-            let root = conn
-                .setup()
-                .roots
-                .get(screen)
-                .map(|s| s.root)
-                .ok_or_else(|| unavailable("no such screen"))?;
-            let atoms = Atoms::new(&conn)
-                .map_err(unavailable)?
-                .reply()
-                .map_err(unavailable)?;
-            *guard = Some(Conn { conn, root, atoms });
-        }
-        let Some(c) = guard.as_ref() else {
-            return Err(unavailable("no X connection"));
-        };
-        match f(c) {
-            Ok(v) => Ok(v),
-            Err(e) => {
-                *guard = None;
-                Err(unavailable(e))
+            match f(c) {
+                Ok(v) => return Ok(v),
+                Err(e) => {
+                    *guard = None;
+                    if fresh {
+                        return Err(unavailable(e));
+                    }
+                    fresh = true;
+                }
             }
         }
+    }
+
+    fn open(&self) -> Result<Conn, DesktopError> {
+        let (conn, screen) = match &self.server {
+            Some(server) => server.connect()?,
+            None => x11rb::connect(Some(&self.display)).map_err(unavailable)?,
+        };
+        let root = conn
+            .setup()
+            .roots
+            .get(screen)
+            .map(|s| s.root)
+            .ok_or_else(|| unavailable("no such screen"))?;
+        let atoms = Atoms::new(&conn)
+            .map_err(unavailable)?
+            .reply()
+            .map_err(unavailable)?;
+        Ok(Conn { conn, root, atoms })
     }
 
     /// All top-level windows, in stacking/creation order as the window manager lists them.
@@ -161,6 +171,75 @@ impl Windows {
 
     fn known(&self, id: u32) -> Result<bool, DesktopError> {
         self.with(|c| Ok(client_list(c)?.contains(&id)))
+    }
+
+    /// One listed top-level window (`None` when the window manager does not list it).
+    pub fn window(&self, id: u32) -> Result<Option<WindowInfo>, DesktopError> {
+        self.with(|c| {
+            if !client_list(c)?.contains(&id) {
+                return Ok(None);
+            }
+            Ok(Some(info(c, id, active_window(c)?)?))
+        })
+    }
+
+    /// The active window, when one is listed.
+    pub fn active(&self) -> Result<Option<WindowInfo>, DesktopError> {
+        self.with(|c| {
+            let active = active_window(c)?;
+            if active == 0 || !client_list(c)?.contains(&active) {
+                return Ok(None);
+            }
+            Ok(Some(info(c, active, active)?))
+        })
+    }
+
+    /// The pointer in root coordinates and the listed window under it (the root window over
+    /// the background).
+    pub fn pointer(&self) -> Result<(i32, i32, u32), DesktopError> {
+        self.with(|c| {
+            let p = c.conn.query_pointer(c.root)?.reply()?;
+            let clients = client_list(c)?;
+            // With a window manager the root's child is a frame: descend to the client.
+            let mut under = if p.child == x11rb::NONE {
+                c.root
+            } else {
+                p.child
+            };
+            let mut w = p.child;
+            for _ in 0..8 {
+                if w == x11rb::NONE {
+                    break;
+                }
+                if clients.contains(&w) {
+                    under = w;
+                    break;
+                }
+                w = c.conn.query_pointer(w)?.reply()?.child;
+            }
+            Ok((i32::from(p.root_x), i32::from(p.root_y), under))
+        })
+    }
+
+    /// The screen's size in pixels and its resolution in dots per inch.
+    pub fn screen(&self) -> Result<(u32, u32, u32), DesktopError> {
+        self.with(|c| {
+            let g = c.conn.get_geometry(c.root)?.reply()?;
+            let screen = c
+                .conn
+                .setup()
+                .roots
+                .iter()
+                .find(|s| s.root == c.root)
+                .map(|s| (s.width_in_millimeters, s.height_in_millimeters));
+            let dpi = match screen {
+                Some((mm, _)) if mm > 0 => {
+                    (f64::from(g.width) * 25.4 / f64::from(mm)).round() as u32
+                }
+                _ => 96,
+            };
+            Ok((u32::from(g.width), u32::from(g.height), dpi))
+        })
     }
 
     /// Make `id` the active window.

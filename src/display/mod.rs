@@ -59,6 +59,8 @@ pub struct DisplayOptions {
     pub max_height: u16,
     /// Window manager for a started Xvfb.
     pub window_manager: WindowManager,
+    /// Dots per inch of a started Xvfb.
+    pub dpi: u16,
     /// The Xvfb binary.
     pub xvfb: String,
     /// Capture settings (frame rate, SHM, DAMAGE).
@@ -75,6 +77,7 @@ impl Default for DisplayOptions {
             max_width: 2560,
             max_height: 1600,
             window_manager: WindowManager::Auto,
+            dpi: 96,
             xvfb: "Xvfb".into(),
             capture: CaptureOptions::default(),
         }
@@ -208,6 +211,7 @@ pub fn start(opts: DisplayOptions) -> Result<RunningDesktop, DesktopError> {
                 max_width: opts.max_width,
                 max_height: opts.max_height,
                 window_manager: wm,
+                dpi: opts.dpi,
             })?);
             let status = Arc::new(sup.status_source());
             (

@@ -6,12 +6,14 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use super::auth::AuthDir;
 use super::conn::{require_extension, XServer, XTarget};
 use super::randr;
-use crate::desktop::{DesktopError, DisplayStatus, StatusSource};
+use crate::desktop::{
+    DesktopError, DisplayControl, DisplaySettings, DisplayStatus, ProcessStatus, StatusSource,
+};
 
 /// Extensions deskd needs from a server it starts.
 pub const REQUIRED_EXTENSIONS: [&str; 5] = ["DAMAGE", "MIT-SHM", "XTEST", "XFIXES", "RANDR"];
@@ -33,6 +35,8 @@ pub struct XvfbConfig {
     pub max_height: u16,
     /// Window manager command, if one should run.
     pub window_manager: Option<String>,
+    /// Screen resolution in dots per inch (Xvfb `-dpi`).
+    pub dpi: u16,
 }
 
 struct Procs {
@@ -44,7 +48,7 @@ struct Procs {
 }
 
 struct Inner {
-    cfg: XvfbConfig,
+    cfg: Mutex<XvfbConfig>,
     auth: AuthDir,
     server: Arc<XServer>,
     status: Mutex<DisplayStatus>,
@@ -52,6 +56,12 @@ struct Inner {
     stop: AtomicBool,
     /// The size to restore after a restart (the last one set through RandR).
     size: Mutex<(u16, u16)>,
+    /// Stopped on request ([`DisplayControl::stop`]): do not restart until asked.
+    held: AtomicBool,
+    /// Serializes the supervisor's crash restarts with requested stops and restarts.
+    lifecycle: Mutex<()>,
+    /// When the current X server was started on request (or at startup).
+    started_at: Mutex<SystemTime>,
 }
 
 /// A supervised Xvfb: restarted with backoff when it dies.
@@ -70,6 +80,69 @@ impl StatusSource for SupervisorStatus {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    fn control(&self) -> Option<&dyn DisplayControl> {
+        Some(self)
+    }
+
+    fn client_env(&self) -> Vec<(String, String)> {
+        vec![
+            ("DISPLAY".into(), self.0.server.display()),
+            (
+                "XAUTHORITY".into(),
+                self.0.auth.file().to_string_lossy().into_owned(),
+            ),
+        ]
+    }
+}
+
+impl DisplayControl for SupervisorStatus {
+    fn settings(&self) -> DisplaySettings {
+        let dpi = lock(&self.0.cfg).dpi;
+        let (width, height) = *lock(&self.0.size);
+        let number = lock(&self.0.procs).display_number;
+        DisplaySettings {
+            number: Some(number),
+            width,
+            height,
+            dpi,
+        }
+    }
+
+    fn restart(&self, settings: DisplaySettings) -> Result<(), DesktopError> {
+        self.0.restart_with(settings)
+    }
+
+    fn stop(&self) {
+        let _g = lock(&self.0.lifecycle);
+        self.0.held.store(true, Ordering::SeqCst);
+        self.0.kill_all();
+        lock(&self.0.status).state = "stopped".into();
+    }
+
+    fn processes(&self) -> Vec<ProcessStatus> {
+        let name = lock(&self.0.cfg).xvfb.clone();
+        let wm = lock(&self.0.status).window_manager.clone();
+        let mut guard = lock(&self.0.procs);
+        let p = &mut *guard;
+        let mut out = Vec::new();
+        for (name, child) in [(Some(name), p.xvfb.as_mut()), (wm, p.wm.as_mut())] {
+            let (Some(name), Some(child)) = (name, child) else {
+                continue;
+            };
+            let name = name.rsplit('/').next().unwrap_or_default().to_string();
+            out.push(ProcessStatus {
+                name,
+                pid: Some(child.id()),
+                running: matches!(child.try_wait(), Ok(None)),
+            });
+        }
+        out
+    }
+
+    fn started_at(&self) -> SystemTime {
+        *lock(&self.0.started_at)
     }
 }
 
@@ -110,10 +183,13 @@ impl Supervisor {
                 wm_started: Instant::now(),
             }),
             size: Mutex::new((cfg.width, cfg.height)),
-            cfg,
+            cfg: Mutex::new(cfg),
             auth,
             server,
             stop: AtomicBool::new(false),
+            held: AtomicBool::new(false),
+            lifecycle: Mutex::new(()),
+            started_at: Mutex::new(SystemTime::now()),
         });
         let sup = Supervisor {
             inner: Arc::clone(&inner),
@@ -181,7 +257,17 @@ impl Inner {
         }
         let root = x11rb::connection::Connection::setup(&conn).roots[screen].root;
         let (w, h) = *lock(&self.size);
-        randr::set_screen_size(&conn, root, w, h)?;
+        let (w, h) = randr::set_screen_size(&conn, root, w, h)?;
+        // RandR resizing assumes 96 dpi; keep the requested resolution.
+        let dpi = u32::from(lock(&self.cfg).dpi.max(1));
+        let mm = |px: u16| (u32::from(px) * 254 / (dpi * 10)).max(1);
+        {
+            use x11rb::protocol::randr::ConnectionExt as _;
+            conn.randr_set_screen_size(root, w, h, mm(w), mm(h))
+                .map_err(crate::display::conn::x_err)?
+                .check()
+                .map_err(crate::display::conn::x_err)?;
+        }
         // Viewers send their own key repeats (noVNC repeats keydown while a key is held); the
         // X server's autorepeat on top of that would double them. x11vnc turns it off too.
         use x11rb::connection::Connection as _;
@@ -196,7 +282,7 @@ impl Inner {
     }
 
     fn start_wm(&self) {
-        let Some(cmd) = self.cfg.window_manager.clone() else {
+        let Some(cmd) = lock(&self.cfg).window_manager.clone() else {
             return;
         };
         let mut parts = cmd.split_whitespace();
@@ -278,6 +364,10 @@ impl Inner {
     fn supervise(self: Arc<Self>) {
         let mut failures = 0u32;
         while self.sleep_unless_stopped(Duration::from_millis(100)) {
+            let _lifecycle = lock(&self.lifecycle);
+            if self.held.load(Ordering::SeqCst) {
+                continue;
+            }
             let (xvfb_exit, wm_exit, ran_for) = {
                 let mut p = lock(&self.procs);
                 let x = match p.xvfb.as_mut().map(|c| c.try_wait()) {
@@ -326,15 +416,70 @@ impl Inner {
         }
     }
 
+    /// Stop the X server (and everything on it) and start it again with `settings`, on
+    /// request. A failure leaves the display stopped, with the reason in the status.
+    fn restart_with(&self, settings: DisplaySettings) -> Result<(), DesktopError> {
+        let _g = lock(&self.lifecycle);
+        self.held.store(true, Ordering::SeqCst);
+        lock(&self.status).state = "restarting".into();
+        self.kill_all();
+        {
+            let mut cfg = lock(&self.cfg);
+            cfg.width = settings.width;
+            cfg.height = settings.height;
+            cfg.max_width = cfg.max_width.max(settings.width);
+            cfg.max_height = cfg.max_height.max(settings.height);
+            cfg.dpi = settings.dpi;
+        }
+        *lock(&self.size) = (settings.width, settings.height);
+        let cfg = lock(&self.cfg).clone();
+        let spawned = spawn_xvfb(&cfg, &self.auth, settings.number).and_then(|(child, n)| {
+            {
+                let mut p = lock(&self.procs);
+                p.xvfb = Some(child);
+                p.display_number = n;
+                p.started = Instant::now();
+            }
+            self.server.set_target(XTarget {
+                display: format!(":{n}"),
+                cookie: Some(self.auth.cookie().to_vec()),
+            });
+            self.prepare_server()?;
+            Ok(n)
+        });
+        match spawned {
+            Ok(n) => {
+                {
+                    let mut s = lock(&self.status);
+                    s.display = format!(":{n}");
+                    s.state = "running".into();
+                    s.last_exit = None;
+                }
+                *lock(&self.started_at) = SystemTime::now();
+                self.start_wm();
+                self.held.store(false, Ordering::SeqCst);
+                Ok(())
+            }
+            Err(e) => {
+                self.kill_all();
+                let mut s = lock(&self.status);
+                s.state = "failed".into();
+                s.last_exit = Some(format!("start failed: {e}"));
+                Err(e)
+            }
+        }
+    }
+
     fn restart(&self) -> Result<(), DesktopError> {
         let number = lock(&self.procs).display_number;
+        let cfg = lock(&self.cfg).clone();
         // Same display number first, so clients that remember it can reconnect; a new one if
         // something else took it meanwhile.
-        let (child, n) = match spawn_xvfb(&self.cfg, &self.auth, Some(number)) {
+        let (child, n) = match spawn_xvfb(&cfg, &self.auth, Some(number)) {
             Ok(r) => r,
             Err(e) => {
                 tracing::warn!("Xvfb on :{number} failed ({e}); trying a new display");
-                spawn_xvfb(&self.cfg, &self.auth, None)?
+                spawn_xvfb(&cfg, &self.auth, None)?
             }
         };
         {
@@ -384,6 +529,8 @@ fn spawn_xvfb(
     }
     cmd.args(["-displayfd", "1", "-screen", "0"])
         .arg(format!("{mw}x{mh}x{}", cfg.depth))
+        .arg("-dpi")
+        .arg(cfg.dpi.to_string())
         .arg("-auth")
         .arg(auth.file())
         .args(["-nolisten", "tcp", "-noreset"]);

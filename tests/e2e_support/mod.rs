@@ -30,12 +30,15 @@ pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// A bare Xvfb plus a deskd attached to it, both killed on drop.
+/// A deskd process (attached to a bare Xvfb, or running its own), killed on drop.
 pub struct Deskd {
     // Field order is drop order: deskd first, then its X server.
     pub proc: ChildGuard,
-    pub xvfb: ChildGuard,
+    /// The bare Xvfb of attach mode (`None` when deskd runs its own X server).
+    pub xvfb: Option<ChildGuard>,
     pub display: String,
+    /// The Xauthority file of the X server deskd started (managed mode).
+    pub xauthority: Option<String>,
     pub http: SocketAddr,
     pub rfb: SocketAddr,
     pub log: Arc<Mutex<Vec<String>>>,
@@ -47,13 +50,22 @@ impl Deskd {
         // -noreset: the server must not reset when its last client leaves mid-test.
         let (xvfb, display) = bare_xvfb(width, height, &["-noreset"]);
         wait_for_x(&display);
+        let mut d = Deskd::spawn(&["--display", &display], extra);
+        d.xvfb = Some(xvfb);
+        d.display = display;
+        d
+    }
+
+    /// deskd with its own Xvfb and window manager (no demo clients), on free ports.
+    pub fn start_managed(extra: &[&str]) -> Deskd {
+        require_tool("Xvfb", "xvfb");
+        Deskd::spawn(&["--no-demo"], extra)
+    }
+
+    fn spawn(mode: &[&str], extra: &[&str]) -> Deskd {
         let mut child = Command::new(env!("CARGO_BIN_EXE_deskd"))
-            .args([
-                "--display",
-                &display,
-                "--log-level",
-                "info,deskd::session=debug",
-            ])
+            .args(mode)
+            .args(["--log-level", "info,deskd::session=debug"])
             .args([
                 "--listen-http",
                 "127.0.0.1:0",
@@ -89,9 +101,9 @@ impl Deskd {
             });
         }
         drop(tx);
-        let (mut http, mut rfb) = (None, None);
+        let (mut http, mut rfb, mut display, mut xauthority) = (None, None, None, None);
         let deadline = Instant::now() + Duration::from_secs(30);
-        while http.is_none() || rfb.is_none() {
+        while http.is_none() || rfb.is_none() || display.is_none() {
             let left = deadline.saturating_duration_since(Instant::now());
             let line = match rx.recv_timeout(left) {
                 Ok(l) => l,
@@ -106,18 +118,25 @@ impl Deskd {
             if let Some(a) = addr_after(&line, "viewer on http://") {
                 http = Some(a);
             }
-            // The one-line form proposed for scripts: `deskd: listening http=A rfb=B ...`.
+            // The one-line form for scripts: `deskd: listening http=A rfb=B display=:N`.
             if let Some(a) = addr_after(&line, "http=") {
                 http = Some(a);
             }
             if let Some(a) = addr_after(&line, "rfb=") {
                 rfb = Some(a);
             }
+            if let Some(d) = word_after(&line, "display=") {
+                display = Some(d);
+            }
+            if let Some(x) = word_after(&line, "xauthority=Some(\"") {
+                xauthority = Some(x.trim_end_matches(['"', ')']).to_string());
+            }
         }
         Deskd {
             proc,
-            xvfb,
-            display,
+            xvfb: None,
+            display: display.unwrap(),
+            xauthority,
             http: http.unwrap(),
             rfb: rfb.unwrap(),
             log,
@@ -139,7 +158,11 @@ impl Deskd {
     /// A command for an X client on this display.
     pub fn x_command(&self, prog: &str) -> Command {
         let mut c = Command::new(prog);
-        c.env("DISPLAY", &self.display).env_remove("XAUTHORITY");
+        c.env("DISPLAY", &self.display);
+        match &self.xauthority {
+            Some(a) => c.env("XAUTHORITY", a),
+            None => c.env_remove("XAUTHORITY"),
+        };
         c
     }
 
@@ -181,6 +204,12 @@ fn strip_ansi(s: &str) -> String {
         }
     }
     out
+}
+
+fn word_after(line: &str, marker: &str) -> Option<String> {
+    let rest = &line[line.find(marker)? + marker.len()..];
+    let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+    (end > 0).then(|| rest[..end].to_string())
 }
 
 fn addr_after(line: &str, marker: &str) -> Option<SocketAddr> {

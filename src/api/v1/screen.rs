@@ -1,0 +1,197 @@
+//! Screenshots: `GET /v1/desktop/screenshot` and `/screenshot/region` with `format` (png,
+//! jpeg, webp), `quality`, `scale` (0.1 to 1) and `showCursor`, answered with the image bytes.
+//! Same capture and encoders as `/api/v0/desktop/screenshot`.
+
+use std::collections::HashMap;
+
+use axum::extract::{Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+use super::ensure_active;
+use super::problem::Problem;
+use crate::api::screenshot::{self, Format, Region, ShotOptions};
+use crate::api::ApiState;
+
+fn bad_query(message: String) -> Problem {
+    Problem::invalid_request(StatusCode::BAD_REQUEST, message)
+}
+
+fn number<T: std::str::FromStr>(
+    q: &HashMap<String, String>,
+    name: &str,
+) -> Result<Option<T>, Problem> {
+    q.get(name)
+        .map(|v| {
+            v.parse::<T>()
+                .map_err(|_| bad_query(format!("invalid value {v:?} for `{name}`")))
+        })
+        .transpose()
+}
+
+/// Format, quality, scale and cursor from the query, checked; `region` in native pixels.
+pub fn options(
+    q: &HashMap<String, String>,
+    screen: (u32, u32),
+    region: Option<Region>,
+) -> Result<ShotOptions, Problem> {
+    let format = match q.get("format").map(String::as_str) {
+        None => Format::Png,
+        Some(f @ ("png" | "jpeg" | "webp")) => Format::parse(f).unwrap_or_default(),
+        Some(f) => {
+            return Err(bad_query(format!(
+                "unknown variant `{f}`, expected one of `png`, `jpeg`, `webp`"
+            )))
+        }
+    };
+    let quality = match number::<i64>(q, "quality")? {
+        None => None,
+        Some(v) if (1..=100).contains(&v) => u8::try_from(v).ok(),
+        Some(_) => return Err(Problem::invalid("quality must be between 1 and 100")),
+    };
+    let scale = number::<f64>(q, "scale")?.unwrap_or(1.0);
+    if !(0.1..=1.0).contains(&scale) {
+        return Err(Problem::invalid("scale must be between 0.1 and 1.0"));
+    }
+    let cursor = match q.get("showCursor").map(String::as_str) {
+        None | Some("false" | "0") => false,
+        Some("true" | "1") => true,
+        Some(v) => return Err(bad_query(format!("invalid value {v:?} for `showCursor`"))),
+    };
+    let (w, h) = region.map_or(screen, |r| (r.width, r.height));
+    let size = (scale < 1.0).then(|| {
+        let s = |v: u32| ((f64::from(v) * scale).round() as u32).max(1);
+        (s(w), s(h))
+    });
+    Ok(ShotOptions {
+        format,
+        quality,
+        region,
+        size,
+        cursor,
+        settle: None,
+    })
+}
+
+/// The region of a region query, clipped to the screen.
+pub fn region(q: &HashMap<String, String>, screen: (u32, u32)) -> Result<Region, Problem> {
+    let mut v = [0i64; 4];
+    for (slot, name) in v.iter_mut().zip(["x", "y", "width", "height"]) {
+        *slot =
+            number::<i64>(q, name)?.ok_or_else(|| bad_query(format!("missing field `{name}`")))?;
+    }
+    let [x, y, w, h] = v;
+    if w <= 0 || h <= 0 {
+        return Err(Problem::invalid(
+            "Screenshot region width and height must be greater than 0",
+        ));
+    }
+    let (sw, sh) = (i64::from(screen.0), i64::from(screen.1));
+    if x < 0 || y < 0 || x >= sw || y >= sh {
+        return Err(Problem::invalid(format!(
+            "Screenshot region origin ({x}, {y}) is outside the {sw}x{sh} screen"
+        )));
+    }
+    let clip = |v: i64| u32::try_from(v).unwrap_or(u32::MAX);
+    Ok(Region {
+        x: clip(x),
+        y: clip(y),
+        width: clip(w.min(sw - x)),
+        height: clip(h.min(sh - y)),
+    })
+}
+
+async fn shoot(state: &ApiState, opts: ShotOptions) -> Response {
+    match screenshot::capture(&state.desktop, &opts).await {
+        Ok(shot) => (
+            [(header::CONTENT_TYPE, shot.format.media_type())],
+            shot.data,
+        )
+            .into_response(),
+        Err(e) => Problem::from_desktop(
+            "desktop_screenshot_failed",
+            "Desktop Screenshot Failed",
+            "screenshot",
+            &e,
+        )
+        .into_response(),
+    }
+}
+
+/// `GET /v1/desktop/screenshot`.
+pub async fn full(
+    State(state): State<ApiState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    if let Err(p) = ensure_active(&state) {
+        return p.into_response();
+    }
+    let screen = crate::api::action::native_size(&state.desktop);
+    match options(&q, screen, None) {
+        Ok(o) => shoot(&state, o).await,
+        Err(p) => p.into_response(),
+    }
+}
+
+/// `GET /v1/desktop/screenshot/region`.
+pub async fn region_shot(
+    State(state): State<ApiState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    if let Err(p) = ensure_active(&state) {
+        return p.into_response();
+    }
+    let screen = crate::api::action::native_size(&state.desktop);
+    match region(&q, screen).and_then(|r| options(&q, screen, Some(r))) {
+        Ok(o) => shoot(&state, o).await,
+        Err(p) => p.into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn q(s: &str) -> HashMap<String, String> {
+        s.split('&')
+            .filter(|p| !p.is_empty())
+            .filter_map(|p| p.split_once('='))
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn query_options() {
+        let o = options(&q(""), (1440, 900), None).unwrap();
+        assert_eq!((o.format, o.size, o.cursor), (Format::Png, None, false));
+        let o = options(
+            &q("format=jpeg&quality=50&scale=0.5&showCursor=true"),
+            (1440, 900),
+            None,
+        )
+        .unwrap();
+        assert_eq!(o.format, Format::Jpeg);
+        assert_eq!(o.quality, Some(50));
+        assert_eq!(o.size, Some((720, 450)));
+        assert!(o.cursor);
+        for bad in ["scale=0", "scale=3", "format=gif", "quality=500", "scale=x"] {
+            assert!(options(&q(bad), (1440, 900), None).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn regions() {
+        let r = region(&q("x=1400&y=10&width=100&height=50"), (1440, 900)).unwrap();
+        assert_eq!((r.x, r.width, r.height), (1400, 40, 50));
+        assert!(region(&q("x=10&y=10&width=0&height=50"), (1440, 900)).is_err());
+        assert!(region(&q("x=10&y=10"), (1440, 900)).is_err());
+        assert!(region(&q("x=-1&y=0&width=5&height=5"), (1440, 900)).is_err());
+        let o = options(
+            &q("scale=0.5"),
+            (1440, 900),
+            Some(region(&q("x=0&y=0&width=101&height=51"), (1440, 900)).unwrap()),
+        )
+        .unwrap();
+        assert_eq!(o.size, Some((51, 26)));
+    }
+}
