@@ -14,8 +14,8 @@ pub enum InputEvent {
     Button(u8, bool),
     /// `key(keysym, down)`.
     Key(u32, bool),
-    /// `key_scancode(xt, down)`.
-    Scancode(u32, bool),
+    /// `key_scancode(xt, keysym, down)`.
+    Scancode(u32, u32, bool),
     /// `sync()`.
     Sync,
 }
@@ -89,8 +89,8 @@ impl InputSink for FakeInput {
         self.record(InputEvent::Key(keysym, down))
     }
 
-    fn key_scancode(&self, xt_scancode: u32, down: bool) -> Result<(), DesktopError> {
-        self.record(InputEvent::Scancode(xt_scancode, down))
+    fn key_scancode(&self, xt_scancode: u32, keysym: u32, down: bool) -> Result<(), DesktopError> {
+        self.record(InputEvent::Scancode(xt_scancode, keysym, down))
     }
 
     fn pointer_position(&self) -> Result<(u16, u16), DesktopError> {

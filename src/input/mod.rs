@@ -20,8 +20,11 @@ pub trait InputSink: Send + Sync {
     /// needs (and restoring them after); keysyms absent from the keymap are bound temporarily.
     fn key(&self, keysym: u32, down: bool) -> Result<(), DesktopError>;
 
-    /// Press or release a key by XT scancode (QEMU extended key event), bypassing keysyms.
-    fn key_scancode(&self, xt_scancode: u32, down: bool) -> Result<(), DesktopError>;
+    /// Press or release a key by XT scancode (QEMU extended key event) carrying `keysym` (0
+    /// when unknown). The scancode is used when its key types `keysym` under the modifiers and
+    /// Caps Lock now in effect, the keysym otherwise; a release undoes whichever the press
+    /// used.
+    fn key_scancode(&self, xt_scancode: u32, keysym: u32, down: bool) -> Result<(), DesktopError>;
 
     /// Where the pointer is now.
     fn pointer_position(&self) -> Result<(u16, u16), DesktopError>;

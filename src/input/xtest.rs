@@ -42,6 +42,17 @@ struct Conn {
     slots: Vec<Slot>,
     /// keysym -> keycode pressed for it, so the release goes to the same key.
     pressed: HashMap<u32, u8>,
+    /// XT scancode -> how its press was typed, so the release undoes the same.
+    scancodes: HashMap<u32, ScancodePress>,
+}
+
+/// How a QEMU key press was typed.
+#[derive(Debug, Clone, Copy)]
+enum ScancodePress {
+    /// By its own keycode.
+    Keycode(u8),
+    /// By this keysym (the scancode's key types something else now).
+    Keysym(u32),
 }
 
 /// An [`InputSink`] injecting through XTEST. Reconnects by itself after the X server restarts.
@@ -129,6 +140,7 @@ impl Conn {
             keymap,
             slots: Vec::new(),
             pressed: HashMap::new(),
+            scancodes: HashMap::new(),
         };
         c.refill_slots();
         Ok(c)
@@ -259,18 +271,30 @@ impl Conn {
             }
             return self.conn.flush().map_err(x_err);
         }
-        let keys = self
-            .conn
-            .query_keymap()
-            .map_err(x_err)?
-            .reply()
-            .map_err(x_err)?
-            .keys;
-        let plan = match self.keymap.plan(keysym, &keys) {
+        let (keys, lock) = self.key_state()?;
+        self.press_keysym(keysym, &keys, lock)
+    }
+
+    /// Keys held now (QueryKeymap bitmap) and whether Caps Lock is on.
+    fn key_state(&self) -> Result<([u8; 32], bool), DesktopError> {
+        let keys = self.conn.query_keymap().map_err(x_err)?;
+        let pointer = self.conn.query_pointer(self.root).map_err(x_err)?;
+        let keys = keys.reply().map_err(x_err)?.keys;
+        let mask = pointer.reply().map_err(x_err)?.mask;
+        Ok((keys, mask.contains(xproto::KeyButMask::LOCK)))
+    }
+
+    fn press_keysym(
+        &mut self,
+        keysym: u32,
+        keys: &[u8; 32],
+        lock: bool,
+    ) -> Result<(), DesktopError> {
+        let plan = match self.keymap.plan(keysym, keys, lock) {
             Some(p) => p,
             None => {
-                self.bind_scratch(keysym, &keys)?;
-                self.keymap.plan(keysym, &keys).ok_or_else(|| {
+                self.bind_scratch(keysym, keys)?;
+                self.keymap.plan(keysym, keys, lock).ok_or_else(|| {
                     DesktopError::Other(format!("keysym {keysym:#x} bound but not found"))
                 })?
             }
@@ -286,6 +310,38 @@ impl Conn {
             self.key_event(k, d)?;
         }
         self.pressed.insert(keysym, plan.keycode);
+        self.conn.flush().map_err(x_err)
+    }
+
+    fn key_scancode(
+        &mut self,
+        xt: u32,
+        keycode: u8,
+        keysym: u32,
+        down: bool,
+    ) -> Result<(), DesktopError> {
+        if !down {
+            return match self.scancodes.remove(&xt) {
+                Some(ScancodePress::Keysym(k)) => self.key(k, false),
+                Some(ScancodePress::Keycode(k)) => self.release_keycode(k),
+                None => self.release_keycode(keycode),
+            };
+        }
+        self.drain_events()?;
+        let (keys, lock) = self.key_state()?;
+        if keysym == NO_SYMBOL || self.keymap.scancode_agrees(keycode, keysym, &keys, lock) {
+            self.key_event(keycode, true)?;
+            self.scancodes.insert(xt, ScancodePress::Keycode(keycode));
+            return self.conn.flush().map_err(x_err);
+        }
+        self.unbind_idle(SCRATCH_IDLE)?;
+        self.press_keysym(keysym, &keys, lock)?;
+        self.scancodes.insert(xt, ScancodePress::Keysym(keysym));
+        Ok(())
+    }
+
+    fn release_keycode(&mut self, keycode: u8) -> Result<(), DesktopError> {
+        self.key_event(keycode, false)?;
         self.conn.flush().map_err(x_err)
     }
 }
@@ -352,7 +408,7 @@ impl InputSink for XTestInput {
         self.with(|c| c.key(keysym, down))
     }
 
-    fn key_scancode(&self, xt_scancode: u32, down: bool) -> Result<(), DesktopError> {
+    fn key_scancode(&self, xt_scancode: u32, keysym: u32, down: bool) -> Result<(), DesktopError> {
         let evdev = keymap::xt_to_evdev(xt_scancode).ok_or_else(|| {
             DesktopError::Invalid(format!("unknown XT scancode {xt_scancode:#x}"))
         })?;
@@ -365,8 +421,7 @@ impl InputSink for XTestInput {
                     "keycode {keycode} outside the server's range"
                 )));
             }
-            c.key_event(keycode, down)?;
-            c.conn.flush().map_err(x_err)
+            c.key_scancode(xt_scancode, keycode, keysym, down)
         })
     }
 

@@ -1,11 +1,11 @@
-//! What a session sends next: pure scheduling over damage, requests and flow control.
+//! What a session sends next: pure scheduling over damage, requests and lossless refresh.
 //!
-//! The session feeds in damage (regions changed since it last looked), client requests and
-//! "the previous update has been written"; [`Scheduler::next`] answers with the pixels to send
-//! now, or nothing. One update is in flight at a time and damage merges into one pending
-//! region meanwhile, so a slow client gets the newest pixels later, never a queue.
+//! The engine feeds in damage (regions changed since it last looked), client requests and
+//! "the previous update is out"; [`Scheduler::next`] answers with the pixels to send now, or
+//! nothing. One update is being prepared at a time and damage merges into one pending region
+//! meanwhile, so a slow client gets the newest pixels later, never a queue of stale frames.
 
-use rfb::{Rect, Region};
+use crate::{Rect, Region};
 
 /// A pending region with more rectangles than this is replaced by its bounding box, so the
 /// bookkeeping for a client that never reads stays small.
@@ -18,6 +18,8 @@ pub struct Plan {
     pub resize: Option<(u16, u16)>,
     /// Pixels to encode, disjoint and inside the framebuffer the client knows.
     pub region: Region,
+    /// A lossless refresh of areas sent lossily before: encode without JPEG.
+    pub lossless: bool,
 }
 
 /// Per-client update scheduling state.
@@ -112,8 +114,15 @@ impl Scheduler {
 
     /// Decide the next update for a frame of `frame_w` x `frame_h`. `extras` says the session
     /// has pseudo-rectangles to deliver (cursor, acknowledgements), which justify an update
-    /// even without pixels. Marks the update in flight when it returns one.
-    pub fn next(&mut self, frame_w: u16, frame_h: u16, extras: bool) -> Option<Plan> {
+    /// even without pixels. `refresh` is what is due for a lossless refresh: it is sent when
+    /// there is no new damage to send. Marks the update in flight when it returns one.
+    pub fn next(
+        &mut self,
+        frame_w: u16,
+        frame_h: u16,
+        extras: bool,
+        refresh: &Region,
+    ) -> Option<Plan> {
         if !self.can_send() {
             return None;
         }
@@ -128,6 +137,7 @@ impl Scheduler {
             return Some(Plan {
                 resize: Some((frame_w, frame_h)),
                 region: Region::from_rect(all),
+                lossless: false,
             });
         }
         let area = match (self.continuous, self.request) {
@@ -143,6 +153,14 @@ impl Scheduler {
         region.intersect_rect(area);
         region.union(&self.forced);
         region.clamp_to(w, h);
+        let mut lossless = false;
+        if region.is_empty() && !refresh.is_empty() {
+            let mut r = refresh.clone();
+            r.intersect_rect(area);
+            r.clamp_to(w, h);
+            lossless = !r.is_empty();
+            region = r;
+        }
         if region.is_empty() && !extras {
             // An incremental request with nothing new waits for damage. Forced areas outside
             // the screen are simply dropped.
@@ -156,6 +174,7 @@ impl Scheduler {
         Some(Plan {
             resize: None,
             region,
+            lossless,
         })
     }
 }
@@ -168,13 +187,38 @@ mod tests {
         Rect::new(x, y, w, h)
     }
 
+    fn none() -> Region {
+        Region::new()
+    }
+
+    #[test]
+    fn refresh_goes_out_only_when_no_damage_is_pending() {
+        let mut s = Scheduler::new(100, 100);
+        s.enable_continuous(r(0, 0, 100, 100));
+        let due = Region::from(r(0, 0, 50, 50));
+        s.damage(&r(60, 60, 10, 10).into());
+        let p = s.next(100, 100, false, &due).unwrap();
+        assert_eq!(
+            (p.region, p.lossless),
+            (Region::from(r(60, 60, 10, 10)), false)
+        );
+        s.sent();
+        let p = s.next(100, 100, false, &due).unwrap();
+        assert_eq!((p.region, p.lossless), (due.clone(), true));
+        s.sent();
+        // Outside the requested area nothing is refreshed.
+        s.disable_continuous();
+        s.request(true, r(80, 80, 20, 20));
+        assert_eq!(s.next(100, 100, false, &due), None);
+    }
+
     #[test]
     fn nothing_is_sent_without_a_request() {
         let mut s = Scheduler::new(100, 100);
         s.damage(&r(0, 0, 10, 10).into());
-        assert_eq!(s.next(100, 100, false), None);
+        assert_eq!(s.next(100, 100, false, &none()), None);
         s.request(true, r(0, 0, 100, 100));
-        let p = s.next(100, 100, false).unwrap();
+        let p = s.next(100, 100, false, &none()).unwrap();
         assert_eq!(p.region, Region::from(r(0, 0, 10, 10)));
         assert_eq!(p.resize, None);
     }
@@ -183,10 +227,10 @@ mod tests {
     fn incremental_request_waits_for_damage() {
         let mut s = Scheduler::new(100, 100);
         s.request(true, r(0, 0, 100, 100));
-        assert_eq!(s.next(100, 100, false), None);
+        assert_eq!(s.next(100, 100, false, &none()), None);
         s.damage(&r(5, 5, 1, 1).into());
         assert_eq!(
-            s.next(100, 100, false).unwrap().region,
+            s.next(100, 100, false, &none()).unwrap().region,
             Region::from(r(5, 5, 1, 1))
         );
     }
@@ -195,7 +239,7 @@ mod tests {
     fn non_incremental_request_sends_the_whole_area() {
         let mut s = Scheduler::new(100, 100);
         s.request(false, r(10, 10, 20, 20));
-        let p = s.next(100, 100, false).unwrap();
+        let p = s.next(100, 100, false, &none()).unwrap();
         assert_eq!(p.region, Region::from(r(10, 10, 20, 20)));
     }
 
@@ -205,13 +249,13 @@ mod tests {
         s.damage(&r(0, 0, 100, 10).into());
         s.request(true, r(0, 0, 50, 50));
         assert_eq!(
-            s.next(100, 100, false).unwrap().region,
+            s.next(100, 100, false, &none()).unwrap().region,
             Region::from(r(0, 0, 50, 10))
         );
         s.sent();
         s.request(true, r(0, 0, 100, 100));
         assert_eq!(
-            s.next(100, 100, false).unwrap().region,
+            s.next(100, 100, false, &none()).unwrap().region,
             Region::from(r(50, 0, 50, 10))
         );
     }
@@ -221,17 +265,21 @@ mod tests {
         let mut s = Scheduler::new(100, 100);
         s.enable_continuous(r(0, 0, 100, 100));
         s.damage(&r(0, 0, 10, 10).into());
-        assert!(s.next(100, 100, false).is_some());
+        assert!(s.next(100, 100, false, &none()).is_some());
         for i in 0..50 {
             s.damage(&r(i, 0, 1, 1).into());
             s.damage(&r(0, 0, 10, 10).into());
-            assert_eq!(s.next(100, 100, false), None);
+            assert_eq!(s.next(100, 100, false, &none()), None);
         }
         s.sent();
-        let p = s.next(100, 100, false).unwrap();
+        let p = s.next(100, 100, false, &none()).unwrap();
         assert_eq!(p.region.bounds(), r(0, 0, 50, 10));
         s.sent();
-        assert_eq!(s.next(100, 100, false), None, "nothing left after sending");
+        assert_eq!(
+            s.next(100, 100, false, &none()),
+            None,
+            "nothing left after sending"
+        );
     }
 
     #[test]
@@ -242,7 +290,7 @@ mod tests {
         }
         assert!(s.pending.rects().len() <= MAX_PENDING_RECTS);
         s.request(true, r(0, 0, 1000, 1000));
-        let p = s.next(1000, 1000, false).unwrap();
+        let p = s.next(1000, 1000, false, &none()).unwrap();
         assert!(p.region.contains(7, 13));
     }
 
@@ -251,7 +299,7 @@ mod tests {
         let mut s = Scheduler::new(100, 100);
         s.set_resize_supported(true);
         s.request(true, r(0, 0, 100, 100));
-        let p = s.next(200, 50, false).unwrap();
+        let p = s.next(200, 50, false, &none()).unwrap();
         assert_eq!(p.resize, Some((200, 50)));
         assert_eq!(p.region, Region::from(r(0, 0, 200, 50)));
         assert_eq!(s.client_size(), (200, 50));
@@ -262,7 +310,7 @@ mod tests {
         let mut s = Scheduler::new(100, 100);
         s.damage(&r(0, 0, 200, 200).into());
         s.request(true, r(0, 0, 100, 100));
-        let p = s.next(200, 50, false).unwrap();
+        let p = s.next(200, 50, false, &none()).unwrap();
         assert_eq!(p.resize, None);
         assert_eq!(p.region, Region::from(r(0, 0, 100, 50)));
     }
@@ -271,7 +319,7 @@ mod tests {
     fn extras_go_out_without_pixels() {
         let mut s = Scheduler::new(100, 100);
         s.request(true, r(0, 0, 100, 100));
-        let p = s.next(100, 100, true).unwrap();
+        let p = s.next(100, 100, true, &none()).unwrap();
         assert!(p.region.is_empty());
         assert!(s.in_flight());
     }
@@ -282,13 +330,13 @@ mod tests {
         s.enable_continuous(r(0, 0, 50, 50));
         s.damage(&r(40, 40, 20, 20).into());
         assert_eq!(
-            s.next(100, 100, false).unwrap().region,
+            s.next(100, 100, false, &none()).unwrap().region,
             Region::from(r(40, 40, 10, 10))
         );
         s.sent();
         assert!(s.disable_continuous());
         assert!(!s.disable_continuous());
         s.damage(&r(0, 0, 1, 1).into());
-        assert_eq!(s.next(100, 100, false), None);
+        assert_eq!(s.next(100, 100, false, &none()), None);
     }
 }
