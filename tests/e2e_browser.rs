@@ -303,8 +303,9 @@ fn browser_default_settings_become_exact_once_still() {
 
 /// FNV-1a over bytes, as the page computes it over a canvas's RGB.
 fn fnv1a(rgb: &[u8]) -> u32 {
-    rgb.iter()
-        .fold(0x811c_9dc5u32, |h, &b| (h ^ u32::from(b)).wrapping_mul(16_777_619))
+    rgb.iter().fold(0x811c_9dc5u32, |h, &b| {
+        (h ^ u32::from(b)).wrapping_mul(16_777_619)
+    })
 }
 
 /// noVNC announces QEMU extended key events by default, and Playwright's `keyboard.type` sends

@@ -79,7 +79,7 @@ fn echo_window(display: &str) {
 
 #[test]
 fn key_echo_stays_fast_through_a_slow_link_during_animation() {
-    let d = Deskd::start(800, 600, &[]);
+    let d = Deskd::start(800, 600, &["--log-level", "info,deskd::session=trace"]);
     echo_window(&d.display);
     let link = Link::new(8.0, 40);
     let relay = Relay::start(d.http, link);
@@ -147,6 +147,7 @@ fn key_echo_stays_fast_through_a_slow_link_during_animation() {
     eprintln!("key echo through 8 Mbit/s, 40 ms RTT during animation: median {median:.0} ms, all {echoes:.0?}");
     assert!(
         median <= limit,
-        "median echo {median:.0} ms > {limit:.0} ms: {echoes:.0?}"
+        "median echo {median:.0} ms > {limit:.0} ms: {echoes:.0?}; deskd log:\n{}",
+        d.log_text()
     );
 }

@@ -246,7 +246,19 @@ where
                 r = finished(&mut encoding), if encoding.is_some() => {
                     encoding = None;
                     let e = r.map_err(|e| DriverError::EncodeThread(e.to_string()))?;
+                    let bytes = e.len();
                     engine.update_encoded(e, Instant::now())?;
+                    let cc = engine.congestion();
+                    tracing::trace!(
+                        %peer,
+                        bytes,
+                        in_flight = cc.in_flight(),
+                        window = cc.window(),
+                        rtt_ms = cc.rtt().map(|r| r.as_secs_f64() * 1e3),
+                        base_rtt_ms = cc.base_rtt().map(|r| r.as_secs_f64() * 1e3),
+                        bandwidth = cc.bandwidth(),
+                        "update"
+                    );
                 }
                 r = versions.changed(), if connected => if r.is_err() { return Ok(()) },
                 r = cursors.changed(), if connected => if r.is_err() { return Ok(()) },

@@ -49,13 +49,15 @@ impl Deskd {
         // -noreset: the server must not reset when its last client leaves mid-test.
         let (xvfb, display) = bare_xvfb(width, height, &["-noreset"]);
         wait_for_x(&display);
+        // Session debug logs unless the test picks its own level.
+        let level: &[&str] = if extra.contains(&"--log-level") {
+            &[]
+        } else {
+            &["--log-level", "info,deskd::session=debug"]
+        };
         let mut child = Command::new(env!("CARGO_BIN_EXE_deskd"))
-            .args([
-                "--display",
-                &display,
-                "--log-level",
-                "info,deskd::session=debug",
-            ])
+            .args(["--display", &display])
+            .args(level)
             .args([
                 "--listen-http",
                 "127.0.0.1:0",

@@ -10,8 +10,12 @@
 //! - the window, the bytes allowed in flight, is bandwidth × base RTT with headroom, and grows
 //!   while round trips show no queue.
 //!
-//! A new update may start while the bytes in flight stay below the window. Without Fence the
-//! engine falls back to one update per request, written out before the next is prepared.
+//! Once the bandwidth is known, updates are paced: a new one may start when the link has (by
+//! that estimate) drained what was sent before, so the link never idles for a round trip
+//! waiting for an answer, and the bytes not yet acknowledged stay below bandwidth × (base RTT
+//! + [`MAX_QUEUE_DELAY`]), so nothing queues for long. Before that the window alone gates.
+//! Without Fence the engine falls back to one update per request, written out before the
+//! next is prepared.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -25,9 +29,11 @@ const MAX_WINDOW: u64 = 64 << 20;
 /// Bytes in flight allowed per byte of bandwidth × base RTT: room to keep the link busy
 /// while a fence answer travels back, without building a standing queue.
 const WINDOW_GAIN: f64 = 2.0;
-/// Bandwidth samples kept (the estimate is their maximum: samples taken while the link was
-/// not full underestimate it, none overestimates it by much).
-const BW_SAMPLES: usize = 8;
+/// Bandwidth samples kept; the estimate is their median (answers that a client sends in a
+/// burst make single samples too high, idle periods make them too low).
+const BW_SAMPLES: usize = 9;
+/// A bandwidth sample needs the link busy at least this long.
+const MIN_SAMPLE_TIME: Duration = Duration::from_millis(5);
 /// The base RTT is re-learned after this long (routes and client load change).
 const BASE_RTT_LIFETIME: Duration = Duration::from_secs(10);
 /// Extra delay below this is noise, not a queue.
@@ -36,6 +42,10 @@ const MIN_QUEUE_DELAY: Duration = Duration::from_millis(1);
 const MIN_SAMPLE_BYTES: u64 = 4 * 1024;
 /// Fence answers outstanding beyond this are not tracked (a client that stopped answering).
 const MAX_PINGS: usize = 64;
+/// Most queueing delay our own bytes may cause on the link (input echo waits behind it).
+pub const MAX_QUEUE_DELAY: Duration = Duration::from_millis(50);
+/// A paced update may start this long before the link is expected to drain.
+const PACE_SLACK: Duration = Duration::from_millis(5);
 
 #[derive(Debug, Clone)]
 struct Ping {
@@ -69,6 +79,11 @@ pub struct Congestion {
     window: u64,
     /// The last update could not start because the window was full.
     window_limited: bool,
+    /// When the link is expected to have drained what left the socket (with a bandwidth
+    /// estimate).
+    link_free_at: Option<Instant>,
+    /// The latest answer's delay beyond the base RTT and its own bytes' transmission.
+    standing_queue: Option<Duration>,
 }
 
 impl Default for Congestion {
@@ -86,6 +101,8 @@ impl Default for Congestion {
             bw: VecDeque::new(),
             window: INITIAL_WINDOW,
             window_limited: false,
+            link_free_at: None,
+            standing_queue: None,
         }
     }
 }
@@ -109,6 +126,10 @@ impl Congestion {
     /// `n` bytes left the socket at `now`.
     pub fn transmitted(&mut self, n: usize, now: Instant) {
         self.transmitted = (self.transmitted + n as u64).min(self.queued);
+        if let Some(bw) = self.bandwidth() {
+            let from = self.link_free_at.map_or(now, |t| t.max(now));
+            self.link_free_at = Some(from + Duration::from_secs_f64(n as f64 / bw));
+        }
         for p in self.pings.iter_mut() {
             if p.first_left_at.is_none() && p.start < self.transmitted {
                 p.first_left_at = Some(now);
@@ -173,7 +194,7 @@ impl Congestion {
             None => first,
         };
         let busy = now.saturating_duration_since(from).saturating_sub(base);
-        if busy >= MIN_QUEUE_DELAY && bytes >= MIN_SAMPLE_BYTES {
+        if busy >= MIN_SAMPLE_TIME && bytes >= MIN_SAMPLE_BYTES {
             let sample = bytes as f64 / busy.as_secs_f64();
             if self.bw.len() >= BW_SAMPLES {
                 self.bw.pop_front();
@@ -181,6 +202,12 @@ impl Congestion {
             self.bw.push_back(sample);
         }
         self.last_pong_at = Some(now);
+        // The queue our own earlier bytes caused: the extra delay beyond this fence's own bytes
+        // crossing the link.
+        let own = self.bandwidth().map_or(Duration::ZERO, |bw| {
+            Duration::from_secs_f64(bytes as f64 / bw)
+        });
+        self.standing_queue = Some(queue_delay.saturating_sub(own));
         let target = match self.bandwidth() {
             Some(bw) => (bw * base.as_secs_f64() * WINDOW_GAIN) as u64,
             None => self.window,
@@ -201,14 +228,27 @@ impl Congestion {
         self.queued - self.acked
     }
 
-    /// Whether a new update may start now. Records that the window, not the screen, limited
-    /// the sender (which lets the window grow).
-    pub fn may_send(&mut self) -> bool {
-        let ok = self.in_flight() < self.window;
+    /// Whether a new update may start at `now`. Records that the window, not the screen,
+    /// limited the sender (which lets the window grow).
+    pub fn may_send(&mut self, now: Instant) -> bool {
+        let ok = match (self.bandwidth(), self.base_rtt()) {
+            // Paced while round trips show no standing queue; answer-gated otherwise.
+            (Some(bw), Some(base)) if !self.congested() => {
+                let cap = (bw * (base + MAX_QUEUE_DELAY).as_secs_f64()) as u64;
+                self.ready_at().is_none_or(|t| t <= now) && self.in_flight() < cap.max(self.window)
+            }
+            _ => self.in_flight() < self.window,
+        };
         if !ok {
             self.window_limited = true;
         }
         ok
+    }
+
+    /// When pacing next allows an update (`None`: only an answer can open the window).
+    pub fn ready_at(&self) -> Option<Instant> {
+        self.link_free_at
+            .map(|t| t.checked_sub(PACE_SLACK).unwrap_or(t))
     }
 
     /// The current window in bytes.
@@ -226,17 +266,17 @@ impl Congestion {
         self.base_rtt.map(|(b, _)| b)
     }
 
-    /// Estimated bandwidth in bytes per second, once the link was seen queueing.
+    /// Estimated bandwidth in bytes per second, once measured.
     pub fn bandwidth(&self) -> Option<f64> {
-        self.bw.iter().copied().reduce(f64::max)
+        let mut v: Vec<f64> = self.bw.iter().copied().collect();
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied()
     }
 
-    /// Our bytes are queueing on the way: the latest round trip is well above the base.
+    /// Our bytes are queueing on the way: the latest round trip exceeds the base RTT and its
+    /// own bytes' transmission time by more than [`MAX_QUEUE_DELAY`].
     pub fn congested(&self) -> bool {
-        match (self.last_rtt, self.base_rtt()) {
-            (Some(rtt), Some(base)) => rtt.saturating_sub(base) > base.max(MIN_QUEUE_DELAY * 10),
-            _ => false,
-        }
+        self.standing_queue.is_some_and(|q| q > MAX_QUEUE_DELAY)
     }
 }
 
@@ -271,7 +311,8 @@ mod tests {
         round(&mut c, t, 200_000, rate, delay);
         let bw = c.bandwidth().unwrap();
         assert!((0.8e6..1.3e6).contains(&bw), "{bw}");
-        assert!(c.congested());
+        // Its own bytes crossing the link are no standing queue.
+        assert!(!c.congested());
         // Window near bandwidth × RTT × gain (about 80 KB), never the whole update.
         assert!(
             c.window() < 200_000 && c.window() >= MIN_WINDOW,
@@ -281,20 +322,52 @@ mod tests {
     }
 
     #[test]
+    fn paced_updates_start_as_the_link_drains_not_a_round_trip_later() {
+        let mut c = Congestion::new();
+        let t0 = Instant::now();
+        let delay = Duration::from_millis(20);
+        let rate = 1_000_000.0;
+        let t = round(&mut c, t0, 100, rate, delay);
+        let t = round(&mut c, t, 100_000, rate, delay);
+        assert!(c.bandwidth().is_some());
+        // The queue has drained: a small answer comes back at the base RTT.
+        let t = round(&mut c, t, 100, rate, delay);
+        assert!(!c.congested());
+        // 80 KB leave at once: the link needs about 80 ms for them.
+        c.queued(80_000);
+        let s = c.next_ping();
+        c.queued(24);
+        c.ping_queued(s, t);
+        c.transmitted(80_024, t);
+        assert!(!c.may_send(t));
+        let ready = c.ready_at().unwrap();
+        let drain = ready.duration_since(t);
+        assert!(
+            drain > Duration::from_millis(60) && drain < Duration::from_millis(100),
+            "{drain:?}"
+        );
+        // Before its answer (due 40 ms after it drains), the next update may start.
+        assert!(c.may_send(ready));
+        // But never more than the queue allows in flight.
+        c.queued(200_000);
+        assert!(!c.may_send(ready + Duration::from_secs(1)));
+    }
+
+    #[test]
     fn window_gates_and_opens_on_answers() {
         let mut c = Congestion::new();
         let t = Instant::now();
-        assert!(c.may_send());
+        assert!(c.may_send(t));
         c.queued(100_000);
         let seq = c.next_ping();
         c.queued(24);
         c.ping_queued(seq, t);
-        assert!(!c.may_send(), "in flight beyond the initial window");
+        assert!(!c.may_send(t), "in flight beyond the initial window");
         c.transmitted(100_024, t);
         assert_eq!(c.unsent(), 0);
         c.pong(seq, t + Duration::from_micros(300));
         assert_eq!(c.in_flight(), 0);
-        assert!(c.may_send());
+        assert!(c.may_send(t));
         // No queue while window-limited: the window grew.
         assert!(c.window() > INITIAL_WINDOW);
     }

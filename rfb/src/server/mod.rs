@@ -71,7 +71,7 @@ const PING_TAG: &[u8; 4] = b"dskd";
 const MAX_RECTS: usize = RECT_COUNT_UNTIL_LAST_RECT as usize - 1;
 
 /// JPEG quality levels given up at most under congestion.
-const MAX_QUALITY_PENALTY: u8 = 5;
+const MAX_QUALITY_PENALTY: u8 = 9;
 
 /// An update that takes longer than this to cross the link delays the next input echo
 /// noticeably: lower the JPEG quality.
@@ -373,7 +373,11 @@ pub struct ServerSession {
     lossy: LossyAreas,
     /// The last time [`ServerSession::handle_timeout`] ran.
     timers_handled: Option<Instant>,
+    /// An update waits for pacing until then.
+    pace_wait: Option<Instant>,
     quality_penalty: u8,
+    /// The last update took long on the link: fresh changes go out ahead of moving areas.
+    slow_link: bool,
 }
 
 impl ServerSession {
@@ -418,7 +422,9 @@ impl ServerSession {
             cc,
             lossy: LossyAreas::new(),
             timers_handled: None,
+            pace_wait: None,
             quality_penalty: 0,
+            slow_link: false,
             config,
         }
     }
@@ -486,7 +492,11 @@ impl ServerSession {
         }
         // A refresh becomes possible at its due time; one already due waits for room on the
         // link or a request, which arrive as other inputs, so no busy timer for it.
-        self.lossy.next_due_after(self.timers_handled)
+        let refresh = self.lossy.next_due_after(self.timers_handled);
+        match (refresh, self.pace_wait) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Time passed. Fails when the handshake took too long.
@@ -495,6 +505,9 @@ impl ServerSession {
             return Err(SessionError::HandshakeTimeout);
         }
         self.timers_handled = Some(now);
+        if self.pace_wait.is_some_and(|t| t <= now) {
+            self.pace_wait = None;
+        }
         Ok(())
     }
 
@@ -665,7 +678,8 @@ impl ServerSession {
         if self.cc.unsent() > 0 {
             return Ok(None);
         }
-        if self.fenced() && !self.cc.may_send() {
+        if self.fenced() && !self.cc.may_send(now) {
+            self.pace_wait = self.cc.ready_at().filter(|t| *t > now);
             return Ok(None);
         }
         let extras = self.cursor_pending()
@@ -680,7 +694,7 @@ impl ServerSession {
             Region::new()
         };
         let (fw, fh) = self.frame_size;
-        let Some(plan) = self.sched.next(fw, fh, extras, &due) else {
+        let Some(plan) = self.sched.next(fw, fh, extras, &due, self.slow_link) else {
             return Ok(None);
         };
         let caps = self.settings.caps.clone();
@@ -752,7 +766,7 @@ impl ServerSession {
         if plan.lossless {
             params.quality_level = None;
         } else if let Some(q) = params.quality_level {
-            params.quality_level = Some(q.saturating_sub(self.quality_penalty).max(1).min(q));
+            params.quality_level = Some(q.saturating_sub(self.quality_penalty));
         }
         self.encoding_out = true;
         Ok(Some(UpdateJob {
@@ -797,6 +811,7 @@ impl ServerSession {
                 .bandwidth()
                 .map(|bw| Duration::from_secs_f64(bytes.len() as f64 / bw));
             let slow = took.is_some_and(|t| t > SLOW_UPDATE);
+            self.slow_link = took.is_some_and(|t| t > SLOW_UPDATE / 4);
             if slow || self.cc.congested() {
                 self.quality_penalty = (self.quality_penalty + 2).min(MAX_QUALITY_PENALTY);
             } else if took.is_none_or(|t| t < SLOW_UPDATE / 3) {

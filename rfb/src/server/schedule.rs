@@ -37,6 +37,8 @@ pub struct Scheduler {
     in_flight: bool,
     /// The framebuffer size the client believes in.
     client_size: (u16, u16),
+    /// What the last two updates sent: areas changing continuously (an animation, video).
+    recent: [Region; 2],
     /// The client understands DesktopSize or ExtendedDesktopSize.
     resize_supported: bool,
 }
@@ -51,6 +53,7 @@ impl Scheduler {
             continuous: None,
             in_flight: false,
             client_size: (width, height),
+            recent: [Region::new(), Region::new()],
             resize_supported: false,
         }
     }
@@ -115,13 +118,16 @@ impl Scheduler {
     /// Decide the next update for a frame of `frame_w` x `frame_h`. `extras` says the session
     /// has pseudo-rectangles to deliver (cursor, acknowledgements), which justify an update
     /// even without pixels. `refresh` is what is due for a lossless refresh: it is sent when
-    /// there is no new damage to send. Marks the update in flight when it returns one.
+    /// there is no new damage to send. With `fresh_first` (a slow link), areas that changed
+    /// but were not part of the last updates (typically input echo) go out alone first, ahead
+    /// of areas that keep changing. Marks the update in flight when it returns one.
     pub fn next(
         &mut self,
         frame_w: u16,
         frame_h: u16,
         extras: bool,
         refresh: &Region,
+        fresh_first: bool,
     ) -> Option<Plan> {
         if !self.can_send() {
             return None;
@@ -153,6 +159,14 @@ impl Scheduler {
         region.intersect_rect(area);
         region.union(&self.forced);
         region.clamp_to(w, h);
+        if fresh_first && self.forced.is_empty() {
+            let mut fresh = region.clone();
+            fresh.subtract(&self.recent[0]);
+            fresh.subtract(&self.recent[1]);
+            if !fresh.is_empty() && fresh.area() * 4 <= region.area() {
+                region = fresh;
+            }
+        }
         let mut lossless = false;
         if region.is_empty() && !refresh.is_empty() {
             let mut r = refresh.clone();
@@ -171,6 +185,10 @@ impl Scheduler {
         self.forced.clear();
         self.request = None;
         self.in_flight = true;
+        if !lossless {
+            self.recent.swap(0, 1);
+            self.recent[0] = region.clone();
+        }
         Some(Plan {
             resize: None,
             region,
@@ -192,33 +210,62 @@ mod tests {
     }
 
     #[test]
+    fn on_a_slow_link_fresh_changes_overtake_an_animation() {
+        let mut s = Scheduler::new(800, 600);
+        s.enable_continuous(r(0, 0, 800, 600));
+        let anim = r(0, 100, 800, 500);
+        s.damage(&anim.into());
+        assert_eq!(
+            s.next(800, 600, false, &none(), true).unwrap().region,
+            Region::from(anim)
+        );
+        s.sent();
+        // The animation moves on and a key echo appears: the echo goes alone first.
+        s.damage(&anim.into());
+        s.damage(&r(0, 0, 64, 64).into());
+        let p = s.next(800, 600, false, &none(), true).unwrap();
+        assert_eq!(p.region, Region::from(r(0, 0, 64, 64)));
+        s.sent();
+        assert_eq!(
+            s.next(800, 600, false, &none(), true).unwrap().region,
+            Region::from(anim)
+        );
+        s.sent();
+        // Without the hint everything goes together.
+        s.damage(&anim.into());
+        s.damage(&r(0, 0, 64, 64).into());
+        let p = s.next(800, 600, false, &none(), false).unwrap();
+        assert_eq!(p.region.area(), anim.area() + 64 * 64);
+    }
+
+    #[test]
     fn refresh_goes_out_only_when_no_damage_is_pending() {
         let mut s = Scheduler::new(100, 100);
         s.enable_continuous(r(0, 0, 100, 100));
         let due = Region::from(r(0, 0, 50, 50));
         s.damage(&r(60, 60, 10, 10).into());
-        let p = s.next(100, 100, false, &due).unwrap();
+        let p = s.next(100, 100, false, &due, false).unwrap();
         assert_eq!(
             (p.region, p.lossless),
             (Region::from(r(60, 60, 10, 10)), false)
         );
         s.sent();
-        let p = s.next(100, 100, false, &due).unwrap();
+        let p = s.next(100, 100, false, &due, false).unwrap();
         assert_eq!((p.region, p.lossless), (due.clone(), true));
         s.sent();
         // Outside the requested area nothing is refreshed.
         s.disable_continuous();
         s.request(true, r(80, 80, 20, 20));
-        assert_eq!(s.next(100, 100, false, &due), None);
+        assert_eq!(s.next(100, 100, false, &due, false), None);
     }
 
     #[test]
     fn nothing_is_sent_without_a_request() {
         let mut s = Scheduler::new(100, 100);
         s.damage(&r(0, 0, 10, 10).into());
-        assert_eq!(s.next(100, 100, false, &none()), None);
+        assert_eq!(s.next(100, 100, false, &none(), false), None);
         s.request(true, r(0, 0, 100, 100));
-        let p = s.next(100, 100, false, &none()).unwrap();
+        let p = s.next(100, 100, false, &none(), false).unwrap();
         assert_eq!(p.region, Region::from(r(0, 0, 10, 10)));
         assert_eq!(p.resize, None);
     }
@@ -227,10 +274,10 @@ mod tests {
     fn incremental_request_waits_for_damage() {
         let mut s = Scheduler::new(100, 100);
         s.request(true, r(0, 0, 100, 100));
-        assert_eq!(s.next(100, 100, false, &none()), None);
+        assert_eq!(s.next(100, 100, false, &none(), false), None);
         s.damage(&r(5, 5, 1, 1).into());
         assert_eq!(
-            s.next(100, 100, false, &none()).unwrap().region,
+            s.next(100, 100, false, &none(), false).unwrap().region,
             Region::from(r(5, 5, 1, 1))
         );
     }
@@ -239,7 +286,7 @@ mod tests {
     fn non_incremental_request_sends_the_whole_area() {
         let mut s = Scheduler::new(100, 100);
         s.request(false, r(10, 10, 20, 20));
-        let p = s.next(100, 100, false, &none()).unwrap();
+        let p = s.next(100, 100, false, &none(), false).unwrap();
         assert_eq!(p.region, Region::from(r(10, 10, 20, 20)));
     }
 
@@ -249,13 +296,13 @@ mod tests {
         s.damage(&r(0, 0, 100, 10).into());
         s.request(true, r(0, 0, 50, 50));
         assert_eq!(
-            s.next(100, 100, false, &none()).unwrap().region,
+            s.next(100, 100, false, &none(), false).unwrap().region,
             Region::from(r(0, 0, 50, 10))
         );
         s.sent();
         s.request(true, r(0, 0, 100, 100));
         assert_eq!(
-            s.next(100, 100, false, &none()).unwrap().region,
+            s.next(100, 100, false, &none(), false).unwrap().region,
             Region::from(r(50, 0, 50, 10))
         );
     }
@@ -265,18 +312,18 @@ mod tests {
         let mut s = Scheduler::new(100, 100);
         s.enable_continuous(r(0, 0, 100, 100));
         s.damage(&r(0, 0, 10, 10).into());
-        assert!(s.next(100, 100, false, &none()).is_some());
+        assert!(s.next(100, 100, false, &none(), false).is_some());
         for i in 0..50 {
             s.damage(&r(i, 0, 1, 1).into());
             s.damage(&r(0, 0, 10, 10).into());
-            assert_eq!(s.next(100, 100, false, &none()), None);
+            assert_eq!(s.next(100, 100, false, &none(), false), None);
         }
         s.sent();
-        let p = s.next(100, 100, false, &none()).unwrap();
+        let p = s.next(100, 100, false, &none(), false).unwrap();
         assert_eq!(p.region.bounds(), r(0, 0, 50, 10));
         s.sent();
         assert_eq!(
-            s.next(100, 100, false, &none()),
+            s.next(100, 100, false, &none(), false),
             None,
             "nothing left after sending"
         );
@@ -290,7 +337,7 @@ mod tests {
         }
         assert!(s.pending.rects().len() <= MAX_PENDING_RECTS);
         s.request(true, r(0, 0, 1000, 1000));
-        let p = s.next(1000, 1000, false, &none()).unwrap();
+        let p = s.next(1000, 1000, false, &none(), false).unwrap();
         assert!(p.region.contains(7, 13));
     }
 
@@ -299,7 +346,7 @@ mod tests {
         let mut s = Scheduler::new(100, 100);
         s.set_resize_supported(true);
         s.request(true, r(0, 0, 100, 100));
-        let p = s.next(200, 50, false, &none()).unwrap();
+        let p = s.next(200, 50, false, &none(), false).unwrap();
         assert_eq!(p.resize, Some((200, 50)));
         assert_eq!(p.region, Region::from(r(0, 0, 200, 50)));
         assert_eq!(s.client_size(), (200, 50));
@@ -310,7 +357,7 @@ mod tests {
         let mut s = Scheduler::new(100, 100);
         s.damage(&r(0, 0, 200, 200).into());
         s.request(true, r(0, 0, 100, 100));
-        let p = s.next(200, 50, false, &none()).unwrap();
+        let p = s.next(200, 50, false, &none(), false).unwrap();
         assert_eq!(p.resize, None);
         assert_eq!(p.region, Region::from(r(0, 0, 100, 50)));
     }
@@ -319,7 +366,7 @@ mod tests {
     fn extras_go_out_without_pixels() {
         let mut s = Scheduler::new(100, 100);
         s.request(true, r(0, 0, 100, 100));
-        let p = s.next(100, 100, true, &none()).unwrap();
+        let p = s.next(100, 100, true, &none(), false).unwrap();
         assert!(p.region.is_empty());
         assert!(s.in_flight());
     }
@@ -330,13 +377,13 @@ mod tests {
         s.enable_continuous(r(0, 0, 50, 50));
         s.damage(&r(40, 40, 20, 20).into());
         assert_eq!(
-            s.next(100, 100, false, &none()).unwrap().region,
+            s.next(100, 100, false, &none(), false).unwrap().region,
             Region::from(r(40, 40, 10, 10))
         );
         s.sent();
         assert!(s.disable_continuous());
         assert!(!s.disable_continuous());
         s.damage(&r(0, 0, 1, 1).into());
-        assert_eq!(s.next(100, 100, false, &none()), None);
+        assert_eq!(s.next(100, 100, false, &none(), false), None);
     }
 }
