@@ -9,6 +9,8 @@
 //! ENCODE_BENCH_QUICK=1 to print the table only, ENCODE_BENCH_FILTER=text to run only the
 //! cases whose "setting content" label contains the text.
 
+#![allow(clippy::expect_used)]
+
 #[path = "data/content.rs"]
 mod content;
 

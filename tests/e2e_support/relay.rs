@@ -44,22 +44,29 @@ pub struct Relay {
     pub addr: SocketAddr,
 }
 
+/// Chunks in transit, each with the time it may be delivered, and whether the sender is done.
+#[derive(Default)]
+struct Transit {
+    chunks: VecDeque<(Instant, Vec<u8>)>,
+    closed: bool,
+}
+
 /// Bytes in transit with the time each may be delivered.
 #[derive(Default)]
 struct DelayLine {
-    q: Mutex<(VecDeque<(Instant, Vec<u8>)>, bool)>,
+    q: Mutex<Transit>,
     cv: Condvar,
 }
 
 impl DelayLine {
     fn push(&self, at: Instant, b: Vec<u8>) {
         let mut g = self.q.lock().unwrap();
-        g.0.push_back((at, b));
+        g.chunks.push_back((at, b));
         self.cv.notify_all();
     }
 
     fn close(&self) {
-        self.q.lock().unwrap().1 = true;
+        self.q.lock().unwrap().closed = true;
         self.cv.notify_all();
     }
 
@@ -69,10 +76,10 @@ impl DelayLine {
             let (at, b) = {
                 let mut g = self.q.lock().unwrap();
                 loop {
-                    if let Some(front) = g.0.pop_front() {
+                    if let Some(front) = g.chunks.pop_front() {
                         break front;
                     }
-                    if g.1 {
+                    if g.closed {
                         let _ = out.shutdown(Shutdown::Write);
                         return;
                     }

@@ -14,6 +14,7 @@
 //! that estimate) drained what was sent before, so the link never idles for a round trip
 //! waiting for an answer, and the bytes not yet acknowledged stay below bandwidth × (base RTT
 //! + [`MAX_QUEUE_DELAY`]), so nothing queues for long. Before that the window alone gates.
+//!
 //! Without Fence the engine falls back to one update per request, written out before the
 //! next is prepared.
 
@@ -171,7 +172,7 @@ impl Congestion {
             return;
         };
         // Answers come in order: earlier fences were answered or lost with the same bytes.
-        let p = self.pings.drain(..=i).last();
+        let p = self.pings.drain(..=i).next_back();
         let Some(p) = p else { return };
         self.acked = self.acked.max(p.end);
         let rtt = now.saturating_duration_since(p.left_at.unwrap_or(p.queued_at));

@@ -653,9 +653,7 @@ impl ServerSession {
     /// the application builds, e.g. H.264, or one with other settings). Its stream state
     /// must be fresh: the client has not seen this encoding's streams yet.
     pub fn use_encoder(&mut self, encoder: Box<dyn Encoder>) {
-        if !self.encoders.contains_key(&encoder.encoding()) {
-            self.encoders.insert(encoder.encoding(), encoder);
-        }
+        self.encoders.entry(encoder.encoding()).or_insert(encoder);
     }
 
     /// Fences measure the link: the client announced them and answers them.
