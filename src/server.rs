@@ -37,6 +37,13 @@ pub struct Config {
     pub x_server: Option<Arc<XServer>>,
     /// Where state between runs lives (see [`crate::state_dir`]); created on first use.
     pub state_dir: std::path::PathBuf,
+    /// Host names (besides loopback and the listen address) HTTP requests may be addressed to
+    /// (`*`: any).
+    pub allowed_hosts: Vec<String>,
+    /// RFB clients at once, over TCP and WebSocket together.
+    pub max_rfb_clients: usize,
+    /// HTTP connection limits.
+    pub http_limits: http::HttpLimits,
 }
 
 impl Default for Config {
@@ -52,6 +59,9 @@ impl Default for Config {
             x_server: None,
             // Tests that keep state set their own; this default stays out of the user's home.
             state_dir: std::env::temp_dir().join(format!("deskd-state-{}", std::process::id())),
+            allowed_hosts: Vec::new(),
+            max_rfb_clients: 64,
+            http_limits: http::HttpLimits::default(),
         }
     }
 }
@@ -106,6 +116,7 @@ impl Server {
         let ctx =
             SessionContext::new(desktop.clone(), config.session.clone(), shutdown_rx.clone())?;
         let mut tasks = Vec::new();
+        let slots = http::RfbSlots::new(config.max_rfb_clients);
 
         let mut rfb_addr = None;
         if let Some(addr) = config.listen_rfb {
@@ -114,6 +125,7 @@ impl Server {
             tasks.push(tokio::spawn(tcp::serve(
                 listener,
                 Arc::clone(&ctx),
+                slots.clone(),
                 shutdown_rx.clone(),
             )));
         }
@@ -121,10 +133,11 @@ impl Server {
         if let Some(addr) = config.listen_http {
             let listener = bind(addr).await?;
             http_addr = Some(listener.local_addr()?);
-            let app = app(desktop, &config, Arc::clone(&ctx));
+            let app = app(desktop, &config, Arc::clone(&ctx), addr, slots.clone());
             let rx = shutdown_rx.clone();
+            let limits = config.http_limits;
             tasks.push(tokio::spawn(async move {
-                if let Err(e) = http::serve(listener, app, rx).await {
+                if let Err(e) = http::serve(listener, app, limits, rx).await {
                     tracing::error!(error = %e, "http server failed");
                 }
             }));
@@ -187,8 +200,15 @@ pub fn exposure_error(config: &Config) -> Option<ServerError> {
     }
 }
 
-/// The whole HTTP application: RFB over WebSocket, the action API and the viewer.
-fn app(desktop: Desktop, config: &Config, ctx: Arc<SessionContext>) -> Router {
+/// The whole HTTP application: RFB over WebSocket, the action API and the viewer, for requests
+/// addressed to a known Host.
+fn app(
+    desktop: Desktop,
+    config: &Config,
+    ctx: Arc<SessionContext>,
+    listen: SocketAddr,
+    slots: http::RfbSlots,
+) -> Router {
     let display = config.display.clone();
     let api = match &config.x_server {
         Some(server) => api::router_with_server(desktop, display, Arc::clone(server)),
@@ -199,7 +219,16 @@ fn app(desktop: Desktop, config: &Config, ctx: Arc<SessionContext>) -> Router {
         None => api,
     };
     let api = http::same_origin_only(api, config.allowed_origins.clone());
-    http::rfb_router(ctx, config.allowed_origins.clone())
-        .merge(api)
-        .merge(assets::router())
+    let viewer = match &config.api_token {
+        Some(token) => http::token_cookie_from_query(assets::router(), token),
+        None => assets::router(),
+    };
+    let rfb = http::rfb_router(
+        ctx,
+        config.allowed_origins.clone(),
+        config.api_token.clone(),
+        slots,
+    );
+    let app = rfb.merge(api).merge(viewer);
+    http::known_hosts_only(app, listen, config.allowed_hosts.clone())
 }

@@ -254,7 +254,7 @@ impl Conn {
         Ok(())
     }
 
-    fn key(&mut self, keysym: u32, down: bool) -> Result<(), DesktopError> {
+    fn key(&mut self, keysym: u32, down: bool) -> Result<Option<u8>, DesktopError> {
         self.drain_events()?;
         self.unbind_idle(SCRATCH_IDLE)?;
         if !down {
@@ -268,8 +268,11 @@ impl Conn {
                 .or_else(|| self.keymap.find(keysym).map(|(k, _)| k));
             if let Some(kc) = kc {
                 self.key_event(kc, false)?;
+                // The key is up whatever keysym pressed it.
+                self.pressed.retain(|_, k| *k != kc);
             }
-            return self.conn.flush().map_err(x_err);
+            self.conn.flush().map_err(x_err)?;
+            return Ok(kc);
         }
         let (keys, lock) = self.key_state()?;
         self.press_keysym(keysym, &keys, lock)
@@ -289,7 +292,7 @@ impl Conn {
         keysym: u32,
         keys: &[u8; 32],
         lock: bool,
-    ) -> Result<(), DesktopError> {
+    ) -> Result<Option<u8>, DesktopError> {
         let plan = match self.keymap.plan(keysym, keys, lock) {
             Some(p) => p,
             None => {
@@ -310,7 +313,17 @@ impl Conn {
             self.key_event(k, d)?;
         }
         self.pressed.insert(keysym, plan.keycode);
-        self.conn.flush().map_err(x_err)
+        self.conn.flush().map_err(x_err)?;
+        Ok(Some(plan.keycode))
+    }
+
+    fn check_keycode(&self, keycode: u8) -> Result<(), DesktopError> {
+        if keycode < self.min_keycode || keycode > self.max_keycode {
+            return Err(DesktopError::Invalid(format!(
+                "keycode {keycode} outside the server's range"
+            )));
+        }
+        Ok(())
     }
 
     fn key_scancode(
@@ -319,10 +332,10 @@ impl Conn {
         keycode: u8,
         keysym: u32,
         down: bool,
-    ) -> Result<(), DesktopError> {
+    ) -> Result<u8, DesktopError> {
         if !down {
             return match self.scancodes.remove(&xt) {
-                Some(ScancodePress::Keysym(k)) => self.key(k, false),
+                Some(ScancodePress::Keysym(k)) => Ok(self.key(k, false)?.unwrap_or(keycode)),
                 Some(ScancodePress::Keycode(k)) => self.release_keycode(k),
                 None => self.release_keycode(keycode),
             };
@@ -332,17 +345,20 @@ impl Conn {
         if keysym == NO_SYMBOL || self.keymap.scancode_agrees(keycode, keysym, &keys, lock) {
             self.key_event(keycode, true)?;
             self.scancodes.insert(xt, ScancodePress::Keycode(keycode));
-            return self.conn.flush().map_err(x_err);
+            self.conn.flush().map_err(x_err)?;
+            return Ok(keycode);
         }
         self.unbind_idle(SCRATCH_IDLE)?;
-        self.press_keysym(keysym, &keys, lock)?;
+        let pressed = self.press_keysym(keysym, &keys, lock)?;
         self.scancodes.insert(xt, ScancodePress::Keysym(keysym));
-        Ok(())
+        Ok(pressed.unwrap_or(keycode))
     }
 
-    fn release_keycode(&mut self, keycode: u8) -> Result<(), DesktopError> {
+    fn release_keycode(&mut self, keycode: u8) -> Result<u8, DesktopError> {
         self.key_event(keycode, false)?;
-        self.conn.flush().map_err(x_err)
+        self.pressed.retain(|_, k| *k != keycode);
+        self.conn.flush().map_err(x_err)?;
+        Ok(keycode)
     }
 }
 
@@ -401,14 +417,14 @@ impl InputSink for XTestInput {
         })
     }
 
-    fn key(&self, keysym: u32, down: bool) -> Result<(), DesktopError> {
+    fn key(&self, keysym: u32, down: bool) -> Result<Option<u8>, DesktopError> {
         if keysym == NO_SYMBOL || keysym > 0x1fff_ffff {
             return Err(DesktopError::Invalid(format!("bad keysym {keysym:#x}")));
         }
         self.with(|c| c.key(keysym, down))
     }
 
-    fn key_scancode(&self, xt_scancode: u32, keysym: u32, down: bool) -> Result<(), DesktopError> {
+    fn key_scancode(&self, xt_scancode: u32, keysym: u32, down: bool) -> Result<u8, DesktopError> {
         let evdev = keymap::xt_to_evdev(xt_scancode).ok_or_else(|| {
             DesktopError::Invalid(format!("unknown XT scancode {xt_scancode:#x}"))
         })?;
@@ -416,12 +432,21 @@ impl InputSink for XTestInput {
             DesktopError::Invalid(format!("XT scancode {xt_scancode:#x} out of range"))
         })?;
         self.with(|c| {
-            if keycode < c.min_keycode || keycode > c.max_keycode {
-                return Err(DesktopError::Invalid(format!(
-                    "keycode {keycode} outside the server's range"
-                )));
-            }
+            c.check_keycode(keycode)?;
             c.key_scancode(xt_scancode, keycode, keysym, down)
+        })
+    }
+
+    fn keycode(&self, keycode: u8, down: bool) -> Result<(), DesktopError> {
+        self.with(|c| {
+            c.check_keycode(keycode)?;
+            c.key_event(keycode, down)?;
+            if !down {
+                c.pressed.retain(|_, k| *k != keycode);
+                c.scancodes
+                    .retain(|_, p| !matches!(p, ScancodePress::Keycode(k) if *k == keycode));
+            }
+            c.conn.flush().map_err(x_err)
         })
     }
 

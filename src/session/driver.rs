@@ -1,14 +1,17 @@
 //! The tokio side of one session: socket I/O, encode jobs on a blocking thread, desktop calls
 //! through the input worker, and the time. The protocol decisions are the engine's.
 
-use std::collections::HashSet;
-use std::sync::Arc;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rfb::auth::CHALLENGE_LEN;
+use rfb::handshake::HandshakeError;
 use rfb::handshake::{HandshakeConfig, HandshakeEvent, SecurityType, ServerInit};
 use rfb::messages::server::desktop_size_status;
-use rfb::server::{Cursor, EncodedUpdate, Event, ServerConfig, ServerSession, SessionError};
+use rfb::server::{
+    ClipboardOffer, Cursor, EncodedUpdate, Event, ServerConfig, ServerSession, SessionError,
+};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
@@ -16,8 +19,10 @@ use tokio::task::JoinHandle;
 use super::input::Buttons;
 use super::{stopped, ClientGauge, SessionConfig, SessionContext};
 use crate::capture::Frame;
+use crate::clipboard::shared::Kind;
 use crate::clipboard::Selection;
 use crate::desktop::{Desktop, DesktopError};
+use crate::input::held::Held;
 use crate::metrics;
 
 /// Largest clipboard text offered to ExtendedClipboard clients unsolicited.
@@ -54,7 +59,11 @@ pub enum DriverError {
     Random(String),
 }
 
-fn server_config(config: &SessionConfig, frame: &Frame) -> Result<ServerConfig, DriverError> {
+fn server_config(
+    config: &SessionConfig,
+    frame: &Frame,
+    refuse: Option<String>,
+) -> Result<ServerConfig, DriverError> {
     let init = ServerInit::new(frame.width, frame.height, &config.name);
     let full = config.password.as_deref().map(str::as_bytes);
     let view = config.view_only_password.as_deref().map(str::as_bytes);
@@ -67,6 +76,10 @@ fn server_config(config: &SessionConfig, frame: &Frame) -> Result<ServerConfig, 
             ..HandshakeConfig::vnc_auth(p, challenge, init)
         },
         (None, Some(p)) => HandshakeConfig::vnc_auth(p, challenge, init),
+    };
+    let handshake = HandshakeConfig {
+        refuse,
+        ..handshake
     };
     Ok(ServerConfig {
         handshake,
@@ -106,17 +119,18 @@ fn spawn_writer<W: AsyncWrite + Unpin + Send + 'static>(
     (tx, done_rx, task)
 }
 
-/// Per-client input state the driver keeps so nothing stays held after it leaves.
+/// Per-client input state: the button mask it last sent, and what X has down for it (updated
+/// on the input thread), so nothing stays held after it leaves.
 #[derive(Default)]
-struct Held {
+struct Input {
     buttons: Buttons,
-    keys: HashSet<u32>,
-    scancodes: HashSet<u32>,
+    held: Arc<Mutex<Held>>,
 }
 
 pub(super) async fn run<S>(
     stream: S,
     peer: &str,
+    ip: IpAddr,
     ctx: &Arc<SessionContext>,
 ) -> Result<(), DriverError>
 where
@@ -124,9 +138,13 @@ where
 {
     let (mut rd, wr) = tokio::io::split(stream);
     let (out_tx, mut written, writer_task) = spawn_writer(wr);
-    let mut held = Held::default();
-    let result = session(&mut rd, &out_tx, &mut written, peer, ctx, &mut held).await;
-    release_held(ctx, peer, &mut held).await;
+    let mut input = Input::default();
+    let result = session(&mut rd, &out_tx, &mut written, peer, ip, ctx, &mut input).await;
+    if let Err(DriverError::Session(SessionError::Handshake(HandshakeError::AuthFailed))) = &result
+    {
+        ctx.throttle_record(peer, ip, false);
+    }
+    release_held(ctx, peer, &mut input).await;
     drop(out_tx);
     // Give the writer a moment to flush what is queued (a handshake failure reason, a last
     // update); a client that stopped reading must not keep the task (and its socket) alive.
@@ -159,15 +177,18 @@ async fn session<R>(
     out: &mpsc::UnboundedSender<Vec<u8>>,
     written: &mut mpsc::UnboundedReceiver<usize>,
     peer: &str,
+    ip: IpAddr,
     ctx: &Arc<SessionContext>,
-    held: &mut Held,
+    input: &mut Input,
 ) -> Result<(), DriverError>
 where
     R: AsyncRead + Unpin,
 {
     let store = Arc::clone(ctx.desktop.frames.store());
     let (_, first) = store.snapshot();
-    let mut engine = ServerSession::new(server_config(&ctx.config, &first)?, Instant::now());
+    let refuse = ctx.throttle_check(peer, ip);
+    let config = server_config(&ctx.config, &first, refuse)?;
+    let mut engine = ServerSession::new(config, Instant::now());
     drop(first);
     let mut shutdown = ctx.shutdown.clone();
     let mut versions = store.subscribe();
@@ -195,11 +216,12 @@ where
                         return Err(DriverError::SecurityUnavailable(t));
                     }
                     Event::Connected { view_only } => {
+                        ctx.throttle_record(peer, ip, true);
                         tracing::info!(%peer, view_only, "rfb client connected");
                         metrics::global().rfb_clients.inc();
                         gauge = Some(ClientGauge);
                     }
-                    ev => handle_event(ev, &mut engine, ctx, peer, held).await,
+                    ev => handle_event(ev, &mut engine, ctx, peer, input).await,
                 }
             }
             if engine.is_connected() {
@@ -267,7 +289,17 @@ where
                     Err(_) => return Ok(()),
                 },
                 text = clipboard.recv(), if connected => match text {
-                    Ok(text) => engine.clipboard_changed(&text),
+                    Ok(text) => {
+                        let kind = match engine.clipboard_changed() {
+                            ClipboardOffer::Nothing => None,
+                            ClipboardOffer::Provide => Some(Kind::Provide),
+                            ClipboardOffer::CutText => Some(Kind::CutText),
+                        };
+                        if let Some(kind) = kind {
+                            let m = ctx.clip_messages.message(kind, text).await;
+                            engine.queue_message(&m);
+                        }
+                    }
                     Err(broadcast::error::RecvError::Lagged(_)) => {}
                     Err(broadcast::error::RecvError::Closed) => {
                         clipboard = broadcast::channel(1).1;
@@ -310,41 +342,43 @@ async fn handle_event(
     engine: &mut ServerSession,
     ctx: &SessionContext,
     peer: &str,
-    held: &mut Held,
+    input: &mut Input,
 ) {
     match ev {
-        Event::Key { keysym, down } => {
-            track(&mut held.keys, keysym, down);
-            input(ctx, peer, move |d| d.input.key(keysym, down)).await;
-        }
-        Event::QemuKey {
+        Event::Key { keysym, down }
+        | Event::QemuKey {
             scancode: 0,
             keysym,
             down,
         } => {
-            // No scancode known: the keysym alone.
-            track(&mut held.keys, keysym, down);
-            input(ctx, peer, move |d| d.input.key(keysym, down)).await;
+            // A QEMU key event without a scancode is typed by its keysym.
+            queue_input(ctx, peer, input, move |d, held| {
+                held.key(d.input.as_ref(), keysym, down)
+            })
+            .await;
         }
         Event::QemuKey {
             scancode,
             keysym,
             down,
         } => {
-            track(&mut held.scancodes, scancode, down);
-            input(ctx, peer, move |d| {
-                d.input.key_scancode(scancode, keysym, down)
+            queue_input(ctx, peer, input, move |d, held| {
+                held.scancode(d.input.as_ref(), scancode, keysym, down)
             })
             .await;
         }
         Event::Pointer { x, y, buttons } => {
-            let changes = held.buttons.update(buttons);
-            input(ctx, peer, move |d| {
-                d.input.pointer_move(x, y)?;
+            let changes = input.buttons.update(buttons);
+            queue_input(ctx, peer, input, move |d, held| {
+                let moved = d.input.pointer_move(x, y);
+                // Every transition is tried: one refused button must not leave another stuck.
+                let mut first = moved.err();
                 for (button, down) in changes {
-                    d.input.button(button, down)?;
+                    if let Err(e) = held.button(d.input.as_ref(), button, down) {
+                        first.get_or_insert(e);
+                    }
                 }
-                Ok(())
+                first.map_or(Ok(()), Err)
             })
             .await;
         }
@@ -365,7 +399,14 @@ async fn handle_event(
                 .await
                 .and_then(|r| r.ok())
                 .flatten();
-            engine.clipboard_reply(peek, text.as_deref());
+            match (peek, text) {
+                (true, text) => engine.clipboard_available(text.is_some()),
+                (false, Some(text)) => {
+                    let m = ctx.clip_messages.message(Kind::Provide, text.into()).await;
+                    engine.queue_message(&m);
+                }
+                (false, None) => {}
+            }
         }
         Event::ResizeRequested { width, height } => {
             let r = ctx
@@ -395,48 +436,31 @@ async fn handle_event(
     }
 }
 
-fn track(set: &mut HashSet<u32>, key: u32, down: bool) {
-    if down {
-        set.insert(key);
-    } else {
-        set.remove(&key);
-    }
-}
-
-async fn input(
+/// Queue input for the input thread, with this client's held keys and buttons.
+async fn queue_input(
     ctx: &SessionContext,
     peer: &str,
-    job: impl FnOnce(&Desktop) -> Result<(), DesktopError> + Send + 'static,
+    input: &Input,
+    job: impl FnOnce(&Desktop, &mut Held) -> Result<(), DesktopError> + Send + 'static,
 ) {
     let peer = peer.to_owned();
+    let held = Arc::clone(&input.held);
     ctx.worker
         .run(move |d| {
-            if let Err(e) = job(d) {
+            let mut held = held.lock().unwrap_or_else(|e| e.into_inner());
+            if let Err(e) = job(d, &mut held) {
                 tracing::debug!(%peer, error = %e, "input event failed");
             }
         })
         .await;
 }
 
-/// Release whatever this client still holds, so nothing stays stuck after it leaves.
-async fn release_held(ctx: &SessionContext, peer: &str, held: &mut Held) {
-    let buttons = held.buttons.release_all();
-    let keys: Vec<u32> = held.keys.drain().collect();
-    let codes: Vec<u32> = held.scancodes.drain().collect();
-    if buttons.is_empty() && keys.is_empty() && codes.is_empty() {
-        return;
-    }
-    input(ctx, peer, move |d| {
-        for (b, down) in buttons {
-            d.input.button(b, down)?;
-        }
-        for k in keys {
-            d.input.key(k, false)?;
-        }
-        for c in codes {
-            d.input.key_scancode(c, 0, false)?;
-        }
-        Ok(())
+/// Release whatever this client still holds, so nothing stays stuck after it leaves. What X
+/// really has down for it is released, continuing past failures.
+async fn release_held(ctx: &SessionContext, peer: &str, input: &mut Input) {
+    input.buttons.release_all();
+    queue_input(ctx, peer, input, |d, held| {
+        held.release_all(d.input.as_ref())
     })
     .await;
 }

@@ -10,15 +10,19 @@ mod driver;
 pub mod input;
 pub mod worker;
 
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use rfb::messages::Limits;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{watch, Notify};
 
+use crate::clipboard::shared::SharedMessages;
 use crate::desktop::Desktop;
 use crate::metrics;
+use crate::transport::throttle::AuthThrottle;
 pub use driver::DriverError;
 use worker::InputWorker;
 
@@ -59,6 +63,8 @@ pub struct SessionContext {
     pub(crate) shutdown: watch::Receiver<bool>,
     active: AtomicUsize,
     idle: Notify,
+    throttle: Mutex<AuthThrottle>,
+    pub(crate) clip_messages: SharedMessages,
 }
 
 impl SessionContext {
@@ -76,7 +82,36 @@ impl SessionContext {
             shutdown,
             active: AtomicUsize::new(0),
             idle: Notify::new(),
+            throttle: Mutex::new(AuthThrottle::new()),
+            clip_messages: SharedMessages::new(),
         }))
+    }
+
+    /// The refusal reason for a client from `ip` while it is throttled for password failures.
+    fn throttle_check(&self, peer: &str, ip: IpAddr) -> Option<String> {
+        let throttle = self.throttle.lock().unwrap_or_else(|e| e.into_inner());
+        let left = throttle.check(ip, Instant::now()).err()?;
+        let secs = left.as_secs().max(1);
+        tracing::warn!(%peer, secs, "rfb client refused: too many authentication failures");
+        Some(format!(
+            "Too many authentication failures: try again in {secs} s"
+        ))
+    }
+
+    /// Count a handshake's password outcome for `ip`: `true` when the client got in, `false`
+    /// for a wrong password.
+    fn throttle_record(&self, peer: &str, ip: IpAddr, passed: bool) {
+        let mut throttle = self.throttle.lock().unwrap_or_else(|e| e.into_inner());
+        if passed {
+            throttle.succeeded(ip);
+        } else if let Some(block) = throttle.failed(ip, Instant::now()) {
+            tracing::warn!(
+                %peer,
+                %ip,
+                secs = block.as_secs(),
+                "too many rfb authentication failures: address blocked"
+            );
+        }
     }
 
     /// Sessions running now (including ones still in the handshake).
@@ -120,19 +155,26 @@ impl Drop for ClientGauge {
 }
 
 /// Serve one client over `stream` until it disconnects, misbehaves or the server shuts down.
-/// `peer` names the client in logs.
-pub async fn serve<S>(stream: S, peer: String, ctx: Arc<SessionContext>)
+/// `peer` names the client in logs; password failures are throttled per `ip`.
+pub async fn serve<S>(stream: S, peer: String, ip: IpAddr, ctx: Arc<SessionContext>)
 where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
+    use rfb::handshake::HandshakeError;
+    use rfb::server::SessionError as E;
     ctx.active.fetch_add(1, Ordering::SeqCst);
     let _active = ActiveGuard(&ctx);
-    match driver::run(stream, &peer, &ctx).await {
+    match driver::run(stream, &peer, ip, &ctx).await {
         Ok(()) => {}
-        Err(DriverError::Session(e @ rfb::server::SessionError::Handshake(_)))
-        | Err(DriverError::Session(e @ rfb::server::SessionError::HandshakeTimeout))
-        | Err(DriverError::Session(e @ rfb::server::SessionError::HandshakeFlood(_)))
-        | Err(DriverError::Session(e @ rfb::server::SessionError::ClosedInHandshake)) => {
+        Err(DriverError::Session(E::Handshake(HandshakeError::AuthFailed))) => {
+            tracing::warn!(%peer, "rfb authentication failed (wrong password)");
+        }
+        Err(DriverError::Session(
+            e @ (E::Handshake(_)
+            | E::HandshakeTimeout
+            | E::HandshakeFlood(_)
+            | E::ClosedInHandshake),
+        )) => {
             tracing::warn!(%peer, reason = %e, "rfb handshake failed");
         }
         Err(DriverError::Session(e)) => {

@@ -3,5 +3,7 @@
 
 pub mod assets;
 pub mod http;
+pub mod log_limit;
 pub mod tcp;
+pub mod throttle;
 pub mod websocket;

@@ -28,8 +28,7 @@ use crate::messages::server::{
     desktop_size_reason, desktop_size_status, patch_rect_count, write_bell,
     write_desktop_name_rect, write_desktop_size_rect, write_end_of_continuous_updates,
     write_extended_desktop_size_rect, write_framebuffer_update_header, write_last_rect,
-    write_pseudo_rect, write_server_cut_text, write_server_ext_clipboard, write_server_fence,
-    RECT_COUNT_UNTIL_LAST_RECT,
+    write_pseudo_rect, write_server_ext_clipboard, write_server_fence, RECT_COUNT_UNTIL_LAST_RECT,
 };
 use crate::messages::{
     ClientMessage, ClientMessageReader, ExtClipboard, Limits, ParseError, Screen,
@@ -191,7 +190,8 @@ pub enum Event {
     /// The client set the clipboard.
     ClipboardSet(String),
     /// The client wants the clipboard text (`peek`: only whether there is any). Answer with
-    /// [`ServerSession::clipboard_reply`].
+    /// an ExtendedClipboard Provide through [`ServerSession::queue_message`], or with
+    /// [`ServerSession::clipboard_available`] for a peek.
     ClipboardWanted {
         /// Only the availability is asked.
         peek: bool,
@@ -204,6 +204,17 @@ pub enum Event {
         /// Height.
         height: u16,
     },
+}
+
+/// How to tell a client about new clipboard text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClipboardOffer {
+    /// Nothing more to do (not connected yet, or a Notify was queued).
+    Nothing,
+    /// Queue an ExtendedClipboard Provide with the text.
+    Provide,
+    /// Queue a ServerCutText with the text.
+    CutText,
 }
 
 /// A framebuffer update to encode, with the encoder to use. Encode it with
@@ -607,39 +618,47 @@ impl ServerSession {
         }
     }
 
-    /// The X clipboard changed: tell the client (view-only clients too: they may copy from
-    /// the desktop, just not into it).
-    pub fn clipboard_changed(&mut self, text: &str) {
+    /// The X clipboard changed: which message tells this client (view-only clients too: they
+    /// may copy from the desktop, just not into it). A Notify is queued here; text messages are
+    /// built by the application (once for all clients) and queued with
+    /// [`ServerSession::queue_message`].
+    pub fn clipboard_changed(&mut self) -> ClipboardOffer {
         if !self.is_connected() {
-            return;
+            return ClipboardOffer::Nothing;
         }
-        let mut b = Vec::new();
-        if self.settings.caps.extended_clipboard {
-            let caps = self.client_clip_caps.unwrap_or(0);
-            let msg = if caps & clip::NOTIFY != 0 || caps & clip::PROVIDE == 0 {
-                ExtClipboard::Notify {
+        if !self.settings.caps.extended_clipboard {
+            return ClipboardOffer::CutText;
+        }
+        let caps = self.client_clip_caps.unwrap_or(0);
+        if caps & clip::NOTIFY != 0 || caps & clip::PROVIDE == 0 {
+            let mut b = Vec::new();
+            write_server_ext_clipboard(
+                &mut b,
+                &ExtClipboard::Notify {
                     formats: clip::TEXT,
-                }
-            } else {
-                ExtClipboard::provide_text(text)
-            };
-            write_server_ext_clipboard(&mut b, &msg);
+                },
+            );
+            self.queue(&b);
+            ClipboardOffer::Nothing
         } else {
-            write_server_cut_text(&mut b, text);
+            ClipboardOffer::Provide
         }
+    }
+
+    /// The answer to [`Event::ClipboardWanted`] with `peek`: whether there is text.
+    pub fn clipboard_available(&mut self, available: bool) {
+        let formats = if available { clip::TEXT } else { 0 };
+        let mut b = Vec::new();
+        write_server_ext_clipboard(&mut b, &ExtClipboard::Notify { formats });
         self.queue(&b);
     }
 
-    /// The answer to [`Event::ClipboardWanted`]: the clipboard text, if there is any.
-    pub fn clipboard_reply(&mut self, peek: bool, text: Option<&str>) {
-        let mut b = Vec::new();
-        if peek {
-            let formats = if text.is_some() { clip::TEXT } else { 0 };
-            write_server_ext_clipboard(&mut b, &ExtClipboard::Notify { formats });
-        } else if let Some(text) = text {
-            write_server_ext_clipboard(&mut b, &ExtClipboard::provide_text(text));
+    /// Send complete server messages the application built (clipboard messages shared by all
+    /// clients).
+    pub fn queue_message(&mut self, bytes: &[u8]) {
+        if self.is_connected() {
+            self.queue(bytes);
         }
-        self.queue(&b);
     }
 
     /// The answer to [`Event::ResizeRequested`] (a `desktop_size_status` code).
@@ -934,7 +953,7 @@ impl ServerSession {
             }
             ExtClipboard::Peek { .. } => {
                 if self.view_only {
-                    self.clipboard_reply(true, None);
+                    self.clipboard_available(false);
                 } else {
                     self.events.push_back(Event::ClipboardWanted { peek: true });
                 }
