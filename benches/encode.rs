@@ -9,6 +9,8 @@
 //! ENCODE_BENCH_QUICK=1 to print the table only, ENCODE_BENCH_FILTER=text to run only the
 //! cases whose "setting content" label contains the text.
 
+#![allow(clippy::expect_used)]
+
 #[path = "data/content.rs"]
 mod content;
 
@@ -145,7 +147,8 @@ fn measure(s: &Setting, c: &Case, samples: usize, batch: usize) -> (Duration, Du
     let mut enc = (s.make)();
     let frame = view(&c.img);
     let mut out = Vec::with_capacity(c.img.data.len() + 1024);
-    enc.encode(&frame, &[c.rect], &s.params, &mut out);
+    enc.encode(&frame, &[c.rect], &s.params, &mut out)
+        .expect("encode");
     let bytes = out.len();
     let mut wall = Vec::with_capacity(samples);
     let mut cpu = Vec::with_capacity(samples);
@@ -153,7 +156,8 @@ fn measure(s: &Setting, c: &Case, samples: usize, batch: usize) -> (Duration, Du
         let (t, c0) = (Instant::now(), thread_cpu_ns());
         for _ in 0..batch {
             out.clear();
-            enc.encode(&frame, &[c.rect], &s.params, &mut out);
+            enc.encode(&frame, &[c.rect], &s.params, &mut out)
+                .expect("encode");
             black_box(&out);
         }
         cpu.push(Duration::from_nanos((thread_cpu_ns() - c0) / batch as u64));
@@ -235,7 +239,8 @@ fn main() {
             group.bench_function(c.name.as_str(), |b| {
                 b.iter(|| {
                     out.clear();
-                    enc.encode(&frame, &[c.rect], &s.params, &mut out);
+                    enc.encode(&frame, &[c.rect], &s.params, &mut out)
+                        .expect("encode");
                     black_box(out.len())
                 })
             });

@@ -98,7 +98,7 @@ fn ours(img: &Image, level: u8, samples: usize) -> (usize, Vec<f64>) {
         out.clear();
         let mut enc = TightEncoder::new();
         let t = Instant::now();
-        enc.encode(&view, &all, &params, &mut out);
+        enc.encode(&view, &all, &params, &mut out).expect("encode");
         times.push(t.elapsed().as_secs_f64());
         // Message type, padding and rect count come before the rects.
         bytes = 4 + out.len();

@@ -9,7 +9,7 @@
 mod common;
 mod e2e_support;
 
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use e2e_support::{
     psnr, require_tool, wait_equal, x_output, x_set_clipboard, Browser, Deskd, Recorder, X,
@@ -208,6 +208,145 @@ fn browser_input_clipboard_and_resize() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// noVNC's default settings ask for Tight with JPEG (quality 6). Once the screen is still,
+/// areas sent as JPEG are re-sent losslessly: the canvas equals X pixel for pixel within 1 s
+/// of the screen going still, after a full-screen photo-like change and after typing in a
+/// terminal.
+#[test]
+fn browser_default_settings_become_exact_once_still() {
+    require_tool("xterm", "xterm");
+    let d = Deskd::start(800, 600, &[]);
+    let x = X::connect(&d.display);
+    let mut b = Browser::start();
+    b.open(&d.url(""), 1024, 768);
+    assert_eq!(
+        b.eval("window.deskdRfb.qualityLevel"),
+        json!(6),
+        "noVNC's default"
+    );
+
+    // Time from `still` until noVNC's canvas equals X: the page hashes its canvas every few
+    // milliseconds (reading it out through the driver would take longer than the refresh).
+    let exact_after = |what: &str, still: SystemTime, b: &mut Browser| {
+        let (_, _, want) = x.root_rgb();
+        let js = format!(
+            "(async () => {{
+                const c = document.querySelector('#screen canvas');
+                const g = c.getContext('2d');
+                const end = Date.now() + {};
+                for (;;) {{
+                    const d = g.getImageData(0, 0, c.width, c.height).data;
+                    let h = 0x811c9dc5;
+                    for (let i = 0; i < d.length; i += 4) {{
+                        h = Math.imul(h ^ d[i], 16777619);
+                        h = Math.imul(h ^ d[i + 1], 16777619);
+                        h = Math.imul(h ^ d[i + 2], 16777619);
+                    }}
+                    if ((h >>> 0) === {}) return Date.now();
+                    if (Date.now() > end) return -1;
+                    await new Promise((r) => setTimeout(r, 5));
+                }}
+            }})()",
+            WAIT.as_millis(),
+            fnv1a(&want)
+        );
+        let at = b.eval(&js).as_f64().unwrap();
+        if at < 0.0 {
+            let (_, _, got) = b.pixels();
+            panic!(
+                "{what}: never exact (PSNR {:.1} dB); deskd log:\n{}",
+                psnr(&want, &got),
+                d.log_text()
+            );
+        }
+        let still_ms = still.duration_since(UNIX_EPOCH).unwrap().as_secs_f64() * 1000.0;
+        Duration::from_secs_f64((at - still_ms).max(0.0) / 1000.0)
+    };
+    for seed in [11, 12] {
+        x.draw_picture(seed);
+        let still = SystemTime::now();
+        let t = exact_after("photo-like picture", still, &mut b);
+        eprintln!(
+            "picture {seed}: exact {} ms after the screen went still",
+            t.as_millis()
+        );
+        assert!(t <= Duration::from_secs(1), "exact only after {t:?}");
+    }
+
+    // Text typed in a terminal is not left blurred either.
+    let _term = e2e_support::ChildGuard(
+        d.x_command("xterm")
+            .args([
+                "-geometry",
+                "60x12+40+40",
+                "-fa",
+                "DejaVu Sans Mono",
+                "-fs",
+                "14",
+            ])
+            .spawn()
+            .unwrap(),
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    b.call(json!({"cmd": "click", "x": 200, "y": 120}));
+    b.call(json!({"cmd": "type", "text": "echo Sharp text, not JPEG: 0123456789"}));
+    b.call(json!({"cmd": "key", "key": "Enter"}));
+    std::thread::sleep(Duration::from_millis(300));
+    let t = exact_after("typed terminal text", SystemTime::now(), &mut b);
+    assert!(
+        t <= Duration::from_secs(1),
+        "terminal exact only after {t:?}"
+    );
+}
+
+/// FNV-1a over bytes, as the page computes it over a canvas's RGB.
+fn fnv1a(rgb: &[u8]) -> u32 {
+    rgb.iter().fold(0x811c_9dc5u32, |h, &b| {
+        (h ^ u32::from(b)).wrapping_mul(16_777_619)
+    })
+}
+
+/// noVNC announces QEMU extended key events by default, and Playwright's `keyboard.type` sends
+/// each character's key code without the Shift a keyboard would need ('H' as KeyH alone), as
+/// on-screen keyboards and password managers do. The text must arrive as typed under X
+/// layouts other than the browser's, and with X's Caps Lock out of step with the browser.
+#[test]
+fn browser_types_what_was_meant() {
+    require_tool("setxkbmap", "x11-xkb-utils");
+    require_tool("xdotool", "xdotool");
+    let d = Deskd::start(640, 480, &[]);
+    let rec = Recorder::start(&d.display, 0, 0, 640, 480);
+    let mut b = Browser::start();
+    // The viewer with noVNC's default settings.
+    b.open(&d.url(""), 800, 600);
+    b.call(json!({"cmd": "wait", "js": "window.deskdRfb._qemuExtKeyEventSupported === true"}));
+
+    let mut typed = |what: &str, text: &str| {
+        let before = rec.snapshot().text.len();
+        b.call(json!({"cmd": "type", "text": text}));
+        rec.wait(what, WAIT, |r| r.text.get(before..) == Some(text));
+    };
+    let text = "Hello, VNC! <x_y> 42 @#{Qz}";
+    for layout in ["us", "de"] {
+        let st = d.x_command("setxkbmap").arg(layout).status().unwrap();
+        assert!(st.success(), "setxkbmap {layout} failed");
+        typed(&format!("text under the {layout} layout"), text);
+    }
+    // Caps Lock on in X only: letters keep the case the browser sent.
+    let st = d.x_command("setxkbmap").arg("us").status().unwrap();
+    assert!(st.success());
+    let st = d
+        .x_command("xdotool")
+        .args(["key", "Caps_Lock"])
+        .status()
+        .unwrap();
+    assert!(st.success(), "xdotool key Caps_Lock failed");
+    typed(
+        "text with X's Caps Lock on",
+        "Caps Lock Is Not Inverted: aBc",
+    );
 }
 
 #[test]

@@ -431,10 +431,20 @@ fn keys_arrive_as_keysyms_us_layout() {
     assert_eq!(got, vec![(0, 0xff1b)]);
 
     // A QEMU extended key event: XT 0x1e is `a`.
-    d.desktop.input.key_scancode(0x1e, true).unwrap();
-    d.desktop.input.key_scancode(0x1e, false).unwrap();
+    d.desktop.input.key_scancode(0x1e, 0x61, true).unwrap();
+    d.desktop.input.key_scancode(0x1e, 0x61, false).unwrap();
     let (_, kc, ks) = rx.recv_timeout(Duration::from_secs(10)).unwrap();
     assert_eq!((kc, ks), (38, 0x61));
+    // The same scancode carrying 'A' with no Shift held types 'A' (Shift added around it).
+    d.desktop.input.key_scancode(0x1e, 0x41, true).unwrap();
+    d.desktop.input.key_scancode(0x1e, 0x41, false).unwrap();
+    let (state, kc, ks) = loop {
+        let ev = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        if !MODIFIER_KEYSYMS.contains(&ev.2) {
+            break ev;
+        }
+    };
+    assert_eq!((state & 1, kc, ks), (1, 38, 0x41));
 }
 
 #[test]

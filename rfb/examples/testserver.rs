@@ -212,7 +212,10 @@ fn serve(mut s: TcpStream, o: &Options, data: &[u8], n: u64) -> Result<(), Strin
                     let rects: Vec<Rect> = if r.is_empty() { vec![] } else { vec![r] };
                     let at = out.len();
                     write_framebuffer_update_header(&mut out, 0);
-                    let count = raw.encode(&view, &rects, &params, &mut out);
+                    let count = raw
+                        .encode(&view, &rects, &params, &mut out)
+                        .map_err(|e| e.to_string())?
+                        .rects;
                     patch_rect_count(&mut out, at, count as u16);
                 }
                 _ => {}

@@ -9,6 +9,8 @@
 //! - [`pixel`]: pixel formats and conversion from the native 32-bit BGRX framebuffer.
 //! - [`geom`]: rectangles and regions.
 //! - [`encoding`]: framebuffer-update encoders, one per file, behind one trait.
+//! - [`server`]: one server connection as a state machine (greeting, scheduling, fences,
+//!   congestion control, lossless refresh, framing), driven with time passed in.
 #![warn(missing_docs)]
 
 pub mod auth;
@@ -17,6 +19,7 @@ pub mod geom;
 pub mod handshake;
 pub mod messages;
 pub mod pixel;
+pub mod server;
 
 pub use encoding::{EncodeParams, Encoder, FrameView};
 pub use geom::{Rect, Region};

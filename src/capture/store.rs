@@ -153,6 +153,7 @@ pub struct FrameStore {
     state: Mutex<State>,
     version_tx: watch::Sender<u64>,
     cursor_tx: watch::Sender<u64>,
+    bell_tx: watch::Sender<u64>,
 }
 
 impl FrameStore {
@@ -172,6 +173,7 @@ impl FrameStore {
             }),
             version_tx: watch::channel(1).0,
             cursor_tx: watch::channel(0).0,
+            bell_tx: watch::channel(0).0,
         })
     }
 
@@ -281,6 +283,16 @@ impl FrameStore {
     /// Woken with the new serial whenever the cursor image changes.
     pub fn subscribe_cursor(&self) -> watch::Receiver<u64> {
         self.cursor_tx.subscribe()
+    }
+
+    /// The X bell rang (sessions forward it as the RFB Bell).
+    pub fn ring_bell(&self) {
+        self.bell_tx.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Woken whenever the bell rings.
+    pub fn subscribe_bell(&self) -> watch::Receiver<u64> {
+        self.bell_tx.subscribe()
     }
 
     /// Record the pointer position (for screenshots that draw the cursor).

@@ -15,8 +15,8 @@ pub enum InputEvent {
     Button(u8, bool),
     /// `key(keysym, down)`.
     Key(u32, bool),
-    /// `key_scancode(xt, down)`.
-    Scancode(u32, bool),
+    /// `key_scancode(xt, keysym, down)`.
+    Scancode(u32, u32, bool),
     /// `keycode(keycode, down)`.
     Keycode(u8, bool),
     /// `sync()`.
@@ -160,13 +160,13 @@ impl InputSink for FakeInput {
         Ok(Some(code))
     }
 
-    fn key_scancode(&self, xt_scancode: u32, down: bool) -> Result<u8, DesktopError> {
+    fn key_scancode(&self, xt_scancode: u32, keysym: u32, down: bool) -> Result<u8, DesktopError> {
         if xt_scancode > 0xff {
             return Err(DesktopError::Invalid(format!(
                 "unknown XT scancode {xt_scancode:#x}"
             )));
         }
-        self.record(InputEvent::Scancode(xt_scancode, down))?;
+        self.record(InputEvent::Scancode(xt_scancode, keysym, down))?;
         let code = 8 + (xt_scancode % 248) as u8;
         self.set_down(Down::Key(code), down);
         Ok(code)

@@ -51,14 +51,15 @@ impl Held {
         Ok(())
     }
 
-    /// Press or release a key by XT scancode, recording its keycode.
+    /// Press or release a key by XT scancode carrying `keysym`, recording its keycode.
     pub fn scancode(
         &mut self,
         input: &dyn InputSink,
         xt_scancode: u32,
+        keysym: u32,
         down: bool,
     ) -> Result<(), DesktopError> {
-        let code = input.key_scancode(xt_scancode, down)?;
+        let code = input.key_scancode(xt_scancode, keysym, down)?;
         self.record_key(Some(code), down);
         Ok(())
     }
@@ -165,7 +166,7 @@ mod tests {
             x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
             let keysym = (x >> 8) % 0x300;
             let _ = h.key(&f, keysym, x & 1 == 0);
-            let _ = h.scancode(&f, (x >> 4) % 0x80, x & 2 == 0);
+            let _ = h.scancode(&f, (x >> 4) % 0x80, 0, x & 2 == 0);
             let _ = h.button(&f, ((x >> 12) % 12) as u8, x & 4 == 0);
         }
         h.release_all(&f).unwrap();

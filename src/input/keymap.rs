@@ -7,7 +7,14 @@
 //! no adjustment); otherwise at the lowest column that has it, and the modifiers that column
 //! needs are pressed, and those it must not have released, only around the key press. So
 //! ctrl+l arrives as Control + `l`, never with a stray Shift, and Escape never gets Shift.
-//! Caps Lock (a latched state, not a held key) is not compensated.
+//! Caps Lock (a latched state, not a held key) is compensated for letters: with it on, the
+//! Shift need of a cased key is inverted (XKB's ALPHABETIC type: Lock alone gives the capital,
+//! Shift+Lock the small letter), so a client never gets inverted letters.
+//!
+//! QEMU extended key events carry a keysym and a scancode. [`Keymap::scancode_agrees`] says
+//! whether the scancode's key produces that keysym under the modifiers and Caps Lock now in
+//! effect: then the scancode is used (non-US layouts, games, shortcuts), otherwise the keysym
+//! (text from `keyboard.type`, on-screen keyboards, IMEs, a Caps Lock out of step).
 
 /// `NoSymbol`.
 pub const NO_SYMBOL: u32 = 0;
@@ -211,6 +218,50 @@ impl Keymap {
         None
     }
 
+    /// Whether `keycode` is a letter key: its two first columns are the two cases of one
+    /// letter (or the second is empty and implied). Caps Lock affects only these.
+    fn is_alphabetic(&self, keycode: u8) -> bool {
+        let lo = self.lookup(keycode, Level::default());
+        let hi = self.lookup(keycode, Level::new(true, false, false));
+        let (l, u) = convert_case(lo);
+        l != u && lo == l && hi == u
+    }
+
+    /// The keysym `keycode` produces at `level` with Caps Lock `lock`.
+    pub fn produces(&self, keycode: u8, level: Level, lock: bool) -> u32 {
+        let mut level = level;
+        if lock && self.is_alphabetic(keycode) {
+            level.shift = !level.shift;
+        }
+        self.lookup(keycode, level)
+    }
+
+    /// The modifier level the keys held in `down` select.
+    fn held_level(&self, down: &[u8; 32]) -> Level {
+        Level {
+            shift: !self.held(down, |k| self.in_modmap(SHIFT, k)).is_empty(),
+            level3: !self
+                .held(down, |k| {
+                    self.keysyms(k).first() == Some(&XK_ISO_LEVEL3_SHIFT)
+                })
+                .is_empty(),
+            group2: !self
+                .held(down, |k| self.keysyms(k).first() == Some(&XK_MODE_SWITCH))
+                .is_empty(),
+        }
+    }
+
+    /// True when pressing `keycode` with the keys in `down` held and Caps Lock `lock` types
+    /// `keysym` (or the key is not a character key the keysym could describe, e.g. a keysym
+    /// of 0). A QEMU key event is then sent by scancode; otherwise by keysym.
+    pub fn scancode_agrees(&self, keycode: u8, keysym: u32, down: &[u8; 32], lock: bool) -> bool {
+        if keysym == NO_SYMBOL || self.keysyms(keycode).iter().all(|&s| s == NO_SYMBOL) {
+            return true;
+        }
+        let got = self.produces(keycode, self.held_level(down), lock);
+        alternatives(keysym).contains(&got)
+    }
+
     /// Keycodes currently held (from a 32-byte QueryKeymap bitmap) of each kind.
     fn held(&self, down: &[u8; 32], pred: impl Fn(u8) -> bool) -> Vec<u8> {
         (8u16..256)
@@ -220,9 +271,10 @@ impl Keymap {
             .collect()
     }
 
-    /// Plan a press of `keysym` given the keys now down (QueryKeymap bitmap). `None` when the
-    /// keysym is not in the keymap (bind it to a scratch keycode first).
-    pub fn plan(&self, keysym: u32, down: &[u8; 32]) -> Option<KeyPlan> {
+    /// Plan a press of `keysym` given the keys now down (QueryKeymap bitmap) and whether Caps
+    /// Lock is on. `None` when the keysym is not in the keymap (bind it to a scratch keycode
+    /// first).
+    pub fn plan(&self, keysym: u32, down: &[u8; 32], lock: bool) -> Option<KeyPlan> {
         let shift_down = self.held(down, |k| self.in_modmap(SHIFT, k));
         let l3_down = self.held(down, |k| {
             self.keysyms(k).first() == Some(&XK_ISO_LEVEL3_SHIFT)
@@ -236,7 +288,8 @@ impl Keymap {
         let alts = alternatives(keysym);
         // Already reachable as things are held: press it as is.
         let as_is = (self.min_keycode..=self.max_keycode()).find(|&k| {
-            self.keysyms(k).iter().any(|&s| s != NO_SYMBOL) && alts.contains(&self.lookup(k, held))
+            self.keysyms(k).iter().any(|&s| s != NO_SYMBOL)
+                && alts.contains(&self.produces(k, held, lock))
         });
         if let Some(k) = as_is {
             return Some(KeyPlan {
@@ -250,7 +303,7 @@ impl Keymap {
             && [CONTROL, MOD1, MOD4]
                 .iter()
                 .any(|&m| !self.held(down, |k| self.in_modmap(m, k)).is_empty());
-        let (keycode, want) = self.find(keysym)?;
+        let (keycode, mut want) = self.find(keysym)?;
         if shortcut && !want.shift && !want.level3 && !want.group2 {
             let (l, u) = convert_case(self.lookup(keycode, want));
             if l != u {
@@ -260,6 +313,9 @@ impl Keymap {
                     after: vec![],
                 });
             }
+        }
+        if lock && self.is_alphabetic(keycode) {
+            want.shift = !want.shift;
         }
         let mut before = Vec::new();
         let mut after = Vec::new();
@@ -487,13 +543,13 @@ mod tests {
     #[test]
     fn plain_and_shifted() {
         let m = us();
-        let p = m.plan(0x61, &down(&[])).unwrap();
+        let p = m.plan(0x61, &down(&[]), false).unwrap();
         assert_eq!((p.keycode, p.before.len()), (38, 0));
-        let p = m.plan(0x41, &down(&[])).unwrap();
+        let p = m.plan(0x41, &down(&[]), false).unwrap();
         assert_eq!(p.keycode, 38);
         assert_eq!(p.before, vec![(50, true)]);
         assert_eq!(p.after, vec![(50, false)]);
-        let p = m.plan(0x21, &down(&[])).unwrap();
+        let p = m.plan(0x21, &down(&[]), false).unwrap();
         assert_eq!((p.keycode, p.before.clone()), (10, vec![(50, true)]));
     }
 
@@ -501,14 +557,14 @@ mod tests {
     fn implied_uppercase_from_missing_column() {
         let m = us();
         assert_eq!(m.lookup(66, Level::new(true, false, false)), 0x42);
-        let p = m.plan(0x42, &down(&[])).unwrap();
+        let p = m.plan(0x42, &down(&[]), false).unwrap();
         assert_eq!((p.keycode, p.before.clone()), (66, vec![(50, true)]));
     }
 
     #[test]
     fn ctrl_l_gets_no_shift_and_escape_never_shift() {
         let m = us();
-        let p = m.plan(0x6c, &down(&[37])).unwrap();
+        let p = m.plan(0x6c, &down(&[37]), false).unwrap();
         assert_eq!(
             p,
             KeyPlan {
@@ -517,7 +573,7 @@ mod tests {
                 after: vec![]
             }
         );
-        let p = m.plan(0xff1b, &down(&[])).unwrap();
+        let p = m.plan(0xff1b, &down(&[]), false).unwrap();
         assert_eq!(
             p,
             KeyPlan {
@@ -527,29 +583,29 @@ mod tests {
             }
         );
         // Shift held: Escape is Escape either way, nothing changes.
-        let p = m.plan(0xff1b, &down(&[50])).unwrap();
+        let p = m.plan(0xff1b, &down(&[50]), false).unwrap();
         assert!(p.before.is_empty());
     }
 
     #[test]
     fn held_shift_released_for_unshifted_symbol() {
         let m = us();
-        let p = m.plan(0x31, &down(&[62])).unwrap();
+        let p = m.plan(0x31, &down(&[62]), false).unwrap();
         assert_eq!(p.keycode, 10);
         assert_eq!(p.before, vec![(62, false)]);
         assert_eq!(p.after, vec![(62, true)]);
         // Shift held and 'A' wanted: as is.
-        let p = m.plan(0x41, &down(&[50])).unwrap();
+        let p = m.plan(0x41, &down(&[50]), false).unwrap();
         assert!(p.before.is_empty());
         // Shift+Return stays Shift+Return.
-        let p = m.plan(0xff0d, &down(&[50])).unwrap();
+        let p = m.plan(0xff0d, &down(&[50]), false).unwrap();
         assert!(p.before.is_empty());
     }
 
     #[test]
     fn ctrl_shift_letter_keeps_shift() {
         let m = us();
-        let p = m.plan(0x6c, &down(&[37, 50])).unwrap();
+        let p = m.plan(0x6c, &down(&[37, 50]), false).unwrap();
         assert_eq!(
             p,
             KeyPlan {
@@ -563,7 +619,7 @@ mod tests {
     #[test]
     fn altgr_level3() {
         let m = us();
-        let p = m.plan(0x40, &down(&[])).unwrap();
+        let p = m.plan(0x40, &down(&[]), false).unwrap();
         assert_eq!(p.keycode, 24);
         assert_eq!(p.before, vec![(64, true)]);
         assert_eq!(p.after, vec![(64, false)]);
@@ -572,7 +628,7 @@ mod tests {
     #[test]
     fn missing_keysym_and_free_keycodes() {
         let m = us();
-        assert!(m.plan(0x0100_4f60, &down(&[])).is_none());
+        assert!(m.plan(0x0100_4f60, &down(&[]), false).is_none());
         let free = m.free_keycodes();
         assert!(free.contains(&11) && !free.contains(&8) && !free.contains(&50));
     }
@@ -581,12 +637,56 @@ mod tests {
     fn unicode_and_legacy_forms_match() {
         let mut m = us();
         m.set_keysyms(11, &[0x20ac, 0x20ac]);
-        assert_eq!(m.plan(char_to_keysym('€'), &down(&[])).unwrap().keycode, 11);
-        assert_eq!(m.plan(0x0100_20ac, &down(&[])).unwrap().keycode, 11);
+        assert_eq!(
+            m.plan(char_to_keysym('€'), &down(&[]), false)
+                .unwrap()
+                .keycode,
+            11
+        );
+        assert_eq!(m.plan(0x0100_20ac, &down(&[]), false).unwrap().keycode, 11);
         assert_eq!(char_to_keysym('é'), 0xe9);
         assert_eq!(char_to_keysym('你'), 0x0100_4f60);
         assert_eq!(char_to_keysym('\n'), 0xff0d);
         assert_eq!(keysym_to_char(0x0101_f600), Some('😀'));
+    }
+
+    #[test]
+    fn caps_lock_never_inverts_letters() {
+        let m = us();
+        // Lock on: `a` needs Shift, `A` needs nothing; digits and symbols are unaffected.
+        let p = m.plan(0x61, &down(&[]), true).unwrap();
+        assert_eq!((p.keycode, p.before.clone()), (38, vec![(50, true)]));
+        let p = m.plan(0x41, &down(&[]), true).unwrap();
+        assert_eq!((p.keycode, p.before.len()), (38, 0));
+        let p = m.plan(0x21, &down(&[]), true).unwrap();
+        assert_eq!((p.keycode, p.before.clone()), (10, vec![(50, true)]));
+        // A letter with only its small form bound behaves the same.
+        let p = m.plan(0x62, &down(&[]), true).unwrap();
+        assert_eq!((p.keycode, p.before.clone()), (66, vec![(50, true)]));
+        // Shift held with Lock on gives the small letter as is.
+        let p = m.plan(0x61, &down(&[50]), true).unwrap();
+        assert!(p.before.is_empty());
+    }
+
+    #[test]
+    fn scancode_is_used_only_when_it_types_the_keysym() {
+        let m = us();
+        let none = down(&[]);
+        // 'a' by the scancode of `a`: agrees. 'A' with no Shift held: the keysym wins.
+        assert!(m.scancode_agrees(38, 0x61, &none, false));
+        assert!(!m.scancode_agrees(38, 0x41, &none, false));
+        assert!(m.scancode_agrees(38, 0x41, &down(&[50]), false));
+        // '!' sent with the scancode of `1` and no Shift (keyboard.type, on-screen keyboards).
+        assert!(!m.scancode_agrees(10, 0x21, &none, false));
+        // Caps Lock on in X but not in the client: 'a' no longer agrees, 'A' does.
+        assert!(!m.scancode_agrees(38, 0x61, &none, true));
+        assert!(m.scancode_agrees(38, 0x41, &none, true));
+        // Keys without character meaning and unknown keysyms keep the scancode.
+        assert!(m.scancode_agrees(37, 0xffe3, &down(&[37]), false));
+        assert!(m.scancode_agrees(38, 0, &none, false));
+        assert!(m.scancode_agrees(11, 0x61, &none, false), "unbound keycode");
+        // Unicode keysym for the same character agrees.
+        assert!(m.scancode_agrees(38, 0x0100_0061, &none, false));
     }
 
     #[test]

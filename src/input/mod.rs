@@ -22,9 +22,11 @@ pub trait InputSink: Send + Sync {
     /// Returns the X keycode pressed or released (`None`: a release that matched no key).
     fn key(&self, keysym: u32, down: bool) -> Result<Option<u8>, DesktopError>;
 
-    /// Press or release a key by XT scancode (QEMU extended key event), bypassing keysyms.
-    /// Returns the X keycode.
-    fn key_scancode(&self, xt_scancode: u32, down: bool) -> Result<u8, DesktopError>;
+    /// Press or release a key by XT scancode (QEMU extended key event) carrying `keysym` (0
+    /// when unknown). The scancode is used when its key types `keysym` under the modifiers and
+    /// Caps Lock now in effect, the keysym otherwise; a release undoes whichever the press
+    /// used. Returns the X keycode pressed or released.
+    fn key_scancode(&self, xt_scancode: u32, keysym: u32, down: bool) -> Result<u8, DesktopError>;
 
     /// Press or release an X keycode as is (to release what [`held::Held`] recorded).
     fn keycode(&self, keycode: u8, down: bool) -> Result<(), DesktopError>;

@@ -42,6 +42,17 @@ struct Conn {
     slots: Vec<Slot>,
     /// keysym -> keycode pressed for it, so the release goes to the same key.
     pressed: HashMap<u32, u8>,
+    /// XT scancode -> how its press was typed, so the release undoes the same.
+    scancodes: HashMap<u32, ScancodePress>,
+}
+
+/// How a QEMU key press was typed.
+#[derive(Debug, Clone, Copy)]
+enum ScancodePress {
+    /// By its own keycode.
+    Keycode(u8),
+    /// By this keysym (the scancode's key types something else now).
+    Keysym(u32),
 }
 
 /// An [`InputSink`] injecting through XTEST. Reconnects by itself after the X server restarts.
@@ -129,6 +140,7 @@ impl Conn {
             keymap,
             slots: Vec::new(),
             pressed: HashMap::new(),
+            scancodes: HashMap::new(),
         };
         c.refill_slots();
         Ok(c)
@@ -262,18 +274,30 @@ impl Conn {
             self.conn.flush().map_err(x_err)?;
             return Ok(kc);
         }
-        let keys = self
-            .conn
-            .query_keymap()
-            .map_err(x_err)?
-            .reply()
-            .map_err(x_err)?
-            .keys;
-        let plan = match self.keymap.plan(keysym, &keys) {
+        let (keys, lock) = self.key_state()?;
+        self.press_keysym(keysym, &keys, lock)
+    }
+
+    /// Keys held now (QueryKeymap bitmap) and whether Caps Lock is on.
+    fn key_state(&self) -> Result<([u8; 32], bool), DesktopError> {
+        let keys = self.conn.query_keymap().map_err(x_err)?;
+        let pointer = self.conn.query_pointer(self.root).map_err(x_err)?;
+        let keys = keys.reply().map_err(x_err)?.keys;
+        let mask = pointer.reply().map_err(x_err)?.mask;
+        Ok((keys, mask.contains(xproto::KeyButMask::LOCK)))
+    }
+
+    fn press_keysym(
+        &mut self,
+        keysym: u32,
+        keys: &[u8; 32],
+        lock: bool,
+    ) -> Result<Option<u8>, DesktopError> {
+        let plan = match self.keymap.plan(keysym, keys, lock) {
             Some(p) => p,
             None => {
-                self.bind_scratch(keysym, &keys)?;
-                self.keymap.plan(keysym, &keys).ok_or_else(|| {
+                self.bind_scratch(keysym, keys)?;
+                self.keymap.plan(keysym, keys, lock).ok_or_else(|| {
                     DesktopError::Other(format!("keysym {keysym:#x} bound but not found"))
                 })?
             }
@@ -300,6 +324,41 @@ impl Conn {
             )));
         }
         Ok(())
+    }
+
+    fn key_scancode(
+        &mut self,
+        xt: u32,
+        keycode: u8,
+        keysym: u32,
+        down: bool,
+    ) -> Result<u8, DesktopError> {
+        if !down {
+            return match self.scancodes.remove(&xt) {
+                Some(ScancodePress::Keysym(k)) => Ok(self.key(k, false)?.unwrap_or(keycode)),
+                Some(ScancodePress::Keycode(k)) => self.release_keycode(k),
+                None => self.release_keycode(keycode),
+            };
+        }
+        self.drain_events()?;
+        let (keys, lock) = self.key_state()?;
+        if keysym == NO_SYMBOL || self.keymap.scancode_agrees(keycode, keysym, &keys, lock) {
+            self.key_event(keycode, true)?;
+            self.scancodes.insert(xt, ScancodePress::Keycode(keycode));
+            self.conn.flush().map_err(x_err)?;
+            return Ok(keycode);
+        }
+        self.unbind_idle(SCRATCH_IDLE)?;
+        let pressed = self.press_keysym(keysym, &keys, lock)?;
+        self.scancodes.insert(xt, ScancodePress::Keysym(keysym));
+        Ok(pressed.unwrap_or(keycode))
+    }
+
+    fn release_keycode(&mut self, keycode: u8) -> Result<u8, DesktopError> {
+        self.key_event(keycode, false)?;
+        self.pressed.retain(|_, k| *k != keycode);
+        self.conn.flush().map_err(x_err)?;
+        Ok(keycode)
     }
 }
 
@@ -365,15 +424,17 @@ impl InputSink for XTestInput {
         self.with(|c| c.key(keysym, down))
     }
 
-    fn key_scancode(&self, xt_scancode: u32, down: bool) -> Result<u8, DesktopError> {
+    fn key_scancode(&self, xt_scancode: u32, keysym: u32, down: bool) -> Result<u8, DesktopError> {
         let evdev = keymap::xt_to_evdev(xt_scancode).ok_or_else(|| {
             DesktopError::Invalid(format!("unknown XT scancode {xt_scancode:#x}"))
         })?;
         let keycode = evdev.checked_add(8).ok_or_else(|| {
             DesktopError::Invalid(format!("XT scancode {xt_scancode:#x} out of range"))
         })?;
-        self.keycode(keycode, down)?;
-        Ok(keycode)
+        self.with(|c| {
+            c.check_keycode(keycode)?;
+            c.key_scancode(xt_scancode, keycode, keysym, down)
+        })
     }
 
     fn keycode(&self, keycode: u8, down: bool) -> Result<(), DesktopError> {
@@ -382,6 +443,8 @@ impl InputSink for XTestInput {
             c.key_event(keycode, down)?;
             if !down {
                 c.pressed.retain(|_, k| *k != keycode);
+                c.scancodes
+                    .retain(|_, p| !matches!(p, ScancodePress::Keycode(k) if *k == keycode));
             }
             c.conn.flush().map_err(x_err)
         })

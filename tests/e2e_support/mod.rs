@@ -25,6 +25,8 @@ use x11rb::rust_connection::RustConnection;
 
 pub use crate::common::xvfb::{bare_xvfb, require_tool, ChildGuard};
 
+pub mod relay;
+
 /// Repository root (for the web/ and tests/browser/ paths).
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -63,9 +65,15 @@ impl Deskd {
     }
 
     fn spawn(mode: &[&str], extra: &[&str]) -> Deskd {
+        // Session debug logs unless the test picks its own level.
+        let level: &[&str] = if extra.contains(&"--log-level") {
+            &[]
+        } else {
+            &["--log-level", "info,deskd::session=debug"]
+        };
         let mut child = Command::new(env!("CARGO_BIN_EXE_deskd"))
             .args(mode)
-            .args(["--log-level", "info,deskd::session=debug"])
+            .args(level)
             .args([
                 "--listen-http",
                 "127.0.0.1:0",
@@ -547,20 +555,8 @@ impl Recorder {
                     };
                     let per = map.keysyms_per_keycode as usize;
                     let base = (k.detail - min) as usize * per;
-                    let shifted = u16::from(k.state) & 1 != 0;
                     let syms = &map.keysyms[base..base + per];
-                    let mut sym = if shifted && per > 1 && syms[1] != 0 {
-                        syms[1]
-                    } else {
-                        syms[0]
-                    };
-                    // A letter keycode with only a lowercase keysym: X derives the capital.
-                    if shifted
-                        && (u32::from(b'a')..=u32::from(b'z')).contains(&sym)
-                        && syms.get(1).copied().unwrap_or(0) == 0
-                    {
-                        sym -= 32;
-                    }
+                    let sym = keysym_for(syms, u16::from(k.state));
                     let mut r = ev.lock().unwrap();
                     r.keysyms.push(sym);
                     match sym {
@@ -599,6 +595,33 @@ impl Recorder {
             assert!(Instant::now() < deadline, "{what}: recorded only {r:?}");
             thread::sleep(Duration::from_millis(50));
         }
+    }
+}
+
+/// The keysym a key with core keysyms `syms` types in modifier `state`, as XKB's default types
+/// do: columns 4/5 with ISO_Level3_Shift (Mod5), Shift picks the second of a pair, a missing
+/// capital is derived, and Caps Lock inverts Shift for letter keys only.
+pub fn keysym_for(syms: &[u32], state: u16) -> u32 {
+    let col = |i: usize| syms.get(i).copied().unwrap_or(0);
+    let (shift, lock, level3) = (state & 1 != 0, state & 2 != 0, state & 0x80 != 0);
+    let first = if level3 && (col(4) != 0 || col(5) != 0) {
+        4
+    } else {
+        0
+    };
+    let lower = col(first);
+    // Small Latin letters (ASCII and Latin-1 but for the division sign) have a capital 32 below.
+    let small = (0x61..=0x7a).contains(&lower) || (0xe0..=0xfe).contains(&lower) && lower != 0xf7;
+    let upper = match col(first + 1) {
+        0 if small => lower - 32,
+        0 => lower,
+        u => u,
+    };
+    let letter = small && upper == lower - 32;
+    if shift ^ (lock && letter) {
+        upper
+    } else {
+        lower
     }
 }
 

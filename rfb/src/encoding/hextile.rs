@@ -3,7 +3,7 @@
 
 use super::palette::{read_pixels, Palette};
 use super::raw::cached_writer;
-use super::{numbers, write_rect_header, EncodeParams, Encoder, FrameView};
+use super::{numbers, write_rect_header, EncodeError, EncodeParams, Encoded, Encoder, FrameView};
 use crate::geom::Rect;
 use crate::pixel::{Packing, PixelWriter};
 
@@ -71,7 +71,7 @@ impl Encoder for HextileEncoder {
         rects: &[Rect],
         params: &EncodeParams,
         out: &mut Vec<u8>,
-    ) -> usize {
+    ) -> Result<Encoded, EncodeError> {
         let wr = cached_writer(&mut self.writer, params, Packing::Full);
         let bpp = wr.bytes_per_pixel();
         let rects = super::raw::clamped(frame, rects);
@@ -149,6 +149,9 @@ impl Encoder for HextileEncoder {
                 }
             }
         }
-        rects.len()
+        Ok(Encoded {
+            rects: rects.len(),
+            lossy: Vec::new(),
+        })
     }
 }

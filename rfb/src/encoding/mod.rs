@@ -115,20 +115,74 @@ impl Default for EncodeParams {
     }
 }
 
+/// What one [`Encoder::encode`] call wrote.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Encoded {
+    /// Rectangles written (an encoder may split a rectangle).
+    pub rects: usize,
+    /// Areas sent lossily (JPEG): a lossless refresh re-sends them once they are still.
+    pub lossy: Vec<Rect>,
+}
+
+/// Why an encoder could not produce its rectangles. The client's decoder state may have
+/// advanced with what was written, so the connection cannot continue.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EncodeError {
+    /// A zlib stream failed.
+    #[error("zlib stream failed: {0}")]
+    Zlib(String),
+    /// A compression stream the encoder needs was missing.
+    #[error("encoder state missing: {0}")]
+    State(&'static str),
+}
+
 /// An encoder for one client.
 pub trait Encoder: Send {
     /// The encoding number written in rectangle headers.
     fn encoding(&self) -> i32;
 
     /// Append encoded rectangles covering `rects` (each already clamped to the frame) to `out`.
-    /// Returns how many rectangles were written (an encoder may split a rectangle).
+    /// Nothing half-written is left on error: the caller must drop the connection, since
+    /// compression streams may have advanced.
     fn encode(
         &mut self,
         frame: &FrameView<'_>,
         rects: &[Rect],
         params: &EncodeParams,
         out: &mut Vec<u8>,
-    ) -> usize;
+    ) -> Result<Encoded, EncodeError>;
+}
+
+/// The encodings deskd can send pixels with, best first when the client has no preference
+/// among them (the client's own order wins).
+pub const SUPPORTED: [i32; 6] = [
+    numbers::TIGHT,
+    numbers::TIGHT_PNG,
+    numbers::ZRLE,
+    numbers::ZLIB,
+    numbers::HEXTILE,
+    numbers::RAW,
+];
+
+/// Whether there is an encoder for `encoding`.
+pub fn implemented(encoding: i32) -> bool {
+    SUPPORTED.contains(&encoding)
+}
+
+/// A fresh encoder for `encoding` (the registry: one entry per number in [`SUPPORTED`]).
+/// `threads` is how many threads Tight may split a large update across.
+pub fn new_encoder(encoding: i32, threads: usize) -> Option<Box<dyn Encoder>> {
+    match encoding {
+        numbers::RAW => Some(Box::new(raw::RawEncoder::new())),
+        numbers::ZLIB => Some(Box::new(zlib::ZlibEncoder::new())),
+        numbers::ZRLE => Some(Box::new(zrle::ZrleEncoder::new())),
+        numbers::HEXTILE => Some(Box::new(hextile::HextileEncoder::new())),
+        numbers::TIGHT => Some(Box::new(tight::TightEncoder::new().with_threads(threads))),
+        numbers::TIGHT_PNG => Some(Box::new(
+            tight::TightEncoder::new_png().with_threads(threads),
+        )),
+        _ => None,
+    }
 }
 
 /// Append a rectangle header (x, y, w, h, encoding) to `out`.

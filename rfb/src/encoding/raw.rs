@@ -1,6 +1,6 @@
 //! Raw encoding (0): pixels in the client's format, row after row.
 
-use super::{numbers, write_rect_header, EncodeParams, Encoder, FrameView};
+use super::{numbers, write_rect_header, EncodeError, EncodeParams, Encoded, Encoder, FrameView};
 use crate::geom::Rect;
 use crate::pixel::{Packing, PixelWriter};
 
@@ -64,14 +64,17 @@ impl Encoder for RawEncoder {
         rects: &[Rect],
         params: &EncodeParams,
         out: &mut Vec<u8>,
-    ) -> usize {
+    ) -> Result<Encoded, EncodeError> {
         let w = cached_writer(&mut self.writer, params, Packing::Full);
         let rects = clamped(frame, rects);
         for r in &rects {
             write_rect_header(out, r, numbers::RAW);
             write_rect_pixels(frame, r, w, out);
         }
-        rects.len()
+        Ok(Encoded {
+            rects: rects.len(),
+            lossy: Vec::new(),
+        })
     }
 }
 
@@ -96,7 +99,7 @@ mod tests {
             &EncodeParams::default(),
             &mut out,
         );
-        assert_eq!(n, 1);
+        assert_eq!(n.map(|e| e.rects), Ok(1));
         assert_eq!(&out[..12], &[0, 1, 0, 0, 0, 2, 0, 2, 0, 0, 0, 0]);
         assert_eq!(&out[12..20], &data[4..12]);
         assert_eq!(&out[20..], &data[16..24]);
@@ -123,7 +126,10 @@ mod tests {
         ];
         for e in &mut encoders {
             let mut out = Vec::new();
-            assert_eq!(e.encode(&frame, &rects, &p, &mut out), 1);
+            assert_eq!(
+                e.encode(&frame, &rects, &p, &mut out).map(|e| e.rects),
+                Ok(1)
+            );
             assert_eq!(&out[..8], &[0, 2, 0, 1, 0, 1, 0, 1]);
         }
     }

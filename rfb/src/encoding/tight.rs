@@ -18,7 +18,7 @@ use super::jpeg::Jpeg;
 use super::palette::{Palette, Recent};
 use super::raw::cached_writer;
 use super::zstream::ZStream;
-use super::{numbers, write_rect_header, EncodeParams, Encoder, FrameView};
+use super::{numbers, write_rect_header, EncodeError, EncodeParams, Encoded, Encoder, FrameView};
 use crate::geom::Rect;
 use crate::pixel::{Packing, PixelFormat, PixelWriter};
 
@@ -92,6 +92,10 @@ struct Worker {
     /// Output of a second thread, appended after the first thread's.
     out: Vec<u8>,
     rects: usize,
+    /// Rects sent as JPEG in this update.
+    lossy: Vec<Rect>,
+    /// The first failure in this update (the update is then abandoned).
+    error: Option<EncodeError>,
 }
 
 /// The Tight (or TightPNG) encoder for one client.
@@ -220,6 +224,13 @@ fn png_bytes(r: &Rect, samples: &[u8], palette: Option<&[u8]>) -> Option<Vec<u8>
 }
 
 impl Worker {
+    /// Start an update.
+    fn reset(&mut self) {
+        self.rects = 0;
+        self.lossy.clear();
+        self.error = None;
+    }
+
     /// Encode the tiles of `band` into `out`.
     fn band(&mut self, ctx: &Ctx<'_>, band: &Rect, out: &mut Vec<u8>) {
         // Open fill rectangles: (x, w, colour, y, h), extended downwards while they match.
@@ -310,10 +321,15 @@ impl Worker {
             &mut self.raw_stream
         };
         let Some(stream) = stream.as_mut() else {
+            self.error
+                .get_or_insert(EncodeError::State("Tight zlib stream"));
             return;
         };
         self.zbuf.clear();
-        stream.compress(&self.data, &mut self.zbuf);
+        if let Err(e) = stream.compress(&self.data, &mut self.zbuf) {
+            self.error.get_or_insert(e);
+            return;
+        }
         compact_len(self.zbuf.len(), out);
         out.extend_from_slice(&self.zbuf);
     }
@@ -460,6 +476,7 @@ impl Worker {
         {
             Some(data) => {
                 self.rects += 1;
+                self.lossy.push(*r);
                 image_rect(ctx, r, 0x90, &data, out);
             }
             None => self.raw_rect(ctx, r, out),
@@ -513,7 +530,7 @@ impl Encoder for TightEncoder {
         rects: &[Rect],
         params: &EncodeParams,
         out: &mut Vec<u8>,
-    ) -> usize {
+    ) -> Result<Encoded, EncodeError> {
         self.prepare(params);
         let encoding = self.encoding();
         let jpeg = params
@@ -536,8 +553,8 @@ impl Encoder for TightEncoder {
             let halves = split_bands(rects, 2);
             let (first, rest) = self.workers.split_at_mut(1);
             let (a, b) = (&mut first[0], &mut rest[0]);
-            a.rects = 0;
-            b.rects = 0;
+            a.reset();
+            b.reset();
             b.out.clear();
             let ctx = &ctx;
             std::thread::scope(|scope| {
@@ -556,17 +573,28 @@ impl Encoder for TightEncoder {
             count = a.rects + b.rects;
         } else {
             let a = &mut self.workers[0];
-            a.rects = 0;
+            a.reset();
             for r in rects {
                 a.band(&ctx, r, out);
             }
             count = a.rects;
         }
+        let mut lossy = Vec::new();
+        for w in &mut self.workers {
+            if let Some(e) = w.error.take() {
+                out.truncate(start);
+                return Err(e);
+            }
+            lossy.append(&mut w.lossy);
+        }
         // The reset bits ride on the first control byte of the update.
         if count > 0 && self.resets != 0 {
             out[start + 12] |= std::mem::take(&mut self.resets);
         }
-        count
+        Ok(Encoded {
+            rects: count,
+            lossy,
+        })
     }
 }
 

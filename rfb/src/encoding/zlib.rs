@@ -3,7 +3,7 @@
 
 use super::raw::{cached_writer, write_rect_pixels};
 use super::zstream::ZStream;
-use super::{numbers, write_rect_header, EncodeParams, Encoder, FrameView};
+use super::{numbers, write_rect_header, EncodeError, EncodeParams, Encoded, Encoder, FrameView};
 use crate::geom::Rect;
 use crate::pixel::{Packing, PixelWriter};
 
@@ -33,7 +33,8 @@ impl Encoder for ZlibEncoder {
         rects: &[Rect],
         params: &EncodeParams,
         out: &mut Vec<u8>,
-    ) -> usize {
+    ) -> Result<Encoded, EncodeError> {
+        let start = out.len();
         let stream = ZStream::for_connection(&mut self.stream, params);
         let w = cached_writer(&mut self.writer, params, Packing::Full);
         let rects = super::raw::clamped(frame, rects);
@@ -43,10 +44,16 @@ impl Encoder for ZlibEncoder {
             write_rect_header(out, r, numbers::ZLIB);
             let len_at = out.len();
             out.extend_from_slice(&[0; 4]);
-            stream.compress(&self.scratch, out);
+            if let Err(e) = stream.compress(&self.scratch, out) {
+                out.truncate(start);
+                return Err(e);
+            }
             let len = (out.len() - len_at - 4) as u32;
             out[len_at..len_at + 4].copy_from_slice(&len.to_be_bytes());
         }
-        rects.len()
+        Ok(Encoded {
+            rects: rects.len(),
+            lossy: Vec::new(),
+        })
     }
 }

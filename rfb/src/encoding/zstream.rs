@@ -3,6 +3,8 @@
 
 use flate2::{Compress, Compression, FlushCompress};
 
+use super::EncodeError;
+
 /// One deflate stream that lives as long as the client connection.
 pub(crate) struct ZStream {
     c: Compress,
@@ -51,7 +53,7 @@ impl ZStream {
     }
 
     /// Compress `input` and append it, followed by a sync flush, to `out`.
-    pub(crate) fn compress(&mut self, input: &[u8], out: &mut Vec<u8>) {
+    pub(crate) fn compress(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<(), EncodeError> {
         // deflateBound-like headroom so one call normally finishes.
         out.reserve(input.len() + input.len() / 1000 + 64);
         let mut consumed = 0usize;
@@ -61,13 +63,13 @@ impl ZStream {
                 .c
                 .compress_vec(&input[consumed..], out, FlushCompress::Sync);
             consumed += (self.c.total_in() - before) as usize;
-            if res.is_err() {
-                // Cannot happen with valid streams; stop rather than loop forever.
-                return;
+            if let Err(e) = res {
+                // Cannot happen with valid streams; the stream is unusable from here.
+                return Err(EncodeError::Zlib(e.to_string()));
             }
             // The flush is complete when deflate stopped with output space to spare.
             if consumed >= input.len() && out.len() < out.capacity() {
-                return;
+                return Ok(());
             }
             out.reserve(out.capacity().max(1024));
         }
@@ -85,8 +87,8 @@ mod tests {
         let a: Vec<u8> = (0..100_000u32).map(|i| (i * 7 % 251) as u8).collect();
         let b = vec![42u8; 5000];
         let (mut ca, mut cb) = (Vec::new(), Vec::new());
-        z.compress(&a, &mut ca);
-        z.compress(&b, &mut cb);
+        z.compress(&a, &mut ca).unwrap();
+        z.compress(&b, &mut cb).unwrap();
         let mut d = Decompress::new(true);
         let mut out = Vec::with_capacity(200_000);
         d.decompress_vec(&ca, &mut out, FlushDecompress::Sync)
@@ -128,7 +130,7 @@ mod level_tests {
                     })
                     .collect();
                 let mut c = Vec::new();
-                z.compress(&chunk, &mut c);
+                z.compress(&chunk, &mut c).unwrap();
                 let mut out = Vec::with_capacity(len);
                 let before = d.total_in();
                 let r = d.decompress_vec(&c, &mut out, FlushDecompress::Sync);

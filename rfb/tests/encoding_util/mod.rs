@@ -44,7 +44,10 @@ pub fn update(
     params: &EncodeParams,
 ) -> Vec<u8> {
     let mut out = vec![0, 0, 0, 0];
-    let n = enc.encode(&view(img), rects, params, &mut out);
+    let n = enc
+        .encode(&view(img), rects, params, &mut out)
+        .expect("encode")
+        .rects;
     assert!(n <= usize::from(u16::MAX));
     out[2..4].copy_from_slice(&(n as u16).to_be_bytes());
     out

@@ -25,6 +25,7 @@ use x11rb::protocol::damage::{self, ConnectionExt as _};
 use x11rb::protocol::randr::{self, ConnectionExt as _};
 use x11rb::protocol::shm::{self as xshm, ConnectionExt as _};
 use x11rb::protocol::xfixes::{self, ConnectionExt as _};
+use x11rb::protocol::xkb::{self, ConnectionExt as _};
 use x11rb::protocol::xproto::{self, ConnectionExt as _, ImageFormat, Window};
 use x11rb::protocol::Event;
 use x11rb::rust_connection::RustConnection;
@@ -220,8 +221,7 @@ impl FrameSource for X11Capture {
 
 /// The capture thread.
 fn run(shared: &Shared) {
-    let interval = Duration::from_secs(1) / shared.opts.max_fps.clamp(1, 1000);
-    let mut next_due = Instant::now();
+    let mut pacer = Pacer::new(shared.opts.max_fps);
     let mut backoff = Duration::from_millis(50);
     while !shared.stop.load(Ordering::SeqCst) {
         let current = lock(&shared.session)
@@ -273,10 +273,13 @@ fn run(shared: &Shared) {
         if shared.stop.load(Ordering::SeqCst) {
             break;
         }
+        for _ in 0..todo.bells {
+            shared.store.ring_bell();
+        }
         if todo.damage {
-            let now = Instant::now();
-            if now < next_due {
-                std::thread::sleep(next_due - now);
+            let wait = pacer.wait(Instant::now());
+            if !wait.is_zero() {
+                std::thread::sleep(wait);
             }
         }
         let mut guard = lock(&shared.session);
@@ -291,8 +294,8 @@ fn run(shared: &Shared) {
             s.update_cursor(&shared.store);
         }
         if todo.damage && result.is_ok() {
+            pacer.started(Instant::now());
             result = s.capture(&shared.store).map(|_| ());
-            next_due = Instant::now() + interval;
         }
         match result {
             Err(DesktopError::Unavailable(e)) => {
@@ -311,6 +314,40 @@ fn run(shared: &Shared) {
     }
 }
 
+/// When captures may start: at most `max_fps` a second, on a grid of start times. Timing the
+/// next capture from the *end* of the previous one (as deskd once did) makes each frame last
+/// the interval plus the capture plus the wake-up latency, so `--frame-rate 60` gave well
+/// under 60 captures a second, and far fewer on a busy machine.
+#[derive(Debug)]
+struct Pacer {
+    interval: Duration,
+    next: Option<Instant>,
+}
+
+impl Pacer {
+    fn new(max_fps: u32) -> Pacer {
+        Pacer {
+            interval: Duration::from_secs(1) / max_fps.clamp(1, 1000),
+            next: None,
+        }
+    }
+
+    /// How long to wait at `now` before the next capture may start.
+    fn wait(&self, now: Instant) -> Duration {
+        self.next
+            .map_or(Duration::ZERO, |n| n.saturating_duration_since(now))
+    }
+
+    /// A capture started at `at`: the next may start one interval after the previous slot,
+    /// or at once when captures fell behind (never more than one extra to catch up).
+    fn started(&mut self, at: Instant) {
+        self.next = Some(match self.next {
+            Some(n) => (n + self.interval).max(at),
+            None => at + self.interval,
+        });
+    }
+}
+
 fn drop_session(shared: &Shared, conn: &Arc<RustConnection>) {
     let mut g = lock(&shared.session);
     if g.as_ref().is_some_and(|s| Arc::ptr_eq(&s.conn, conn)) {
@@ -324,6 +361,7 @@ struct Todo {
     damage: bool,
     cursor: bool,
     resize: bool,
+    bells: u32,
 }
 
 impl Todo {
@@ -332,6 +370,7 @@ impl Todo {
             Event::DamageNotify(_) => self.damage = true,
             Event::XfixesCursorNotify(_) => self.cursor = true,
             Event::RandrScreenChangeNotify(_) | Event::ConfigureNotify(_) => self.resize = true,
+            Event::XkbBellNotify(_) => self.bells += 1,
             Event::Error(e) => tracing::debug!("X error on capture connection: {e:?}"),
             _ => {}
         }
@@ -413,6 +452,26 @@ impl Session {
         if has(randr::X11_EXTENSION_NAME)? {
             conn.randr_select_input(root, randr::NotifyMask::SCREEN_CHANGE)
                 .map_err(x_err)?;
+        }
+        // The X bell (XKB BellNotify) becomes the RFB Bell.
+        if has(xkb::X11_EXTENSION_NAME)? {
+            let ok = conn
+                .xkb_use_extension(1, 0)
+                .map_err(x_err)?
+                .reply()
+                .map_err(x_err)?
+                .supported;
+            if ok {
+                conn.xkb_select_events(
+                    xkb::ID::USE_CORE_KBD.into(),
+                    xkb::EventType::from(0u16),
+                    xkb::EventType::BELL_NOTIFY,
+                    xkb::MapPart::from(0u16),
+                    xkb::MapPart::from(0u16),
+                    &xkb::SelectEventsAux::new(),
+                )
+                .map_err(x_err)?;
+            }
         }
         conn.change_window_attributes(
             root,
@@ -856,6 +915,31 @@ pub fn cursor_from_argb(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pacing_keeps_the_rate_whatever_a_capture_costs() {
+        let t0 = Instant::now();
+        let mut p = Pacer::new(60);
+        let interval = Duration::from_secs(1) / 60;
+        assert_eq!(p.wait(t0), Duration::ZERO);
+        // Damage arrives every 10 ms and each capture takes 6 ms: starts stay on the grid.
+        let mut now = t0;
+        let mut starts = 0;
+        while now < t0 + Duration::from_secs(1) {
+            now += p.wait(now);
+            p.started(now);
+            starts += 1;
+            now += Duration::from_millis(6);
+            now = now.max(t0 + Duration::from_millis(10 * starts));
+        }
+        assert!((59..=61).contains(&starts), "{starts} captures in a second");
+        // After a pause the next capture is immediate, and the one after waits again.
+        let later = now + Duration::from_secs(5);
+        assert_eq!(p.wait(later), Duration::ZERO);
+        p.started(later);
+        p.started(later);
+        assert_eq!(p.wait(later), interval);
+    }
 
     #[test]
     fn unpremultiplies_cursor() {

@@ -1,42 +1,8 @@
 //! Per-client settings negotiated by SetPixelFormat and SetEncodings.
 
-use rfb::encoding::numbers as n;
-use rfb::messages::ClientCaps;
-use rfb::{EncodeParams, Encoder, PixelFormat};
-
-/// The encodings deskd can send pixels with, best first when the client has no preference
-/// among them (the client's own order wins).
-pub const SUPPORTED: [i32; 6] = [n::TIGHT, n::TIGHT_PNG, n::ZRLE, n::ZLIB, n::HEXTILE, n::RAW];
-
-/// Tight splits big updates across threads: latency matters more than throughput here.
-fn tight_threads() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| n.get().min(4))
-        .unwrap_or(1)
-}
-
-/// Whether deskd has an encoder for `encoding`.
-pub fn implemented(encoding: i32) -> bool {
-    SUPPORTED.contains(&encoding)
-}
-
-/// A fresh encoder for `encoding`, if deskd implements it.
-pub fn new_encoder(encoding: i32) -> Option<Box<dyn Encoder>> {
-    use rfb::encoding as e;
-    match encoding {
-        n::RAW => Some(Box::new(e::raw::RawEncoder::new())),
-        n::ZLIB => Some(Box::new(e::zlib::ZlibEncoder::new())),
-        n::ZRLE => Some(Box::new(e::zrle::ZrleEncoder::new())),
-        n::HEXTILE => Some(Box::new(e::hextile::HextileEncoder::new())),
-        n::TIGHT => Some(Box::new(
-            e::tight::TightEncoder::new().with_threads(tight_threads()),
-        )),
-        n::TIGHT_PNG => Some(Box::new(
-            e::tight::TightEncoder::new_png().with_threads(tight_threads()),
-        )),
-        _ => None,
-    }
-}
+use crate::encoding::{implemented, numbers as n};
+use crate::messages::ClientCaps;
+use crate::{EncodeParams, PixelFormat};
 
 /// What one client asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,7 +62,7 @@ impl ClientSettings {
         };
     }
 
-    /// Encoder parameters for the next update.
+    /// Encoder parameters for the next update, as the client asked.
     pub fn params(&self) -> EncodeParams {
         EncodeParams {
             format: self.format,

@@ -1,11 +1,11 @@
-//! What a session sends next: pure scheduling over damage, requests and flow control.
+//! What a session sends next: pure scheduling over damage, requests and lossless refresh.
 //!
-//! The session feeds in damage (regions changed since it last looked), client requests and
-//! "the previous update has been written"; [`Scheduler::next`] answers with the pixels to send
-//! now, or nothing. One update is in flight at a time and damage merges into one pending
-//! region meanwhile, so a slow client gets the newest pixels later, never a queue.
+//! The engine feeds in damage (regions changed since it last looked), client requests and
+//! "the previous update is out"; [`Scheduler::next`] answers with the pixels to send now, or
+//! nothing. One update is being prepared at a time and damage merges into one pending region
+//! meanwhile, so a slow client gets the newest pixels later, never a queue of stale frames.
 
-use rfb::{Rect, Region};
+use crate::{Rect, Region};
 
 /// A pending or forced region with more rectangles than this is replaced by its bounding box, so
 /// the bookkeeping for a client that never reads (or floods tiny requests) stays small: each
@@ -19,6 +19,8 @@ pub struct Plan {
     pub resize: Option<(u16, u16)>,
     /// Pixels to encode, disjoint and inside the framebuffer the client knows.
     pub region: Region,
+    /// A lossless refresh of areas sent lossily before: encode without JPEG.
+    pub lossless: bool,
 }
 
 /// Per-client update scheduling state.
@@ -36,6 +38,8 @@ pub struct Scheduler {
     in_flight: bool,
     /// The framebuffer size the client believes in.
     client_size: (u16, u16),
+    /// What the last two updates sent: areas changing continuously (an animation, video).
+    recent: [Region; 2],
     /// The client understands DesktopSize or ExtendedDesktopSize.
     resize_supported: bool,
 }
@@ -50,6 +54,7 @@ impl Scheduler {
             continuous: None,
             in_flight: false,
             client_size: (width, height),
+            recent: [Region::new(), Region::new()],
             resize_supported: false,
         }
     }
@@ -111,8 +116,18 @@ impl Scheduler {
 
     /// Decide the next update for a frame of `frame_w` x `frame_h`. `extras` says the session
     /// has pseudo-rectangles to deliver (cursor, acknowledgements), which justify an update
-    /// even without pixels. Marks the update in flight when it returns one.
-    pub fn next(&mut self, frame_w: u16, frame_h: u16, extras: bool) -> Option<Plan> {
+    /// even without pixels. `refresh` is what is due for a lossless refresh: it is sent when
+    /// there is no new damage to send. With `fresh_first` (a slow link), areas that changed
+    /// but were not part of the last updates (typically input echo) go out alone first, ahead
+    /// of areas that keep changing. Marks the update in flight when it returns one.
+    pub fn next(
+        &mut self,
+        frame_w: u16,
+        frame_h: u16,
+        extras: bool,
+        refresh: &Region,
+        fresh_first: bool,
+    ) -> Option<Plan> {
         if !self.can_send() {
             return None;
         }
@@ -127,6 +142,7 @@ impl Scheduler {
             return Some(Plan {
                 resize: Some((frame_w, frame_h)),
                 region: Region::from_rect(all),
+                lossless: false,
             });
         }
         let area = match (self.continuous, self.request) {
@@ -142,6 +158,22 @@ impl Scheduler {
         region.intersect_rect(area);
         region.union(&self.forced);
         region.clamp_to(w, h);
+        if fresh_first && self.forced.is_empty() {
+            let mut fresh = region.clone();
+            fresh.subtract(&self.recent[0]);
+            fresh.subtract(&self.recent[1]);
+            if !fresh.is_empty() && fresh.area() * 4 <= region.area() {
+                region = fresh;
+            }
+        }
+        let mut lossless = false;
+        if region.is_empty() && !refresh.is_empty() {
+            let mut r = refresh.clone();
+            r.intersect_rect(area);
+            r.clamp_to(w, h);
+            lossless = !r.is_empty();
+            region = r;
+        }
         if region.is_empty() && !extras {
             // An incremental request with nothing new waits for damage. Forced areas outside
             // the screen are simply dropped.
@@ -152,9 +184,14 @@ impl Scheduler {
         self.forced.clear();
         self.request = None;
         self.in_flight = true;
+        if !lossless {
+            self.recent.swap(0, 1);
+            self.recent[0] = region.clone();
+        }
         Some(Plan {
             resize: None,
             region,
+            lossless,
         })
     }
 }
@@ -167,13 +204,67 @@ mod tests {
         Rect::new(x, y, w, h)
     }
 
+    fn none() -> Region {
+        Region::new()
+    }
+
+    #[test]
+    fn on_a_slow_link_fresh_changes_overtake_an_animation() {
+        let mut s = Scheduler::new(800, 600);
+        s.enable_continuous(r(0, 0, 800, 600));
+        let anim = r(0, 100, 800, 500);
+        s.damage(&anim.into());
+        assert_eq!(
+            s.next(800, 600, false, &none(), true).unwrap().region,
+            Region::from(anim)
+        );
+        s.sent();
+        // The animation moves on and a key echo appears: the echo goes alone first.
+        s.damage(&anim.into());
+        s.damage(&r(0, 0, 64, 64).into());
+        let p = s.next(800, 600, false, &none(), true).unwrap();
+        assert_eq!(p.region, Region::from(r(0, 0, 64, 64)));
+        s.sent();
+        assert_eq!(
+            s.next(800, 600, false, &none(), true).unwrap().region,
+            Region::from(anim)
+        );
+        s.sent();
+        // Without the hint everything goes together.
+        s.damage(&anim.into());
+        s.damage(&r(0, 0, 64, 64).into());
+        let p = s.next(800, 600, false, &none(), false).unwrap();
+        assert_eq!(p.region.area(), anim.area() + 64 * 64);
+    }
+
+    #[test]
+    fn refresh_goes_out_only_when_no_damage_is_pending() {
+        let mut s = Scheduler::new(100, 100);
+        s.enable_continuous(r(0, 0, 100, 100));
+        let due = Region::from(r(0, 0, 50, 50));
+        s.damage(&r(60, 60, 10, 10).into());
+        let p = s.next(100, 100, false, &due, false).unwrap();
+        assert_eq!(
+            (p.region, p.lossless),
+            (Region::from(r(60, 60, 10, 10)), false)
+        );
+        s.sent();
+        let p = s.next(100, 100, false, &due, false).unwrap();
+        assert_eq!((p.region, p.lossless), (due.clone(), true));
+        s.sent();
+        // Outside the requested area nothing is refreshed.
+        s.disable_continuous();
+        s.request(true, r(80, 80, 20, 20));
+        assert_eq!(s.next(100, 100, false, &due, false), None);
+    }
+
     #[test]
     fn nothing_is_sent_without_a_request() {
         let mut s = Scheduler::new(100, 100);
         s.damage(&r(0, 0, 10, 10).into());
-        assert_eq!(s.next(100, 100, false), None);
+        assert_eq!(s.next(100, 100, false, &none(), false), None);
         s.request(true, r(0, 0, 100, 100));
-        let p = s.next(100, 100, false).unwrap();
+        let p = s.next(100, 100, false, &none(), false).unwrap();
         assert_eq!(p.region, Region::from(r(0, 0, 10, 10)));
         assert_eq!(p.resize, None);
     }
@@ -182,10 +273,10 @@ mod tests {
     fn incremental_request_waits_for_damage() {
         let mut s = Scheduler::new(100, 100);
         s.request(true, r(0, 0, 100, 100));
-        assert_eq!(s.next(100, 100, false), None);
+        assert_eq!(s.next(100, 100, false, &none(), false), None);
         s.damage(&r(5, 5, 1, 1).into());
         assert_eq!(
-            s.next(100, 100, false).unwrap().region,
+            s.next(100, 100, false, &none(), false).unwrap().region,
             Region::from(r(5, 5, 1, 1))
         );
     }
@@ -194,7 +285,7 @@ mod tests {
     fn non_incremental_request_sends_the_whole_area() {
         let mut s = Scheduler::new(100, 100);
         s.request(false, r(10, 10, 20, 20));
-        let p = s.next(100, 100, false).unwrap();
+        let p = s.next(100, 100, false, &none(), false).unwrap();
         assert_eq!(p.region, Region::from(r(10, 10, 20, 20)));
     }
 
@@ -204,13 +295,13 @@ mod tests {
         s.damage(&r(0, 0, 100, 10).into());
         s.request(true, r(0, 0, 50, 50));
         assert_eq!(
-            s.next(100, 100, false).unwrap().region,
+            s.next(100, 100, false, &none(), false).unwrap().region,
             Region::from(r(0, 0, 50, 10))
         );
         s.sent();
         s.request(true, r(0, 0, 100, 100));
         assert_eq!(
-            s.next(100, 100, false).unwrap().region,
+            s.next(100, 100, false, &none(), false).unwrap().region,
             Region::from(r(50, 0, 50, 10))
         );
     }
@@ -220,17 +311,21 @@ mod tests {
         let mut s = Scheduler::new(100, 100);
         s.enable_continuous(r(0, 0, 100, 100));
         s.damage(&r(0, 0, 10, 10).into());
-        assert!(s.next(100, 100, false).is_some());
+        assert!(s.next(100, 100, false, &none(), false).is_some());
         for i in 0..50 {
             s.damage(&r(i, 0, 1, 1).into());
             s.damage(&r(0, 0, 10, 10).into());
-            assert_eq!(s.next(100, 100, false), None);
+            assert_eq!(s.next(100, 100, false, &none(), false), None);
         }
         s.sent();
-        let p = s.next(100, 100, false).unwrap();
+        let p = s.next(100, 100, false, &none(), false).unwrap();
         assert_eq!(p.region.bounds(), r(0, 0, 50, 10));
         s.sent();
-        assert_eq!(s.next(100, 100, false), None, "nothing left after sending");
+        assert_eq!(
+            s.next(100, 100, false, &none(), false),
+            None,
+            "nothing left after sending"
+        );
     }
 
     #[test]
@@ -241,7 +336,7 @@ mod tests {
         }
         assert!(s.pending.rects().len() <= MAX_PENDING_RECTS);
         s.request(true, r(0, 0, 1000, 1000));
-        let p = s.next(1000, 1000, false).unwrap();
+        let p = s.next(1000, 1000, false, &none(), false).unwrap();
         assert!(p.region.contains(7, 13));
     }
 
@@ -252,14 +347,17 @@ mod tests {
         let mut s = Scheduler::new(1000, 1000);
         s.enable_continuous(r(0, 0, 1, 1));
         s.damage(&r(0, 0, 1, 1).into());
-        assert!(s.next(1000, 1000, false).is_some(), "one update in flight");
+        assert!(
+            s.next(1000, 1000, false, &none(), false).is_some(),
+            "one update in flight"
+        );
         for i in 0..80_000u32 {
             let (x, y) = ((i * 7 % 997) as u16, (i * 13 % 991) as u16);
             s.request(false, r(x, y, 1, 1));
             assert!(s.forced.rects().len() <= MAX_PENDING_RECTS);
         }
         s.sent();
-        let p = s.next(1000, 1000, false).unwrap();
+        let p = s.next(1000, 1000, false, &none(), false).unwrap();
         assert!(p.region.contains(7, 13) && p.region.contains(0, 0));
     }
 
@@ -300,7 +398,7 @@ mod tests {
                     }
                     _ => {
                         let (cw, ch) = s.client_size();
-                        if let Some(p) = s.next(fw, fh, next(4) == 0) {
+                        if let Some(p) = s.next(fw, fh, next(4) == 0, &none(), next(2) == 0) {
                             let (w, h) = p.resize.unwrap_or((cw.min(fw), ch.min(fh)));
                             let b = p.region.bounds();
                             assert!(
@@ -321,7 +419,7 @@ mod tests {
         let mut s = Scheduler::new(100, 100);
         s.set_resize_supported(true);
         s.request(true, r(0, 0, 100, 100));
-        let p = s.next(200, 50, false).unwrap();
+        let p = s.next(200, 50, false, &none(), false).unwrap();
         assert_eq!(p.resize, Some((200, 50)));
         assert_eq!(p.region, Region::from(r(0, 0, 200, 50)));
         assert_eq!(s.client_size(), (200, 50));
@@ -332,7 +430,7 @@ mod tests {
         let mut s = Scheduler::new(100, 100);
         s.damage(&r(0, 0, 200, 200).into());
         s.request(true, r(0, 0, 100, 100));
-        let p = s.next(200, 50, false).unwrap();
+        let p = s.next(200, 50, false, &none(), false).unwrap();
         assert_eq!(p.resize, None);
         assert_eq!(p.region, Region::from(r(0, 0, 100, 50)));
     }
@@ -341,7 +439,7 @@ mod tests {
     fn extras_go_out_without_pixels() {
         let mut s = Scheduler::new(100, 100);
         s.request(true, r(0, 0, 100, 100));
-        let p = s.next(100, 100, true).unwrap();
+        let p = s.next(100, 100, true, &none(), false).unwrap();
         assert!(p.region.is_empty());
         assert!(s.in_flight());
     }
@@ -352,13 +450,13 @@ mod tests {
         s.enable_continuous(r(0, 0, 50, 50));
         s.damage(&r(40, 40, 20, 20).into());
         assert_eq!(
-            s.next(100, 100, false).unwrap().region,
+            s.next(100, 100, false, &none(), false).unwrap().region,
             Region::from(r(40, 40, 10, 10))
         );
         s.sent();
         assert!(s.disable_continuous());
         assert!(!s.disable_continuous());
         s.damage(&r(0, 0, 1, 1).into());
-        assert_eq!(s.next(100, 100, false), None);
+        assert_eq!(s.next(100, 100, false, &none(), false), None);
     }
 }

@@ -1,0 +1,153 @@
+//! Congestion control end to end: noVNC in headless Chromium reaches deskd through a
+//! user-space bottleneck (8 Mbit/s, 40 ms RTT, a bounded queue) while a full-screen animation
+//! plays at 30 Hz. A key's echo must reach the canvas within RTT + 150 ms at the median.
+//!
+//! Needs: Xvfb, node, chromium, and `npm ci` in web/.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+mod e2e_support;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+use e2e_support::relay::{Link, Relay};
+use e2e_support::{picture, Browser, Deskd, X};
+use serde_json::json;
+use x11rb::connection::Connection;
+use x11rb::protocol::xproto::{
+    ChangeGCAux, ConnectionExt as _, CreateGCAux, CreateWindowAux, EventMask, InputFocus,
+    Rectangle, WindowClass,
+};
+use x11rb::protocol::Event;
+
+const ECHO: u16 = 64;
+const COLOURS: [u32; 4] = [0xff0000, 0x00ff00, 0x0000ff, 0xffff00];
+
+/// A window at the top left that fills itself with the next colour on every key press.
+fn echo_window(display: &str) {
+    let (conn, screen) = x11rb::connect(Some(display)).unwrap();
+    let root = conn.setup().roots[screen].root;
+    let win = conn.generate_id().unwrap();
+    conn.create_window(
+        0,
+        win,
+        root,
+        0,
+        0,
+        ECHO,
+        ECHO,
+        0,
+        WindowClass::INPUT_OUTPUT,
+        0,
+        &CreateWindowAux::new()
+            .background_pixel(0)
+            .override_redirect(1)
+            .event_mask(EventMask::KEY_PRESS),
+    )
+    .unwrap();
+    let gc = conn.generate_id().unwrap();
+    conn.create_gc(gc, win, &CreateGCAux::new()).unwrap();
+    conn.map_window(win).unwrap();
+    conn.set_input_focus(InputFocus::POINTER_ROOT, win, 0u32)
+        .unwrap();
+    conn.get_input_focus().unwrap().reply().unwrap();
+    thread::spawn(move || {
+        let mut i = 0;
+        while let Ok(ev) = conn.wait_for_event() {
+            if let Event::KeyPress(_) = ev {
+                let colour = COLOURS[i % COLOURS.len()];
+                i += 1;
+                let _ = conn.change_gc(gc, &ChangeGCAux::new().foreground(colour));
+                let _ = conn.poly_fill_rectangle(
+                    win,
+                    gc,
+                    &[Rectangle {
+                        x: 0,
+                        y: 0,
+                        width: ECHO,
+                        height: ECHO,
+                    }],
+                );
+                let _ = conn.flush();
+            }
+        }
+    });
+}
+
+#[test]
+fn key_echo_stays_fast_through_a_slow_link_during_animation() {
+    let d = Deskd::start(800, 600, &["--log-level", "info,deskd::session=trace"]);
+    echo_window(&d.display);
+    let link = Link::new(8.0, 40);
+    let relay = Relay::start(d.http, link);
+
+    // The animation: photo-like full-screen pictures at 30 Hz.
+    let stop = Arc::new(AtomicBool::new(false));
+    let animation = {
+        let stop = Arc::clone(&stop);
+        let display = d.display.clone();
+        thread::spawn(move || {
+            let x = X::connect(&display);
+            let frames: Vec<Vec<u8>> = (0..4).map(|s| picture(800, 600, 100 + s)).collect();
+            let mut i = 0;
+            while !stop.load(Ordering::SeqCst) {
+                x.put_rgb(0, 0, 800, 600, &frames[i % frames.len()]);
+                i += 1;
+                thread::sleep(Duration::from_millis(33));
+            }
+        })
+    };
+
+    let mut b = Browser::start();
+    b.open(&format!("http://{}/?scale=0", relay.addr), 1024, 768);
+    b.eval(
+        "document.addEventListener('keydown', () => { window.keyAt = performance.now(); }, true)",
+    );
+    // Let the animation fill the link first.
+    thread::sleep(Duration::from_secs(2));
+    let mut echoes = Vec::new();
+    for i in 0..9 {
+        let colour = COLOURS[i % COLOURS.len()];
+        b.call(json!({"cmd": "key", "key": "KeyA"}));
+        let ms = b.eval(&format!(
+            "(async () => {{
+                const g = document.querySelector('#screen canvas').getContext('2d');
+                const want = [{}, {}, {}];
+                const start = performance.now();
+                for (;;) {{
+                    const p = g.getImageData(8, 8, 1, 1).data;
+                    if (want.every((v, k) => Math.abs(v - p[k]) <= 8)) {{
+                        return performance.now() - window.keyAt;
+                    }}
+                    if (performance.now() - start > 5000) return -1;
+                    await new Promise((r) => setTimeout(r, 1));
+                }}
+            }})()",
+            colour >> 16,
+            (colour >> 8) & 0xff,
+            colour & 0xff
+        ));
+        let ms = ms.as_f64().unwrap();
+        assert!(
+            ms >= 0.0,
+            "echo {i} never arrived; deskd log:\n{}",
+            d.log_text()
+        );
+        echoes.push(ms);
+        thread::sleep(Duration::from_millis(300));
+    }
+    stop.store(true, Ordering::SeqCst);
+    animation.join().unwrap();
+    echoes.sort_by(f64::total_cmp);
+    let median = echoes[echoes.len() / 2];
+    let limit = link.rtt.as_secs_f64() * 1000.0 + 150.0;
+    eprintln!("key echo through 8 Mbit/s, 40 ms RTT during animation: median {median:.0} ms, all {echoes:.0?}");
+    assert!(
+        median <= limit,
+        "median echo {median:.0} ms > {limit:.0} ms: {echoes:.0?}; deskd log:\n{}",
+        d.log_text()
+    );
+}
