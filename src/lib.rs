@@ -10,6 +10,7 @@ pub mod clipboard;
 pub mod desktop;
 pub mod display;
 pub mod input;
+pub mod links;
 pub mod metrics;
 pub mod server;
 pub mod session;

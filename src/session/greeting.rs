@@ -1,18 +1,16 @@
-//! The RFB handshake over a byte stream, driving `rfb::handshake`.
-//!
-//! With a view-only password configured, a VNC-auth response that matches it is accepted too
-//! and the session becomes view-only: the response is checked here and replaced by the answer
-//! for the full password before the state machine sees it.
+//! The RFB handshake over a byte stream, driving `rfb::handshake`. When the client picks a
+//! VeNCrypt subtype the stream is upgraded to TLS in place and the handshake goes on inside it.
 
 use std::time::Duration;
 
-use rfb::auth::{encrypt_challenge, verify_response, CHALLENGE_LEN};
-use rfb::handshake::{HandshakeConfig, HandshakeEvent, SecurityType, ServerHandshake, ServerInit};
+use rfb::auth::CHALLENGE_LEN;
+use rfb::handshake::{HandshakeConfig, HandshakeEvent, ServerHandshake, ServerInit, VeNCryptSubtype};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::connection::SessionError;
-use super::SessionConfig;
+use super::{Admission, SessionConfig};
 use crate::capture::Frame;
+use crate::transport::tls::MaybeTls;
 
 /// A client must finish the handshake within this time.
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -25,6 +23,8 @@ const MAX_PENDING: usize = 4096;
 pub struct Greeting {
     /// The client may only watch.
     pub view_only: bool,
+    /// The VeNCrypt subtype, when the session runs inside TLS.
+    pub tls: Option<VeNCryptSubtype>,
     /// Bytes the client sent after ClientInit (its first messages).
     pub leftover: Vec<u8>,
 }
@@ -36,18 +36,18 @@ fn challenge() -> Result<[u8; CHALLENGE_LEN], SessionError> {
     Ok(c)
 }
 
-/// Run the handshake for a framebuffer currently `frame`-sized.
-pub async fn run<R, W>(
-    rd: &mut R,
-    wr: &mut W,
+/// Run the handshake for a framebuffer currently `frame`-sized. Returns the stream to go on
+/// with: the one given, or TLS over it.
+pub async fn run<S>(
+    stream: S,
     config: &SessionConfig,
+    admission: &Admission,
     frame: &Frame,
-) -> Result<Greeting, SessionError>
+) -> Result<(Greeting, MaybeTls<S>), SessionError>
 where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
+    S: AsyncRead + AsyncWrite + Unpin,
 {
-    match tokio::time::timeout(TIMEOUT, handshake(rd, wr, config, frame)).await {
+    match tokio::time::timeout(TIMEOUT, handshake(stream, config, admission, frame)).await {
         Ok(r) => r,
         Err(_) => Err(SessionError::Handshake(format!(
             "not completed within {} s",
@@ -56,51 +56,75 @@ where
     }
 }
 
-async fn handshake<R, W>(
-    rd: &mut R,
-    wr: &mut W,
+async fn handshake<S>(
+    stream: S,
     config: &SessionConfig,
+    admission: &Admission,
     frame: &Frame,
-) -> Result<Greeting, SessionError>
+) -> Result<(Greeting, MaybeTls<S>), SessionError>
 where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
+    S: AsyncRead + AsyncWrite + Unpin,
 {
     let init = ServerInit::new(frame.width, frame.height, &config.name);
     let full = config.password.as_deref().map(str::as_bytes);
     let view = config.view_only_password.as_deref().map(str::as_bytes);
-    let challenge = challenge()?;
-    let hs_config = match (full, view) {
-        (None, None) => HandshakeConfig::no_auth(init),
-        (Some(p), _) | (None, Some(p)) => HandshakeConfig::vnc_auth(p, challenge, init),
-    };
-    // With only a view-only password, everyone who authenticates is view-only.
-    let mut view_only = config.view_only || (full.is_none() && view.is_some());
+    let mut hs_config = HandshakeConfig::no_auth(init);
+    hs_config.security.clone_from(&admission.offer.security);
+    hs_config.vencrypt.clone_from(&admission.offer.vencrypt);
+    hs_config.challenge = challenge()?;
+    // With only a view-only password, it is the password, and everyone is view-only.
+    hs_config.password = full.or(view).unwrap_or_default().to_vec();
+    hs_config.view_only_password = full.and(view).map(<[u8]>::to_vec);
+    if hs_config.security.is_empty() {
+        hs_config.refuse =
+            Some("This server accepts clients beyond loopback over TLS (VeNCrypt) only".into());
+    }
+    let forced_view_only =
+        admission.view_only || config.view_only || (full.is_none() && view.is_some());
     let mut hs = ServerHandshake::new(hs_config);
+    let mut io = MaybeTls::Plain(stream);
     let mut buf: Vec<u8> = Vec::with_capacity(64);
-    let mut awaiting_response = false;
     loop {
         let out = hs.take_output();
         if !out.is_empty() {
-            wr.write_all(&out).await?;
-            wr.flush().await?;
+            io.write_all(&out).await?;
+            io.flush().await?;
         }
         while let Some(ev) = hs.poll_event() {
             match ev {
-                HandshakeEvent::SecuritySelected(SecurityType::VncAuth) => awaiting_response = true,
-                HandshakeEvent::SecurityDelegated(t) => {
-                    return Err(SessionError::Handshake(format!(
-                        "security type {t:?} is not available"
-                    )));
+                HandshakeEvent::StartTls(_) => {
+                    let Some(tls) = &admission.tls else {
+                        return Err(SessionError::Handshake("VeNCrypt without TLS".into()));
+                    };
+                    // Whatever was read past the subtype is the start of the TLS handshake.
+                    let early = std::mem::take(&mut buf);
+                    io = match io.start_tls(&tls.rfb_acceptor(), early).await {
+                        Ok(io) => io,
+                        Err(e) => return Err(SessionError::Handshake(hs.tls_failed(e.to_string()).to_string())),
+                    };
+                    hs.tls_established()
+                        .map_err(|e| SessionError::Handshake(e.to_string()))?;
                 }
-                HandshakeEvent::Done { .. } => {
-                    return Ok(Greeting {
-                        view_only,
+                HandshakeEvent::Done {
+                    view_only,
+                    vencrypt,
+                    ..
+                } => {
+                    let greeting = Greeting {
+                        view_only: view_only || forced_view_only,
+                        tls: vencrypt,
                         leftover: buf,
-                    });
+                    };
+                    return Ok((greeting, io));
                 }
                 _ => {}
             }
+        }
+        let out = hs.take_output();
+        if !out.is_empty() {
+            // Output queued by an event (the first message inside TLS): send it first.
+            io.write_all(&out).await?;
+            io.flush().await?;
         }
         if buf.len() > MAX_PENDING {
             return Err(SessionError::Handshake(format!(
@@ -108,23 +132,10 @@ where
                 buf.len()
             )));
         }
-        if rd.read_buf(&mut buf).await? == 0 {
+        if io.read_buf(&mut buf).await? == 0 {
             return Err(SessionError::Handshake(
                 "client closed the connection during the handshake".into(),
             ));
-        }
-        if awaiting_response && buf.len() >= CHALLENGE_LEN {
-            awaiting_response = false;
-            if let (Some(full), Some(view)) = (full, view) {
-                let mut response = [0u8; CHALLENGE_LEN];
-                response.copy_from_slice(&buf[..CHALLENGE_LEN]);
-                if !verify_response(full, &challenge, &response)
-                    && verify_response(view, &challenge, &response)
-                {
-                    view_only = true;
-                    buf[..CHALLENGE_LEN].copy_from_slice(&encrypt_challenge(full, &challenge));
-                }
-            }
         }
         match hs.receive(&buf) {
             Ok(used) => {
@@ -134,8 +145,8 @@ where
                 // The failure reason, where the protocol has one, is queued: send it.
                 let out = hs.take_output();
                 if !out.is_empty() {
-                    let _ = wr.write_all(&out).await;
-                    let _ = wr.flush().await;
+                    let _ = io.write_all(&out).await;
+                    let _ = io.flush().await;
                 }
                 return Err(SessionError::Handshake(e.to_string()));
             }

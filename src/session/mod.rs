@@ -9,11 +9,13 @@ mod clipboard;
 pub mod connection;
 mod greeting;
 pub mod input;
+pub mod security;
 pub mod state;
 pub mod update;
 pub mod worker;
 
 use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,9 +33,12 @@ use tokio::sync::{broadcast, mpsc, watch, Notify};
 
 use crate::capture::Frame;
 use crate::desktop::Desktop;
+use crate::links::Grant;
 use crate::metrics;
+use crate::transport::tls::Tls;
 use connection::{MessageReader, Outgoing, SessionError, UpdateJob, Writer};
 use input::Buttons;
+use security::{Offer, RfbSecurity};
 use state::ClientSettings;
 use update::Scheduler;
 use worker::InputWorker;
@@ -60,6 +65,13 @@ pub struct SessionConfig {
     pub view_only: bool,
     /// Caps on client message sizes.
     pub limits: Limits,
+    /// TLS for VeNCrypt on RFB over TCP.
+    pub tls: Option<Arc<Tls>>,
+    /// Security types offered over TCP, most preferred first (`--rfb-security`); `None`: the
+    /// default for the configuration ([`security::default_order`]).
+    pub rfb_security: Option<Vec<RfbSecurity>>,
+    /// Offer the plaintext types (None, VNC auth) to clients beyond loopback even with TLS.
+    pub plaintext_beyond_loopback: bool,
 }
 
 impl Default for SessionConfig {
@@ -70,8 +82,63 @@ impl Default for SessionConfig {
             view_only_password: None,
             view_only: false,
             limits: Limits::default(),
+            tls: None,
+            rfb_security: None,
+            plaintext_beyond_loopback: false,
         }
     }
+}
+
+impl SessionConfig {
+    fn has_password(&self) -> bool {
+        self.password.is_some() || self.view_only_password.is_some()
+    }
+
+    /// The security types RFB over TCP offers, most preferred first.
+    pub fn rfb_order(&self) -> Vec<RfbSecurity> {
+        self.rfb_security.clone().unwrap_or_else(|| {
+            security::default_order(self.tls.is_some(), self.has_password())
+        })
+    }
+
+    /// How a client of RFB over TCP from `peer` is let in: VeNCrypt when TLS is configured,
+    /// the plaintext types only from loopback unless allowed beyond it.
+    pub fn tcp_admission(&self, peer: SocketAddr) -> Admission {
+        let plaintext_ok =
+            self.tls.is_none() || self.plaintext_beyond_loopback || peer.ip().is_loopback();
+        Admission {
+            offer: security::offer(&self.rfb_order(), plaintext_ok),
+            tls: self.tls.clone(),
+            view_only: false,
+        }
+    }
+
+    /// How a client of RFB over WebSocket is let in: the VNC password if one is set, or the
+    /// viewer link it came with (which also says whether it may only watch). The WebSocket
+    /// itself runs over HTTPS when TLS is configured.
+    pub fn websocket_admission(&self, link: Option<Grant>) -> Admission {
+        let order = match link {
+            Some(_) => RfbSecurity::None,
+            None if self.has_password() => RfbSecurity::Vnc,
+            None => RfbSecurity::None,
+        };
+        Admission {
+            offer: security::offer(&[order], true),
+            tls: None,
+            view_only: link.is_some_and(|g| g.view_only),
+        }
+    }
+}
+
+/// How one connection is let in, decided by its listener.
+#[derive(Clone, Default)]
+pub struct Admission {
+    /// The security types its handshake offers; none at all refuses it.
+    pub offer: Offer,
+    /// TLS for VeNCrypt.
+    pub tls: Option<Arc<Tls>>,
+    /// The client may only watch, whatever it authenticates with.
+    pub view_only: bool,
 }
 
 /// What every session of one desktop shares.
@@ -146,14 +213,14 @@ impl Drop for ClientGauge {
 
 /// Serve one client over `stream` until it disconnects, misbehaves or the server shuts down.
 /// `peer` names the client in logs.
-pub async fn serve<S>(stream: S, peer: String, ctx: Arc<SessionContext>)
+pub async fn serve<S>(stream: S, peer: String, ctx: Arc<SessionContext>, admission: Admission)
 where
-    S: AsyncRead + AsyncWrite + Send + 'static,
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     ctx.active.fetch_add(1, Ordering::SeqCst);
     let _active = ActiveGuard(&ctx);
     // Errors after the handshake are reported inside `run`, before the connection closes.
-    let result = run(stream, &peer, &ctx).await;
+    let result = run(stream, &peer, &ctx, &admission).await;
     report(&peer, &result);
 }
 
@@ -172,19 +239,24 @@ fn report(peer: &str, result: &Result<(), SessionError>) {
     }
 }
 
-async fn run<S>(stream: S, peer: &str, ctx: &Arc<SessionContext>) -> Result<(), SessionError>
+async fn run<S>(
+    stream: S,
+    peer: &str,
+    ctx: &Arc<SessionContext>,
+    admission: &Admission,
+) -> Result<(), SessionError>
 where
-    S: AsyncRead + AsyncWrite + Send + 'static,
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let (mut rd, mut wr) = tokio::io::split(stream);
     let mut shutdown = ctx.shutdown.clone();
     let store = Arc::clone(ctx.desktop.frames.store());
     let (_, frame) = store.snapshot();
-    let greeting = tokio::select! {
-        g = greeting::run(&mut rd, &mut wr, &ctx.config, &frame) => g?,
+    let (greeting, stream) = tokio::select! {
+        g = greeting::run(stream, &ctx.config, admission, &frame) => g?,
         _ = stopped(&mut shutdown) => return Ok(()),
     };
-    tracing::info!(%peer, view_only = greeting.view_only, "rfb client connected");
+    let (rd, wr) = tokio::io::split(stream);
+    tracing::info!(%peer, view_only = greeting.view_only, tls = ?greeting.tls, "rfb client connected");
     metrics::global().rfb_clients.inc();
     let _gauge = ClientGauge;
 

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::{ConnectInfo, RawQuery, State};
 use axum::http::header::{HOST, ORIGIN};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -15,7 +15,9 @@ use axum::Router;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use super::tls::HttpsListener;
 use super::websocket;
+use crate::links::{self, LinkSecret};
 use crate::session::{self, SessionContext};
 
 /// The WebSocket paths that carry RFB.
@@ -25,16 +27,25 @@ pub const RFB_PATHS: [&str; 2] = ["/websockify", "/api/v0/desktop/vnc"];
 struct WsState {
     ctx: Arc<SessionContext>,
     allowed_origins: Arc<[String]>,
+    links: LinkSecret,
 }
 
 /// Routes serving RFB over WebSocket. Browsers may connect only from the page's own origin
 /// (the viewer deskd serves) or one in `allowed_origins` (`*` allows any): otherwise any web
 /// page the user visits could drive the desktop through a loopback WebSocket. Clients that
 /// send no Origin (native tools, proxies such as coderd) are not browsers and are let in.
-pub fn rfb_router(ctx: Arc<SessionContext>, allowed_origins: Vec<String>) -> Router {
+/// A WebSocket opened with a signed viewer link (`?link=`, checked against `links`) is let in
+/// by the link alone (no VNC password), view-only if the link says so; a bad, expired or
+/// revoked link gets 401.
+pub fn rfb_router(
+    ctx: Arc<SessionContext>,
+    allowed_origins: Vec<String>,
+    links: LinkSecret,
+) -> Router {
     let state = WsState {
         ctx,
         allowed_origins: allowed_origins.into(),
+        links,
     };
     let mut r = Router::new();
     for path in RFB_PATHS {
@@ -133,6 +144,7 @@ pub fn origin_allowed(origin: Option<&str>, host: Option<&str>, allowed: &[Strin
 async fn upgrade(
     ws: WebSocketUpgrade,
     headers: HeaderMap,
+    RawQuery(query): RawQuery,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     State(state): State<WsState>,
 ) -> Response {
@@ -150,6 +162,15 @@ async fn upgrade(
         )
             .into_response();
     }
+    let grant = match links::from_query(query.as_deref()).map(|t| state.links.check(t)) {
+        None => None,
+        Some(Ok(grant)) => Some(grant),
+        Some(Err(e)) => {
+            tracing::warn!(%peer, reason = %e, "viewer link refused");
+            return (StatusCode::UNAUTHORIZED, format!("{e}\n")).into_response();
+        }
+    };
+    let admission = state.ctx.config.websocket_admission(grant);
     let ctx = state.ctx;
     // Echo `binary` only when the client asked for it: browsers reject an unrequested
     // subprotocol. Frames are not compressed (axum never negotiates permessage-deflate).
@@ -159,26 +180,37 @@ async fn upgrade(
         .on_upgrade(move |socket| async move {
             let peer = format!("ws:{peer}");
             let stream = websocket::into_stream(socket, peer.clone());
-            session::serve(stream, peer, ctx).await;
+            session::serve(stream, peer, ctx, admission).await;
         })
 }
 
-/// Serve `app` on `listener` until `shutdown` turns true.
+/// Serve `app` on `listener` until `shutdown` turns true; HTTPS only when `tls` is given.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     mut shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
-    // RFB over WebSocket carries small latency-bound messages: no Nagle delay.
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move { session::stopped(&mut shutdown).await })
-    .await
+    let app = app.into_make_service_with_connect_info::<SocketAddr>();
+    let stop = async move { session::stopped(&mut shutdown).await };
+    match tls {
+        Some(acceptor) => {
+            // Sets TCP_NODELAY itself; the tap only lends axum the peer address.
+            let listener = HttpsListener::new(listener, acceptor)?.tap_io(|_| {});
+            axum::serve(listener, app)
+                .with_graceful_shutdown(stop)
+                .await
+        }
+        None => {
+            // RFB over WebSocket carries small latency-bound messages: no Nagle delay.
+            let listener = listener.tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
+            axum::serve(listener, app)
+                .with_graceful_shutdown(stop)
+                .await
+        }
+    }
 }
 
 #[cfg(test)]

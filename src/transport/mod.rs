@@ -4,4 +4,5 @@
 pub mod assets;
 pub mod http;
 pub mod tcp;
+pub mod tls;
 pub mod websocket;

@@ -21,7 +21,8 @@ pub async fn serve(
                     if let Err(e) = stream.set_nodelay(true) {
                         tracing::debug!(%peer, error = %e, "TCP_NODELAY failed");
                     }
-                    tokio::spawn(session::serve(stream, peer.to_string(), Arc::clone(&ctx)));
+                    let admission = ctx.config.tcp_admission(peer);
+                    tokio::spawn(session::serve(stream, peer.to_string(), Arc::clone(&ctx), admission));
                 }
                 Err(e) => {
                     // Out of file descriptors and the like: wait instead of spinning.
