@@ -104,17 +104,24 @@ impl Tls {
     pub fn new(source: CertSource) -> Result<Arc<Tls>, TlsError> {
         let (key, fingerprint) = load(&source)?;
         let resolver = Arc::new(Resolver(RwLock::new(key)));
-        let config = |alpn: &[&[u8]]| -> Result<Arc<ServerConfig>, TlsError> {
+        let config = |alpn: &[&[u8]], tickets: bool| -> Result<Arc<ServerConfig>, TlsError> {
             let mut c = ServerConfig::builder_with_provider(provider())
                 .with_safe_default_protocol_versions()?
                 .with_no_client_auth()
                 .with_cert_resolver(Arc::clone(&resolver) as Arc<dyn ResolvesServerCert>);
             c.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+            if !tickets {
+                c.send_tls13_tickets = 0;
+            }
             Ok(Arc::new(c))
         };
         Ok(Arc::new(Tls {
-            https: config(&[b"http/1.1"])?,
-            rfb: config(&[])?,
+            https: config(&[b"http/1.1"], true)?,
+            // No TLS 1.3 session tickets for RFB: TigerVNC 1.12 stalls when a ticket arrives in
+            // the same read as the SecurityResult (gnutls returns "try again" for the ticket and
+            // TigerVNC then waits on the socket for data gnutls already holds). RFB clients
+            // do not resume sessions anyway.
+            rfb: config(&[], false)?,
             source,
             resolver,
             fingerprint: RwLock::new(fingerprint),
