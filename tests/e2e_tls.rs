@@ -77,7 +77,8 @@ fn vncviewer(display: &str, port: u16, security: &str, ca: &Path, password: Opti
     .stdout(Stdio::null())
     .stderr(std::fs::File::create(home.join("stderr")).unwrap());
     if let Some(p) = password {
-        cmd.env("VNC_PASSWORD", p);
+        // X509Plain asks for a username too (deskd does not check it).
+        cmd.env("VNC_PASSWORD", p).env("VNC_USERNAME", "viewer");
     }
     ChildGuard(cmd.spawn().expect("run vncviewer"))
 }
