@@ -43,7 +43,7 @@ impl TestCa {
         let dir = std::env::temp_dir().join(format!("deskd-ca-{}-{tag}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        let (ca_cert, ca_key) = ca("deskd test CA");
+        let (ca_cert, ca_key) = ca(&format!("deskd test CA {tag}"));
         let (other, _) = ca("deskd unrelated CA");
         let t = TestCa {
             ca: dir.join("ca.pem"),
