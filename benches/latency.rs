@@ -1199,7 +1199,10 @@ fn start_vencrypt(
     socket: &TcpStream,
     types: &[u8],
 ) -> Box<dyn RfbStream> {
-    assert!(types.contains(&19), "server does not offer VeNCrypt: {types:?}");
+    assert!(
+        types.contains(&19),
+        "server does not offer VeNCrypt: {types:?}"
+    );
     s.write_all(&[19]).unwrap();
     let mut version = [0u8; 2];
     s.read_exact(&mut version).unwrap();
@@ -1269,7 +1272,12 @@ fn spawn_deskd_tls(display: &str, state: &std::path::Path) -> ServerProc {
     let mut child = Command::new(env!("CARGO_BIN_EXE_deskd"))
         .args(["--display", display, "--tls-self-signed", "--state-dir"])
         .arg(state)
-        .args(["--listen-http", "127.0.0.1:0", "--listen-rfb", "127.0.0.1:0"])
+        .args([
+            "--listen-http",
+            "127.0.0.1:0",
+            "--listen-rfb",
+            "127.0.0.1:0",
+        ])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -1312,7 +1320,12 @@ fn spawn_deskd_tls(display: &str, state: &std::path::Path) -> ServerProc {
 
 /// deskd's CPU (% of a core) while the whole screen changes 30 times a second for 5 s, and
 /// the updates per second and KiB/s the client got.
-fn stream_cpu(painter: &Painter, client: &Client, pictures: &[Vec<u8>], pid: u32) -> (f64, f64, f64) {
+fn stream_cpu(
+    painter: &Painter,
+    client: &Client,
+    pictures: &[Vec<u8>],
+    pid: u32,
+) -> (f64, f64, f64) {
     client.drain();
     let span = Duration::from_secs(5);
     let tick = Duration::from_micros(33_333);
@@ -1352,14 +1365,22 @@ fn run_tls(samples: usize) {
         let client = connect_client(server.rfb, via, Encoding::Zrle);
         reports.push(measure(&painter, &client, &xvfb, samples, Some(pid)));
     }
-    let pictures: Vec<Vec<u8>> = (0..6).map(|i| painter.full_picture(i * 104_729 + 3)).collect();
+    let pictures: Vec<Vec<u8>> = (0..6)
+        .map(|i| painter.full_picture(i * 104_729 + 3))
+        .collect();
     let mut streams: [Vec<(f64, f64, f64)>; 2] = Default::default();
     for round in 0..3 {
         for (i, (name, via)) in modes.into_iter().enumerate() {
-            eprintln!("latency: deskd {name} 30 Hz Tight JPEG streaming, round {}", round + 1);
+            eprintln!(
+                "latency: deskd {name} 30 Hz Tight JPEG streaming, round {}",
+                round + 1
+            );
             let client = connect_client(server.rfb, via, Encoding::TightJpeg);
             client
-                .wait_full(Instant::now() - Duration::from_secs(60), Duration::from_secs(20))
+                .wait_full(
+                    Instant::now() - Duration::from_secs(60),
+                    Duration::from_secs(20),
+                )
                 .expect("no initial full frame");
             streams[i].push(stream_cpu(&painter, &client, &pictures, pid));
         }
@@ -1372,17 +1393,48 @@ fn run_tls(samples: usize) {
     };
     type Row = (&'static str, Box<dyn Fn(usize) -> f64>, Option<f64>);
     let rows: [Row; 7] = [
-        ("small change p50 (ms)", Box::new(|i| reports[i].small_p50_ms), Some(1.3)),
-        ("small change p90 (ms)", Box::new(|i| reports[i].small_p90_ms), None),
-        ("small changes missed", Box::new(|i| reports[i].small_missed as f64), None),
-        ("CPU % under load (mover)", Box::new(|i| reports[i].load_cpu_pct), None),
-        ("30 Hz full-frame Tight JPEG CPU %", Box::new(|i| med(&streams[i], |s| s.0)), Some(1.2)),
-        ("  updates/s delivered", Box::new(|i| med(&streams[i], |s| s.1)), None),
-        ("  KiB/s delivered", Box::new(|i| med(&streams[i], |s| s.2)), None),
+        (
+            "small change p50 (ms)",
+            Box::new(|i| reports[i].small_p50_ms),
+            Some(1.3),
+        ),
+        (
+            "small change p90 (ms)",
+            Box::new(|i| reports[i].small_p90_ms),
+            None,
+        ),
+        (
+            "small changes missed",
+            Box::new(|i| reports[i].small_missed as f64),
+            None,
+        ),
+        (
+            "CPU % under load (mover)",
+            Box::new(|i| reports[i].load_cpu_pct),
+            None,
+        ),
+        (
+            "30 Hz full-frame Tight JPEG CPU %",
+            Box::new(|i| med(&streams[i], |s| s.0)),
+            Some(1.2),
+        ),
+        (
+            "  updates/s delivered",
+            Box::new(|i| med(&streams[i], |s| s.1)),
+            None,
+        ),
+        (
+            "  KiB/s delivered",
+            Box::new(|i| med(&streams[i], |s| s.2)),
+            None,
+        ),
     ];
     println!();
     println!("TLS on vs off: deskd {w}x{h}, plain TCP vs VeNCrypt X509None (rustls); medians");
-    println!("{:<36}{:>12}{:>12}{:>12}{:>10}", "", "plain", "TLS", "TLS/plain", "target");
+    println!(
+        "{:<36}{:>12}{:>12}{:>12}{:>10}",
+        "", "plain", "TLS", "TLS/plain", "target"
+    );
     for (label, get, target) in &rows {
         let (p, t) = (get(0), get(1));
         let ratio = if p != 0.0 { t / p } else { f64::NAN };

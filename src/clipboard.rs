@@ -1,5 +1,6 @@
 //! Clipboard text shared between X applications, RFB clients and the action API.
 
+pub mod shared;
 pub mod x11;
 
 use std::sync::Arc;

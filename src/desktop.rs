@@ -65,3 +65,34 @@ pub struct Desktop {
     /// Serializes multi-step actions (drags, typing) across agents and clients.
     pub action_lock: Arc<tokio::sync::Mutex<()>>,
 }
+
+/// How long an API request waits for the X server (or for another request stuck on it) before
+/// answering 503: a stopped X server must not hang every caller.
+pub const X_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Run blocking desktop work off the async threads, giving up after [`X_WAIT`] with
+/// [`DesktopError::Timeout`]. The work itself finishes (or fails) once X answers again.
+pub async fn blocking<T: Send + 'static>(
+    what: &str,
+    f: impl FnOnce() -> Result<T, DesktopError> + Send + 'static,
+) -> Result<T, DesktopError> {
+    within(what, async {
+        tokio::task::spawn_blocking(f)
+            .await
+            .map_err(|e| DesktopError::Other(format!("{what} task failed: {e}")))?
+    })
+    .await
+}
+
+/// Await `f`, giving up after [`X_WAIT`] with [`DesktopError::Timeout`].
+pub async fn within<T>(
+    what: &str,
+    f: impl std::future::Future<Output = Result<T, DesktopError>>,
+) -> Result<T, DesktopError> {
+    tokio::time::timeout(X_WAIT, f).await.unwrap_or_else(|_| {
+        Err(DesktopError::Timeout(format!(
+            "{what}: no answer within {} s (is the X server stopped?)",
+            X_WAIT.as_secs()
+        )))
+    })
+}

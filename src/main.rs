@@ -37,7 +37,8 @@ struct Cli {
     #[arg(long, env = "DESKD_LISTEN_RFB", default_value = "127.0.0.1:5900", value_parser = parse_listen)]
     listen_rfb: Listen,
 
-    /// VNC password (VNC authentication uses only the first 8 characters).
+    /// VNC password (VNC authentication uses only the first 8 characters). Prefer
+    /// DESKD_PASSWORD or --password-file: a command line is readable by every local user.
     #[arg(
         long,
         env = "DESKD_PASSWORD",
@@ -50,7 +51,7 @@ struct Cli {
     #[arg(long, env = "DESKD_PASSWORD_FILE")]
     password_file: Option<PathBuf>,
 
-    /// A second VNC password that gives view-only access.
+    /// A second VNC password that gives view-only access (prefer DESKD_VIEW_ONLY_PASSWORD).
     #[arg(long, env = "DESKD_VIEW_ONLY_PASSWORD", hide_env_values = true)]
     view_only_password: Option<String>,
 
@@ -62,10 +63,21 @@ struct Cli {
     #[arg(long, env = "DESKD_NO_DEMO")]
     no_demo: bool,
 
-    /// Bearer token required by the HTTP API (`Authorization: Bearer <token>`); needed to
-    /// serve HTTP beyond loopback (unless --insecure).
-    #[arg(long, env = "DESKD_API_TOKEN", hide_env_values = true)]
+    /// Bearer token required by the HTTP API and the RFB WebSocket paths (`Authorization:
+    /// Bearer <token>`; the viewer takes it once as `/?token=...`); needed to serve HTTP beyond
+    /// loopback (unless --insecure). Prefer DESKD_API_TOKEN or --api-token-file: a command
+    /// line is readable by every local user.
+    #[arg(
+        long,
+        env = "DESKD_API_TOKEN",
+        hide_env_values = true,
+        conflicts_with = "api_token_file"
+    )]
     api_token: Option<String>,
+
+    /// Read the API token from the first line of this file.
+    #[arg(long, env = "DESKD_API_TOKEN_FILE")]
+    api_token_file: Option<PathBuf>,
 
     /// Allow listening on a non-loopback address without a password or API token.
     #[arg(long, env = "DESKD_INSECURE")]
@@ -75,6 +87,20 @@ struct Cli {
     /// HTTP API besides deskd's own viewer page; comma-separated, or "*" for any.
     #[arg(long, env = "DESKD_ALLOW_ORIGIN", value_delimiter = ',')]
     allow_origin: Vec<String>,
+
+    /// Host names HTTP requests may be addressed to besides loopback names and the listen
+    /// address (requests for other names are refused, which stops DNS rebinding);
+    /// comma-separated, or "*" for any.
+    #[arg(long, env = "DESKD_ALLOW_HOST", value_delimiter = ',')]
+    allow_host: Vec<String>,
+
+    /// Most RFB clients at once (TCP and WebSocket together); more are closed at once.
+    #[arg(long, env = "DESKD_MAX_RFB_CLIENTS", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    max_rfb_clients: u32,
+
+    /// Most HTTP connections at once; more wait until one closes.
+    #[arg(long, env = "DESKD_MAX_HTTP_CONNECTIONS", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    max_http_connections: u32,
 
     /// Desktop name shown by viewers (default: "deskd <display>").
     #[arg(long, env = "DESKD_NAME")]
@@ -105,7 +131,12 @@ struct Cli {
 
     /// Use a self-signed certificate, generated once and kept in the state directory; its
     /// SHA-256 fingerprint is printed at start.
-    #[arg(long, env = "DESKD_TLS_SELF_SIGNED", conflicts_with = "tls_cert", global = true)]
+    #[arg(
+        long,
+        env = "DESKD_TLS_SELF_SIGNED",
+        conflicts_with = "tls_cert",
+        global = true
+    )]
     tls_self_signed: bool,
 
     /// RFB security types offered over TCP, most preferred first: x509vnc, x509plain,
@@ -184,24 +215,45 @@ fn parse_listen(s: &str) -> Result<Listen, String> {
         .map_err(|_| format!("{s:?} is not HOST:PORT, a port, or \"off\""))
 }
 
-fn read_password(path: &PathBuf) -> Result<String, String> {
+/// The first line of a secret file (`what` names it in errors).
+fn read_secret(what: &str, path: &PathBuf) -> Result<String, String> {
     let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read password file {}: {e}", path.display()))?;
+        .map_err(|e| format!("cannot read {what} file {}: {e}", path.display()))?;
     let line = text.lines().next().unwrap_or("").trim_end_matches('\r');
     if line.is_empty() {
-        return Err(format!("password file {} is empty", path.display()));
+        return Err(format!("{what} file {} is empty", path.display()));
     }
     Ok(line.to_owned())
 }
 
+/// The secret options given on the command line itself (world-readable in /proc/PID/cmdline),
+/// as opposed to the environment or a file.
+fn secrets_on_command_line(m: &clap::ArgMatches) -> Vec<&'static str> {
+    ["password", "view_only_password", "api_token"]
+        .into_iter()
+        .filter(|id| m.value_source(id) == Some(clap::parser::ValueSource::CommandLine))
+        .collect()
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = <Cli as clap::CommandFactory>::command().get_matches();
+    let cli = match <Cli as clap::FromArgMatches>::from_arg_matches(&matches) {
+        Ok(c) => c,
+        Err(e) => e.exit(),
+    };
     let filter = tracing_subscriber::EnvFilter::try_new(&cli.log_level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
+    for id in secrets_on_command_line(&matches) {
+        let flag = format!("--{}", id.replace('_', "-"));
+        tracing::warn!(
+            "{flag} was given on the command line, which every local user can read in \
+             /proc/PID/cmdline: use its DESKD_* environment variable or a file instead"
+        );
+    }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -254,7 +306,7 @@ fn run(cli: Cli) -> Result<(), String> {
 
     let password = match (&cli.password, &cli.password_file) {
         (Some(p), _) => Some(p.clone()),
-        (None, Some(f)) => Some(read_password(f)?),
+        (None, Some(f)) => Some(read_secret("password", f)?),
         (None, None) => None,
     };
     for p in [&password, &cli.view_only_password].into_iter().flatten() {
@@ -278,7 +330,11 @@ fn run(cli: Cli) -> Result<(), String> {
         listen_http: cli.listen_http,
         listen_rfb: cli.listen_rfb,
         insecure: cli.insecure,
-        api_token: cli.api_token,
+        api_token: match (cli.api_token, &cli.api_token_file) {
+            (Some(t), _) => Some(t),
+            (None, Some(f)) => Some(read_secret("API token", f)?),
+            (None, None) => None,
+        },
         display: String::new(),
         session: SessionConfig {
             name: cli.name.unwrap_or_default(),
@@ -291,6 +347,12 @@ fn run(cli: Cli) -> Result<(), String> {
         x_server: None,
         state_dir: state_dir.clone(),
         tls: tls.clone(),
+        allowed_hosts: cli.allow_host,
+        max_rfb_clients: cli.max_rfb_clients as usize,
+        http_limits: deskd::transport::http::HttpLimits {
+            max_connections: cli.max_http_connections as usize,
+            ..Default::default()
+        },
     };
     config.session.rfb_security = (!cli.rfb_security.is_empty()).then_some(cli.rfb_security);
     config.session.plaintext_beyond_loopback = cli.rfb_allow_plaintext;
@@ -451,5 +513,17 @@ mod tests {
             Some(SocketAddr::from(([127, 0, 0, 1], 6080)))
         );
         assert!(!cli.view_only && !cli.insecure);
+    }
+
+    #[test]
+    fn secrets_from_the_command_line_are_named() {
+        let m = <Cli as clap::CommandFactory>::command()
+            .try_get_matches_from(["deskd", "--password", "pw", "--api-token", "t"])
+            .unwrap();
+        assert_eq!(secrets_on_command_line(&m), vec!["password", "api_token"]);
+        let m = <Cli as clap::CommandFactory>::command()
+            .try_get_matches_from(["deskd", "--api-token-file", "/nonexistent"])
+            .unwrap();
+        assert!(secrets_on_command_line(&m).is_empty());
     }
 }

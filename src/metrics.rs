@@ -30,6 +30,10 @@ impl Gauge {
     pub fn dec(&self) {
         self.0.fetch_sub(1, Ordering::Relaxed);
     }
+    /// Set the value.
+    pub fn set(&self, v: u64) {
+        self.0.store(v, Ordering::Relaxed);
+    }
     /// The current value.
     pub fn get(&self) -> u64 {
         self.0.load(Ordering::Relaxed)
@@ -55,6 +59,11 @@ pub struct Metrics {
     pub rfb_protocol_errors: Counter,
     /// Action API requests served.
     pub actions: Counter,
+    /// Clipboard messages for RFB clients built (copied and, for ExtendedClipboard,
+    /// compressed); shared by every client that gets the same text.
+    pub clipboard_messages_built: Counter,
+    /// Clipboard INCR transfers to X clients open now.
+    pub clipboard_incr_transfers: Gauge,
 }
 
 /// The process-wide metrics.

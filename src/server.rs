@@ -42,6 +42,13 @@ pub struct Config {
     pub state_dir: std::path::PathBuf,
     /// TLS: HTTPS and WSS on the HTTP port, VeNCrypt on RFB over TCP.
     pub tls: Option<Arc<Tls>>,
+    /// Host names (besides loopback and the listen address) HTTP requests may be addressed to
+    /// (`*`: any).
+    pub allowed_hosts: Vec<String>,
+    /// RFB clients at once, over TCP and WebSocket together.
+    pub max_rfb_clients: usize,
+    /// HTTP connection limits.
+    pub http_limits: http::HttpLimits,
 }
 
 impl Default for Config {
@@ -58,6 +65,9 @@ impl Default for Config {
             // Tests that keep state set their own; this default stays out of the user's home.
             state_dir: std::env::temp_dir().join(format!("deskd-state-{}", std::process::id())),
             tls: None,
+            allowed_hosts: Vec::new(),
+            max_rfb_clients: 64,
+            http_limits: http::HttpLimits::default(),
         }
     }
 }
@@ -117,6 +127,7 @@ impl Server {
         let (shutdown, shutdown_rx) = watch::channel(false);
         let ctx = SessionContext::new(desktop.clone(), session, shutdown_rx.clone())?;
         let mut tasks = Vec::new();
+        let slots = http::RfbSlots::new(config.max_rfb_clients);
 
         let mut rfb_addr = None;
         if let Some(addr) = config.listen_rfb {
@@ -125,6 +136,7 @@ impl Server {
             tasks.push(tokio::spawn(tcp::serve(
                 listener,
                 Arc::clone(&ctx),
+                slots.clone(),
                 shutdown_rx.clone(),
             )));
         }
@@ -132,11 +144,12 @@ impl Server {
         if let Some(addr) = config.listen_http {
             let listener = bind(addr).await?;
             http_addr = Some(listener.local_addr()?);
-            let app = app(desktop, &config, Arc::clone(&ctx));
+            let app = app(desktop, &config, Arc::clone(&ctx), addr, slots.clone());
             let rx = shutdown_rx.clone();
+            let limits = config.http_limits;
             let tls = config.tls.as_ref().map(|t| t.https_acceptor());
             tasks.push(tokio::spawn(async move {
-                if let Err(e) = http::serve(listener, app, tls, rx).await {
+                if let Err(e) = http::serve(listener, app, limits, tls, rx).await {
                     tracing::error!(error = %e, "http server failed");
                 }
             }));
@@ -266,8 +279,15 @@ pub fn exposure(
     lines
 }
 
-/// The whole HTTP application: RFB over WebSocket, the action API and the viewer.
-fn app(desktop: Desktop, config: &Config, ctx: Arc<SessionContext>) -> Router {
+/// The whole HTTP application: RFB over WebSocket, the action API and the viewer, for requests
+/// addressed to a known Host.
+fn app(
+    desktop: Desktop,
+    config: &Config,
+    ctx: Arc<SessionContext>,
+    listen: SocketAddr,
+    slots: http::RfbSlots,
+) -> Router {
     let display = config.display.clone();
     let api = match &config.x_server {
         Some(server) => api::router_with_server(desktop, display, Arc::clone(server)),
@@ -280,7 +300,17 @@ fn app(desktop: Desktop, config: &Config, ctx: Arc<SessionContext>) -> Router {
         None => api,
     };
     let api = http::same_origin_only(api, config.allowed_origins.clone());
-    http::rfb_router(ctx, config.allowed_origins.clone(), links)
-        .merge(api)
-        .merge(assets::router())
+    let viewer = match &config.api_token {
+        Some(token) => http::token_cookie_from_query(assets::router(), token),
+        None => assets::router(),
+    };
+    let rfb = http::rfb_router(
+        ctx,
+        config.allowed_origins.clone(),
+        config.api_token.clone(),
+        slots,
+        links,
+    );
+    let app = rfb.merge(api).merge(viewer);
+    http::known_hosts_only(app, listen, config.allowed_hosts.clone())
 }

@@ -48,7 +48,13 @@ fn deskd_tls(ca: &TestCa, state: &Path, extra: &[&str]) -> Deskd {
 }
 
 /// Start TigerVNC's viewer on `display` for deskd's RFB port; `None` when it exits first.
-fn vncviewer(display: &str, port: u16, security: &str, ca: &Path, password: Option<&str>) -> ChildGuard {
+fn vncviewer(
+    display: &str,
+    port: u16,
+    security: &str,
+    ca: &Path,
+    password: Option<&str>,
+) -> ChildGuard {
     require_tool("vncviewer", "tigervnc-viewer");
     let home = tmp(&format!("viewer-home-{security}-{port}"));
     std::fs::create_dir_all(&home).unwrap();
@@ -192,7 +198,11 @@ fn vencrypt_native_viewers_and_refusals() {
         let _viewer = vncviewer(&vdisplay, port, "X509None", &ca.other_ca, None);
         let deadline = Instant::now() + WAIT;
         let dialog = loop {
-            let found = x_output(&vdisplay, "xdotool", &["search", "--onlyvisible", "--name", "."]);
+            let found = x_output(
+                &vdisplay,
+                "xdotool",
+                &["search", "--onlyvisible", "--name", "."],
+            );
             if let Some(id) = found.and_then(|o| o.lines().next().map(str::to_owned)) {
                 break id;
             }
@@ -200,16 +210,25 @@ fn vencrypt_native_viewers_and_refusals() {
             std::thread::sleep(Duration::from_millis(100));
         };
         let title = x_output(&vdisplay, "xdotool", &["getwindowname", &dialog]).unwrap_or_default();
-        assert!(title.contains("Unknown certificate issuer"), "viewer window {title:?}");
+        assert!(
+            title.contains("Unknown certificate issuer"),
+            "viewer window {title:?}"
+        );
         let deadline = Instant::now() + WAIT;
         // FLTK ignores synthetic events: focus the question and answer through XTEST.
         while !viewer_stderr("X509None", port).contains("Authentication failure") {
-            assert!(Instant::now() < deadline, "vncviewer did not give up on an untrusted CA");
+            assert!(
+                Instant::now() < deadline,
+                "vncviewer did not give up on an untrusted CA"
+            );
             let _ = x_output(&vdisplay, "xdotool", &["windowfocus", &dialog]);
             let _ = x_output(&vdisplay, "xdotool", &["key", "Escape"]);
             std::thread::sleep(Duration::from_millis(200));
         }
-        assert!(vx.find_window(640, 480).is_none(), "the desktop appeared with an untrusted CA");
+        assert!(
+            vx.find_window(640, 480).is_none(),
+            "the desktop appeared with an untrusted CA"
+        );
         assert_eq!(
             d.log_text().matches("rfb client connected").count(),
             connected_before,
@@ -231,7 +250,11 @@ fn vencrypt_native_viewers_and_refusals() {
         s.write_all(&[choice]).unwrap();
         let mut result = [0u8; 8];
         s.read_exact(&mut result).unwrap();
-        assert_eq!(&result[..4], &[0, 0, 0, 1], "SecurityResult for type {choice}");
+        assert_eq!(
+            &result[..4],
+            &[0, 0, 0, 1],
+            "SecurityResult for type {choice}"
+        );
         let mut reason = String::new();
         s.read_to_string(&mut reason).unwrap();
         assert!(reason.contains("not offered"), "{reason}");
@@ -247,7 +270,10 @@ fn vencrypt_native_viewers_and_refusals() {
         .stdin(Stdio::null())
         .output()
         .unwrap();
-    assert!(!out.status.success() && !shot.exists(), "vncdotool got in without TLS");
+    assert!(
+        !out.status.success() && !shot.exists(),
+        "vncdotool got in without TLS"
+    );
     let _ = std::fs::remove_dir_all(&state);
 }
 
@@ -258,7 +284,12 @@ fn vencrypt_x509vnc_with_password() {
     let d = deskd_tls(
         &ca,
         &state,
-        &["--password", "s3cret", "--rfb-security", "x509vnc,x509plain"],
+        &[
+            "--password",
+            "s3cret",
+            "--rfb-security",
+            "x509vnc,x509plain",
+        ],
     );
     let x = X::connect(&d.display);
     let (_vxvfb, vdisplay) = bare_xvfb(800, 600, &[]);
@@ -271,7 +302,10 @@ fn vencrypt_x509vnc_with_password() {
         wait_equal(&x, &format!("TigerVNC {security}"), WAIT, crop);
     }
     let log = d.log_text();
-    assert!(log.contains("X509Vnc") && log.contains("X509Plain"), "{log}");
+    assert!(
+        log.contains("X509Vnc") && log.contains("X509Plain"),
+        "{log}"
+    );
     let _ = std::fs::remove_dir_all(&state);
 }
 
@@ -317,7 +351,11 @@ fn deskd_link(state: &Path, http: SocketAddr, extra: &[&str]) -> String {
         .args(extra)
         .output()
         .unwrap();
-    assert!(out.status.success(), "deskd link: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "deskd link: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
@@ -337,16 +375,39 @@ fn https_wss_novnc_api_links_and_reload() {
     let cacert = ca.ca.to_str().unwrap();
 
     // The API over HTTPS with curl trusting the CA; not without it; not in plain HTTP.
-    let out = curl(&["--cacert", cacert, "-H", "Authorization: Bearer tok3n", &format!("{base}/api/v0/desktop/status")]);
-    assert!(out.status.success(), "curl: {}", String::from_utf8_lossy(&out.stderr));
+    let out = curl(&[
+        "--cacert",
+        cacert,
+        "-H",
+        "Authorization: Bearer tok3n",
+        &format!("{base}/api/v0/desktop/status"),
+    ]);
+    assert!(
+        out.status.success(),
+        "curl: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let status: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(status.is_object(), "{status}");
     let out = curl(&[&format!("{base}/api/v0/desktop/status")]);
-    assert_eq!(out.status.code(), Some(60), "curl without the CA must fail verification");
-    let out = curl(&["-i", &format!("http://127.0.0.1:{}/api/v0/desktop/status", d.http.port())]);
+    assert_eq!(
+        out.status.code(),
+        Some(60),
+        "curl without the CA must fail verification"
+    );
+    let out = curl(&[
+        "-i",
+        &format!("http://127.0.0.1:{}/api/v0/desktop/status", d.http.port()),
+    ]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.starts_with("HTTP/1.1 400"), "{text}");
-    assert!(text.contains(&format!("use https://127.0.0.1:{}/api/v0/desktop/status", d.http.port())), "{text}");
+    assert!(
+        text.contains(&format!(
+            "use https://127.0.0.1:{}/api/v0/desktop/status",
+            d.http.port()
+        )),
+        "{text}"
+    );
 
     // noVNC over wss:// in Chromium trusting the test CA: the password prompt, exact
     // pixels, typing arrives.
@@ -367,40 +428,75 @@ fn https_wss_novnc_api_links_and_reload() {
     let other = TestCa::new("https-reload");
     std::fs::copy(&other.cert, &ca.cert).unwrap();
     std::fs::copy(&other.key, &ca.key).unwrap();
-    let hup = Command::new("kill").args(["-HUP", &d.pid().to_string()]).status().unwrap();
+    let hup = Command::new("kill")
+        .args(["-HUP", &d.pid().to_string()])
+        .status()
+        .unwrap();
     assert!(hup.success());
     let deadline = Instant::now() + WAIT;
     while !d.log_text().contains("TLS certificate reloaded") {
-        assert!(Instant::now() < deadline, "no reload logged:\n{}", d.log_text());
+        assert!(
+            Instant::now() < deadline,
+            "no reload logged:\n{}",
+            d.log_text()
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     let status_url = format!("{base}/api/v0/desktop/status");
     let auth = "Authorization: Bearer tok3n";
     let new_ca = other.ca.to_str().unwrap();
-    assert!(curl(&["--cacert", new_ca, "-H", auth, &status_url]).status.success());
+    assert!(curl(&["--cacert", new_ca, "-H", auth, &status_url])
+        .status
+        .success());
     let old = curl(&["--cacert", cacert, "-H", auth, &status_url]);
     let why = String::from_utf8_lossy(&old.stderr);
-    assert!(!old.status.success() && why.contains("certificate"), "old CA after the reload: {why}");
+    assert!(
+        !old.status.success() && why.contains("certificate"),
+        "old CA after the reload: {why}"
+    );
     x.draw_picture(9);
     wait_equal(&x, "noVNC session after the reload", WAIT, || b.pixels());
     // Back to the first certificate, for the browser's new connections below.
     ca.issue(&ca.cert, &ca.key, "127.0.0.1");
-    Command::new("kill").args(["-HUP", &d.pid().to_string()]).status().unwrap();
+    Command::new("kill")
+        .args(["-HUP", &d.pid().to_string()])
+        .status()
+        .unwrap();
     let deadline = Instant::now() + WAIT;
-    while !curl(&["--cacert", cacert, "-H", auth, &status_url]).status.success() {
+    while !curl(&["--cacert", cacert, "-H", auth, &status_url])
+        .status
+        .success()
+    {
         assert!(Instant::now() < deadline, "second reload not effective");
         std::thread::sleep(Duration::from_millis(50));
     }
 
     // A view-only link from the API (behind the token): connects without the password, and
     // what it sends is ignored even when the page is made to send it.
-    let out = curl(&["--cacert", cacert, "-H", auth, "-d", r#"{"view_only":true,"ttl":"10m"}"#, &format!("{base}/api/v0/desktop/link")]);
+    let out = curl(&[
+        "--cacert",
+        cacert,
+        "-H",
+        auth,
+        "-d",
+        r#"{"view_only":true,"ttl":"10m"}"#,
+        &format!("{base}/api/v0/desktop/link"),
+    ]);
     let link: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(link["view_only"], json!(true), "{link}");
     let url = link["url"].as_str().unwrap();
     assert!(url.starts_with(&format!("{base}/?link=v1.")), "{url}");
-    let out = curl(&["--cacert", cacert, "-d", "{}", &format!("{base}/api/v0/desktop/link")]);
-    assert!(String::from_utf8_lossy(&out.stdout).contains("API token"), "link API without the token");
+    let out = curl(&[
+        "--cacert",
+        cacert,
+        "-d",
+        "{}",
+        &format!("{base}/api/v0/desktop/link"),
+    ]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("API token"),
+        "link API without the token"
+    );
 
     let clicks_before = rec.snapshot().clicks.len();
     b.open(&format!("{url}&scale=0&encodings=zrle"), 1024, 768);
@@ -430,14 +526,30 @@ fn https_wss_novnc_api_links_and_reload() {
     assert_eq!(x.size(), (640, 480), "a view-only link resized the screen");
     // A marker through the API, after the view-only input: once it arrives, anything the
     // view-only client sent would have arrived before it.
-    let out = curl(&["--cacert", cacert, "-H", auth, "-d", r#"{"action":"type","text":"Z"}"#, &format!("{base}/api/v0/desktop/action")]);
+    let out = curl(&[
+        "--cacert",
+        cacert,
+        "-H",
+        auth,
+        "-d",
+        r#"{"action":"type","text":"Z"}"#,
+        &format!("{base}/api/v0/desktop/action"),
+    ]);
     assert!(out.status.success());
     rec.wait("marker", WAIT, |r| r.text.ends_with('Z'));
     let r = rec.snapshot();
     assert_eq!(r.text, "over tlsZ", "a view-only link typed into X");
-    assert_eq!(r.clicks.len(), clicks_before, "a view-only link clicked in X");
+    assert_eq!(
+        r.clicks.len(),
+        clicks_before,
+        "a view-only link clicked in X"
+    );
     let clip = x_output(&d.display, "xclip", &["-selection", "clipboard", "-o"]);
-    assert_ne!(clip.as_deref(), Some("from a view-only link"), "a view-only link set the clipboard");
+    assert_ne!(
+        clip.as_deref(),
+        Some("from a view-only link"),
+        "a view-only link set the clipboard"
+    );
 
     // Links refused: tampered, expired, revoked by a new secret. The WebSocket with the
     // good link is let in (101) without any password or token.
@@ -456,6 +568,9 @@ fn https_wss_novnc_api_links_and_reload() {
     deskd_link(&state, d.http, &["--rotate-secret"]);
     assert_eq!(ws(&token), "401", "link after rotating the secret");
     let log = d.log_text();
-    assert!(log.contains("link expired") && log.contains("invalid link"), "{log}");
+    assert!(
+        log.contains("link expired") && log.contains("invalid link"),
+        "{log}"
+    );
     let _ = std::fs::remove_dir_all(&state);
 }

@@ -375,6 +375,17 @@ impl Region {
         self.apply(&o.rects, Op::Union);
     }
 
+    /// Union with another region, then, if that leaves more than `max_rects` rectangles,
+    /// replace the region by its bounding box. Keeps a region fed by a client (damage to
+    /// send, areas it asked for) cheap however many pieces arrive: each union works on at most
+    /// `max_rects` rectangles, never on a count the client controls.
+    pub fn union_capped(&mut self, o: &Region, max_rects: usize) {
+        self.union(o);
+        if self.rects.len() > max_rects {
+            *self = Region::from_rect(self.bounds());
+        }
+    }
+
     /// Remove a rectangle.
     pub fn subtract_rect(&mut self, r: Rect) {
         if r.is_empty() || !self.rects.iter().any(|e| e.overlaps(&r)) {

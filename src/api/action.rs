@@ -24,7 +24,8 @@ use super::keys;
 use super::scale::Axis;
 use super::screenshot::{self, Format, Region, Settle, Shot, ShotOptions};
 use super::ApiState;
-use crate::desktop::{Desktop, DesktopError};
+use crate::desktop::{self, Desktop, DesktopError};
+use crate::input::held::Held;
 use crate::input::InputSink;
 
 /// Longest `type` text accepted, in bytes.
@@ -33,6 +34,8 @@ pub const MAX_TEXT: usize = 64 * 1024;
 pub const MAX_DURATION_MS: i64 = 60_000;
 /// Most scroll notches in one action.
 pub const MAX_SCROLL: i64 = 1000;
+/// Most key combinations in one `key` / `hold_key` request.
+pub const MAX_CHORDS: usize = 1000;
 /// Most clicks in one `click`.
 pub const MAX_CLICKS: i64 = 10;
 /// Largest `scaled_width` / `scaled_height` / zoom size.
@@ -153,10 +156,16 @@ impl ApiError {
         }
     }
 
-    /// 500 from a desktop failure.
+    /// 500 from a desktop failure; 503 when the X server is gone or not answering.
     pub fn desktop(message: impl Into<String>, e: &DesktopError) -> ApiError {
+        let status = match e {
+            DesktopError::Unavailable(_) | DesktopError::Timeout(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
         ApiError {
-            status: StatusCode::INTERNAL_SERVER_ERROR,
+            status,
             message: message.into(),
             detail: e.to_string(),
         }
@@ -417,6 +426,52 @@ pub fn type_steps(keysyms: &[u32]) -> Vec<Step> {
     s
 }
 
+/// Parse the key combinations of `key` / `hold_key`, bounded in size and count (a key press
+/// is an X round trip, so this bounds the time one request holds the desktop).
+pub fn key_chords(action: &str, text: &str) -> Result<Vec<keys::Combo>, ApiError> {
+    if text.len() > MAX_TEXT {
+        return Err(ApiError::bad(format!(
+            "Invalid \"text\" for {action} action: {} bytes is longer than the {MAX_TEXT} \
+             bytes allowed.",
+            text.len()
+        )));
+    }
+    let cs = keys::parse(text).map_err(|e| key_error("text", action, e))?;
+    if cs.len() > MAX_CHORDS {
+        return Err(ApiError::bad(format!(
+            "Invalid \"text\" for {action} action: {} key combinations is more than the \
+             {MAX_CHORDS} allowed.",
+            cs.len()
+        )));
+    }
+    Ok(cs)
+}
+
+/// Most keys held during one click, scroll or drag.
+pub const MAX_MODIFIERS: usize = 16;
+
+/// The keys held during a click or scroll (`"ctrl+shift"`), at most [`MAX_MODIFIERS`].
+pub fn modifier_keys(action: &str, text: Option<&str>) -> Result<Vec<u32>, ApiError> {
+    let Some(t) = text else {
+        return Ok(Vec::new());
+    };
+    if t.len() > MAX_TEXT {
+        return Err(ApiError::bad(format!(
+            "Invalid \"text\" for {action} action: {} bytes is too long.",
+            t.len()
+        )));
+    }
+    let keys = keys::modifiers(t).map_err(|e| key_error("text", action, e))?;
+    if keys.len() > MAX_MODIFIERS {
+        return Err(ApiError::bad(format!(
+            "Invalid \"text\" for {action} action: {} keys is more than the {MAX_MODIFIERS} \
+             allowed.",
+            keys.len()
+        )));
+    }
+    Ok(keys)
+}
+
 /// Check `text` for `type`.
 pub fn type_text(action: &str, text: &str) -> Result<Vec<u32>, ApiError> {
     if text.len() > MAX_TEXT {
@@ -525,15 +580,8 @@ pub fn plan(a: &DesktopAction, native: (u32, u32)) -> Result<Plan, ApiError> {
             .transpose()
     };
     let text = || a.text.as_deref().ok_or_else(|| missing("text", act));
-    let mods = || -> Result<Vec<u32>, ApiError> {
-        match a.text.as_deref() {
-            None => Ok(Vec::new()),
-            Some(t) => keys::modifiers(t).map_err(|e| key_error("text", act, e)),
-        }
-    };
-    let chords = || -> Result<Vec<keys::Combo>, ApiError> {
-        keys::parse(text()?).map_err(|e| key_error("text", act, e))
-    };
+    let mods = || modifier_keys(act, a.text.as_deref());
+    let chords = || key_chords(act, text()?);
     let mut coder_dims = false;
     let mut capture_only = false;
     let op = match act {
@@ -597,7 +645,8 @@ pub fn plan(a: &DesktopAction, native: (u32, u32)) -> Result<Plan, ApiError> {
         "scroll" => {
             let at = coord()?;
             let amount = a.scroll_amount.unwrap_or(3);
-            if amount.abs() > MAX_SCROLL {
+            // unsigned_abs: i64::MIN has no positive counterpart (abs() would wrap).
+            if amount.unsigned_abs() > MAX_SCROLL.unsigned_abs() {
                 return Err(ApiError::bad(format!(
                     "Invalid \"scroll_amount\" for scroll action: {amount} is more than \
                      {MAX_SCROLL} notches."
@@ -662,6 +711,11 @@ pub fn plan(a: &DesktopAction, native: (u32, u32)) -> Result<Plan, ApiError> {
     } else {
         None
     };
+    if let Some((w, h)) = shot.as_ref().and_then(|o| o.size) {
+        if let Some(e) = screenshot::output_size_error(w, h) {
+            return Err(ApiError::bad(e));
+        }
+    }
     Ok(Plan {
         action: a.action.clone(),
         op,
@@ -698,30 +752,20 @@ pub fn failure_message(action: &str) -> &'static str {
     }
 }
 
-/// Run input steps; on failure release whatever this run pressed, then report.
-pub fn run_steps(input: &dyn InputSink, steps: &[Step]) -> Result<(), DesktopError> {
-    let mut keys_held: Vec<u32> = Vec::new();
-    let mut buttons_held: Vec<u8> = Vec::new();
+/// Run input steps, recording in `held` what X has down; on failure release all of it (going
+/// on past releases that fail), then report. A `Sleep` step is not allowed here (see
+/// [`execute`], which sleeps without the action lock).
+pub fn run_steps(
+    input: &dyn InputSink,
+    steps: &[Step],
+    held: &mut Held,
+) -> Result<(), DesktopError> {
     let result = (|| {
         for step in steps {
             match *step {
                 Step::Move(x, y) => input.pointer_move(x, y)?,
-                Step::Button(b, down) => {
-                    input.button(b, down)?;
-                    if down {
-                        buttons_held.push(b);
-                    } else {
-                        buttons_held.retain(|x| *x != b);
-                    }
-                }
-                Step::Key(k, down) => {
-                    input.key(k, down)?;
-                    if down {
-                        keys_held.push(k);
-                    } else if let Some(i) = keys_held.iter().rposition(|x| *x == k) {
-                        keys_held.remove(i);
-                    }
-                }
+                Step::Button(b, down) => held.button(input, b, down)?,
+                Step::Key(k, down) => held.key(input, k, down)?,
                 Step::Sleep(d) => {
                     input.sync()?;
                     std::thread::sleep(d);
@@ -732,15 +776,66 @@ pub fn run_steps(input: &dyn InputSink, steps: &[Step]) -> Result<(), DesktopErr
         input.sync()
     })();
     if result.is_err() {
-        for k in keys_held.iter().rev() {
-            let _ = input.key(*k, false);
-        }
-        for b in buttons_held.iter().rev() {
-            let _ = input.button(*b, false);
-        }
+        let _ = held.release_all(input);
         let _ = input.sync();
     }
     result
+}
+
+/// Run input steps under the action lock, sleeping (hold_key) without it so other callers run
+/// meanwhile. Runs as its own task: a caller that goes away mid-hold cannot leave keys down.
+/// Returns the lock, held again, for the screenshot that may follow.
+async fn run_input(
+    desktop: Desktop,
+    steps: Vec<Step>,
+    mut guard: Option<tokio::sync::OwnedMutexGuard<()>>,
+) -> (
+    Option<tokio::sync::OwnedMutexGuard<()>>,
+    Result<(), DesktopError>,
+) {
+    let mut held = Held::new();
+    for part in steps.split_inclusive(|s| matches!(s, Step::Sleep(_))) {
+        let (run, sleep) = match part.split_last() {
+            Some((Step::Sleep(d), run)) => (run, Some(*d)),
+            _ => (part, None),
+        };
+        if guard.is_none() {
+            match desktop::within("waiting for the desktop", async {
+                Ok(Arc::clone(&desktop.action_lock).lock_owned().await)
+            })
+            .await
+            {
+                Ok(g) => guard = Some(g),
+                Err(e) => return (None, Err(release(&desktop, held, e).await)),
+            }
+        }
+        let input = Arc::clone(&desktop.input);
+        let run = run.to_vec();
+        let r = desktop::blocking("input", move || {
+            let r = run_steps(input.as_ref(), &run, &mut held);
+            Ok((held, r))
+        })
+        .await;
+        held = match r {
+            Ok((held, Ok(()))) => held,
+            // run_steps released what it pressed.
+            Ok((_, Err(e))) => return (guard, Err(e)),
+            // Still running on a stuck X server; it releases on failure by itself.
+            Err(e) => return (guard, Err(e)),
+        };
+        if let Some(d) = sleep {
+            guard = None;
+            tokio::time::sleep(d).await;
+        }
+    }
+    (guard, Ok(()))
+}
+
+/// Release what `held` has down after `e` stopped a run; returns `e`.
+async fn release(desktop: &Desktop, mut held: Held, e: DesktopError) -> DesktopError {
+    let input = Arc::clone(&desktop.input);
+    let _ = desktop::blocking("release", move || held.release_all(input.as_ref())).await;
+    e
 }
 
 /// Native screen size now.
@@ -758,21 +853,20 @@ pub async fn execute(desktop: &Desktop, plan: Plan) -> Result<Outcome, ApiError>
     // another agent's half-done drag.
     let guard = match plan.op {
         Op::Wait(_) => None,
-        _ => Some(Arc::clone(&desktop.action_lock).lock_owned().await),
+        _ => Some(
+            desktop::within("waiting for the desktop", async {
+                Ok(Arc::clone(&desktop.action_lock).lock_owned().await)
+            })
+            .await
+            .map_err(|e| ApiError::desktop(fail, &e))?,
+        ),
     };
     match &plan.op {
         Op::Input(steps) => {
-            let input = Arc::clone(&desktop.input);
-            let steps = steps.clone();
-            let held = guard;
-            // Moving the guard into the blocking task keeps the lock until the steps finish
-            // even if the request is dropped mid-way.
-            let (held, res) = tokio::task::spawn_blocking(move || {
-                let r = run_steps(input.as_ref(), &steps);
-                (held, r)
-            })
-            .await
-            .map_err(|e| ApiError {
+            // Its own task, so the lock and the held keys are handled to the end even if the
+            // request is dropped mid-way.
+            let task = tokio::spawn(run_input(desktop.clone(), steps.clone(), guard));
+            let (held, res) = task.await.map_err(|e| ApiError {
                 status: StatusCode::INTERNAL_SERVER_ERROR,
                 message: fail.into(),
                 detail: format!("input task failed: {e}"),
@@ -782,13 +876,8 @@ pub async fn execute(desktop: &Desktop, plan: Plan) -> Result<Outcome, ApiError>
         }
         Op::CursorPosition => {
             let input = Arc::clone(&desktop.input);
-            let (x, y) = tokio::task::spawn_blocking(move || input.pointer_position())
+            let (x, y) = desktop::blocking("pointer position", move || input.pointer_position())
                 .await
-                .map_err(|e| ApiError {
-                    status: StatusCode::INTERNAL_SERVER_ERROR,
-                    message: fail.into(),
-                    detail: e.to_string(),
-                })?
                 .map_err(|e| ApiError::desktop(fail, &e))?;
             let (ax, ay) = plan.axes;
             output = format!(
@@ -1003,6 +1092,49 @@ mod tests {
         let Op::Input(s) = p.op else { panic!() };
         assert!(s.contains(&Step::Sleep(Duration::from_millis(1000))));
         assert!(msg(r#"{"action":"hold_key","text":"a","duration":-1}"#).contains("duration"));
+    }
+
+    /// Issue 13 item 1: i64::MIN has no absolute value; it must be refused, not wrapped into
+    /// 2^63 scroll steps.
+    #[test]
+    fn extreme_scroll_amounts_are_refused() {
+        for amount in [
+            i64::MIN,
+            i64::MIN + 1,
+            i64::MAX,
+            MAX_SCROLL + 1,
+            -MAX_SCROLL - 1,
+        ] {
+            let m = msg(&format!(
+                r#"{{"action":"scroll","coordinate":[5,5],"scroll_amount":{amount}}}"#
+            ));
+            assert!(m.contains("scroll_amount"), "{amount}: {m}");
+        }
+        let s = steps(r#"{"action":"scroll","coordinate":[5,5],"scroll_amount":-1000}"#);
+        assert_eq!(
+            s.iter().filter(|x| **x == Step::Button(4, true)).count(),
+            1000
+        );
+    }
+
+    /// Issue 13 item 10: the work of one request is bounded.
+    #[test]
+    fn key_requests_are_bounded() {
+        let many = vec!["a"; MAX_CHORDS + 1].join(" ");
+        let m = msg(&format!(r#"{{"action":"key","text":"{many}"}}"#));
+        assert!(m.contains("key combinations"), "{m}");
+        let many = vec!["a"; MAX_CHORDS].join(" ");
+        assert_eq!(
+            steps(&format!(r#"{{"action":"key","text":"{many}"}}"#)).len(),
+            2 * MAX_CHORDS
+        );
+        let mods = vec!["shift"; MAX_MODIFIERS + 1].join("+");
+        let m = msg(&format!(
+            r#"{{"action":"left_click","coordinate":[1,1],"text":"{mods}"}}"#
+        ));
+        assert!(m.contains("keys is more than"), "{m}");
+        let m = msg(r#"{"action":"screenshot","scaled_width":8192,"scaled_height":8192}"#);
+        assert!(m.contains("pixels"), "{m}");
     }
 
     #[test]

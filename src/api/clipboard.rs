@@ -47,12 +47,9 @@ pub async fn get_text(
         Err(e) => return e.into_response(),
     };
     let cb = Arc::clone(&state.desktop.clipboard);
-    match tokio::task::spawn_blocking(move || cb.get_text(sel)).await {
-        Ok(Ok(text)) => Json(json!({"selection": name(sel), "text": text})).into_response(),
-        Ok(Err(e)) => ApiError::desktop("Clipboard read failed.", &e).into_response(),
-        Err(e) => ApiError::bad("Clipboard read failed.")
-            .with_detail(e.to_string())
-            .into_response(),
+    match crate::desktop::blocking("clipboard", move || cb.get_text(sel)).await {
+        Ok(text) => Json(json!({"selection": name(sel), "text": text})).into_response(),
+        Err(e) => ApiError::desktop("Clipboard read failed.", &e).into_response(),
     }
 }
 
@@ -99,11 +96,8 @@ pub async fn put_text(
     }
     let cb = Arc::clone(&state.desktop.clipboard);
     let len = text.len();
-    match tokio::task::spawn_blocking(move || cb.set_text(sel, &text)).await {
-        Ok(Ok(())) => Json(json!({"selection": name(sel), "length": len})).into_response(),
-        Ok(Err(e)) => ApiError::desktop("Clipboard write failed.", &e).into_response(),
-        Err(e) => ApiError::bad("Clipboard write failed.")
-            .with_detail(e.to_string())
-            .into_response(),
+    match crate::desktop::blocking("clipboard", move || cb.set_text(sel, &text)).await {
+        Ok(()) => Json(json!({"selection": name(sel), "length": len})).into_response(),
+        Err(e) => ApiError::desktop("Clipboard write failed.", &e).into_response(),
     }
 }

@@ -21,7 +21,6 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::action::{self, ApiError, Op, Plan, Space, Step};
-use super::keys;
 use super::screenshot::{Settle, ShotOptions};
 use super::ApiState;
 
@@ -103,21 +102,14 @@ pub fn plan(
     };
     let at = point("coordinate", input.coordinate)?;
     let text = || input.text.as_deref().ok_or_else(|| missing("text", act));
-    let key_err =
-        |e: keys::KeyError| ApiError::bad(format!("Invalid \"text\" for {act} action: {e}."));
-    let mods = || -> Result<Vec<u32>, ApiError> {
-        input
-            .text
-            .as_deref()
-            .map_or(Ok(Vec::new()), |t| keys::modifiers(t).map_err(key_err))
-    };
+    let mods = || action::modifier_keys(act, input.text.as_deref());
     let need_at = || at.ok_or_else(|| missing("coordinate", act));
     let mut with_shot = screenshot;
     let mut region = None;
     let op = match act {
         "key" => {
             let mut s = Vec::new();
-            for c in keys::parse(text()?).map_err(key_err)? {
+            for c in action::key_chords(act, text()?)? {
                 action::press(&c, &mut s);
             }
             Op::Input(s)
@@ -167,7 +159,7 @@ pub fn plan(
         }
         "hold_key" => {
             let d = seconds("duration", act, input.duration, 1.0)?;
-            let cs = keys::parse(text()?).map_err(key_err)?;
+            let cs = action::key_chords(act, text()?)?;
             let mut s: Vec<Step> = cs.iter().flatten().map(|k| Step::Key(*k, true)).collect();
             s.push(Step::Sync);
             s.push(Step::Sleep(d));

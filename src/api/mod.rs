@@ -141,15 +141,15 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn desktop_failure_is_500_with_coders_message() {
+    async fn desktop_failure_is_503_with_coders_message() {
         let (_, input, app) = fake();
         input.set_failure(Some("X server gone"));
         let (s, v) = post(&app, json!({"action": "left_click", "coordinate": [1, 1]})).await;
-        assert_eq!(s, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(v["message"], "Left click failed.");
         assert!(v["detail"].as_str().unwrap().contains("X server gone"));
         let (s, v) = post(&app, json!({"action": "type", "text": "x"})).await;
-        assert_eq!(s, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(v["message"], "Type action failed.");
         input.set_failure(None);
         let (s, _) = post(&app, json!({"action": "mouse_move", "coordinate": [2, 2]})).await;
@@ -182,6 +182,53 @@ mod tests {
                 InputEvent::Key(0xffe3, false)
             ]
         );
+    }
+
+    /// Issue 13 item 4: a hold or a drag whose third key fails releases what went through.
+    #[tokio::test]
+    async fn a_failed_hold_or_drag_releases_what_it_pressed() {
+        let (_, input, app) = fake();
+        input.fail_keysym(Some(0xffe9));
+        for body in [
+            json!({"action": "hold_key", "text": "ctrl+shift+alt", "duration": 1}),
+            json!({"action": "left_click_drag", "start_coordinate": [1, 1],
+                   "coordinate": [9, 9], "text": "ctrl+shift+alt"}),
+        ] {
+            let (s, _) = post(&app, body).await;
+            assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
+            assert!(input.events().contains(&InputEvent::Key(0xffe1, true)));
+            assert!(input.down().is_empty(), "still down: {:?}", input.down());
+            input.take();
+        }
+    }
+
+    /// Issue 13 item 10: another caller runs while a hold_key sleeps (it does not hold the
+    /// desktop for the hold's duration).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn other_callers_run_during_a_hold() {
+        let (_, input, app) = fake();
+        let app2 = app.clone();
+        let hold = tokio::spawn(async move {
+            post(
+                &app2,
+                json!({"action": "hold_key", "text": "shift", "duration": 3000}),
+            )
+            .await
+        });
+        // Wait until shift is down, then move the mouse: it finishes before shift is up.
+        while !input.events().contains(&InputEvent::Key(0xffe1, true)) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let (s, _) = post(&app, json!({"action": "mouse_move", "coordinate": [3, 3]})).await;
+        assert_eq!(s, StatusCode::OK);
+        let events = input.events();
+        assert!(
+            !events.contains(&InputEvent::Key(0xffe1, false)),
+            "the move waited for the hold: {events:?}"
+        );
+        assert_eq!(hold.await.unwrap().0, StatusCode::OK);
+        assert!(input.events().contains(&InputEvent::Key(0xffe1, false)));
+        assert!(input.down().is_empty());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

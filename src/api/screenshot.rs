@@ -12,8 +12,28 @@ use crate::desktop::{Desktop, DesktopError};
 
 /// Largest output side we produce, so a hostile `scaled_width` cannot allocate gigabytes.
 pub const MAX_SIDE: u32 = 8192;
-/// Largest output area in pixels.
-pub const MAX_PIXELS: u64 = 40_000_000;
+/// Largest output area in pixels (8192x4096; an 8K UHD screen fits). With [`MAX_RENDERS`] this
+/// bounds the memory screenshots can take at once.
+pub const MAX_PIXELS: u64 = 8192 * 4096;
+/// Screenshots rendered at once; more wait their turn.
+pub const MAX_RENDERS: usize = 2;
+
+static RENDERS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_RENDERS);
+
+/// Why an output size is refused, if it is.
+pub fn output_size_error(w: u32, h: u32) -> Option<String> {
+    if w == 0 || h == 0 || w > MAX_SIDE || h > MAX_SIDE {
+        Some(format!(
+            "Output size {w}x{h} is out of range (1 to {MAX_SIDE} on a side)."
+        ))
+    } else if u64::from(w) * u64::from(h) > MAX_PIXELS {
+        Some(format!(
+            "Output size {w}x{h} is more than {MAX_PIXELS} pixels."
+        ))
+    } else {
+        None
+    }
+}
 
 /// Image encodings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -123,9 +143,7 @@ pub struct Shot {
 /// Read pending damage into the frame store (blocking X work, so off the async threads).
 pub async fn refresh(desktop: &Desktop) -> Result<u64, DesktopError> {
     let frames = Arc::clone(&desktop.frames);
-    tokio::task::spawn_blocking(move || frames.refresh())
-        .await
-        .map_err(|e| DesktopError::Other(format!("refresh task failed: {e}")))?
+    crate::desktop::blocking("reading the screen", move || frames.refresh()).await
 }
 
 /// Wait until no new frame version has appeared for `settle.quiet`, bounded by
@@ -175,16 +193,20 @@ pub async fn capture(desktop: &Desktop, opts: &ShotOptions) -> Result<Shot, Desk
             // Ask X where the pointer is (another client may have moved it); the store's last
             // recorded position is the fallback.
             let input = Arc::clone(&desktop.input);
-            let pos = tokio::task::spawn_blocking(move || input.pointer_position())
-                .await
-                .ok()
-                .and_then(Result::ok)
-                .unwrap_or_else(|| store.pointer());
+            let pos =
+                crate::desktop::blocking("pointer position", move || input.pointer_position())
+                    .await
+                    .unwrap_or_else(|_| store.pointer());
             Some((c, pos))
         }
         _ => None,
     };
     let opts = opts.clone();
+    // Rendering takes several bytes per output pixel: bound how many run at once.
+    let _turn = RENDERS
+        .acquire()
+        .await
+        .map_err(|_| DesktopError::Other("screenshot limit closed".into()))?;
     let mut shot = tokio::task::spawn_blocking(move || {
         render(
             &frame,
@@ -228,15 +250,8 @@ pub fn render(
         fh,
     );
     let (ow, oh) = opts.size.unwrap_or((region.width, region.height));
-    if ow == 0
-        || oh == 0
-        || ow > MAX_SIDE
-        || oh > MAX_SIDE
-        || u64::from(ow) * u64::from(oh) > MAX_PIXELS
-    {
-        return Err(DesktopError::Invalid(format!(
-            "output size {ow}x{oh} is out of range"
-        )));
+    if let Some(e) = output_size_error(ow, oh) {
+        return Err(DesktopError::Invalid(e));
     }
 
     let start = region.y as usize * frame.stride + region.x as usize * 4;
@@ -545,10 +560,8 @@ fn get_options(
         (None, None, None) => None,
     };
     if let Some((w, h)) = size {
-        if w > MAX_SIDE || h > MAX_SIDE {
-            return Err(ApiError::bad(format!(
-                "Output size {w}x{h} is larger than {MAX_SIDE} on a side."
-            )));
+        if let Some(e) = output_size_error(w, h) {
+            return Err(ApiError::bad(e));
         }
     }
     let timeout = match int("settle_timeout", 0, Settle::MAX.as_millis() as i64)? {

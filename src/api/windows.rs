@@ -419,13 +419,8 @@ async fn blocking<T: Send + 'static>(
     f: impl FnOnce(&Windows) -> Result<T, DesktopError> + Send + 'static,
 ) -> Result<T, ApiError> {
     let w = Arc::clone(&state.windows);
-    tokio::task::spawn_blocking(move || f(&w))
+    crate::desktop::blocking(what, move || f(&w))
         .await
-        .map_err(|e| ApiError {
-            status: StatusCode::INTERNAL_SERVER_ERROR,
-            message: what.into(),
-            detail: e.to_string(),
-        })?
         .map_err(|e| ApiError::desktop(what, &e))
 }
 

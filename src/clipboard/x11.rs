@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use x11rb::connection::{Connection, RequestConnection};
 use x11rb::protocol::xfixes::{self, ConnectionExt as _};
@@ -286,9 +286,39 @@ fn take_ownership(live: &Live, selection: Selection) -> Result<(), DesktopError>
 
 /// An INCR transfer we are sending.
 struct Outgoing {
-    data: Vec<u8>,
+    data: OutData,
     offset: usize,
     kind: Atom,
+    /// When the requestor last took a chunk: a transfer that stalls longer than
+    /// [`INCR_TIMEOUT`] is dropped.
+    progress: Instant,
+}
+
+/// The bytes of an outgoing transfer: UTF-8 shares the owned text, Latin-1 is converted.
+enum OutData {
+    Utf8(Arc<str>),
+    Latin1(Vec<u8>),
+}
+
+impl OutData {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            OutData::Utf8(t) => t.as_bytes(),
+            OutData::Latin1(b) => b,
+        }
+    }
+}
+
+/// An INCR requestor that takes no chunk for this long is given up on (ICCCM leaves the
+/// timeout to the owner).
+const INCR_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// INCR transfers served at once; further large requests are refused until one finishes.
+const MAX_OUTGOING: usize = 8;
+
+/// Drop INCR transfers whose requestor stopped taking chunks.
+fn expire(outgoing: &mut HashMap<(Window, Atom), Outgoing>, now: Instant) {
+    outgoing.retain(|_, o| now.saturating_duration_since(o.progress) < INCR_TIMEOUT);
 }
 
 /// The clipboard thread: serves requests, finishes reads, reconnects.
@@ -312,8 +342,22 @@ fn run(shared: &Shared) {
             }
             continue;
         };
-        let ev = match live.conn.wait_for_event() {
-            Ok(ev) => ev,
+        expire(&mut outgoing, Instant::now());
+        crate::metrics::global()
+            .clipboard_incr_transfers
+            .set(outgoing.len() as u64);
+        // While INCR transfers are open, wake up now and then to expire stalled ones.
+        let ev = if outgoing.is_empty() {
+            live.conn.wait_for_event().map(Some)
+        } else {
+            live.conn.poll_for_event()
+        };
+        let ev = match ev {
+            Ok(Some(ev)) => ev,
+            Ok(None) => {
+                std::thread::sleep(Duration::from_millis(50));
+                continue;
+            }
             Err(e) => {
                 tracing::warn!("clipboard connection lost: {e}");
                 let mut g = lock(&shared.live);
@@ -345,6 +389,8 @@ fn handle(
     let conn = &live.conn;
     match ev {
         Event::SelectionRequest(e) => serve(shared, live, &e, outgoing)?,
+        // A requestor that went away mid-transfer takes its transfers with it.
+        Event::DestroyNotify(e) => outgoing.retain(|(w, _), _| *w != e.window),
         Event::SelectionClear(e) => {
             if let Some(s) = live.selection_of(e.selection) {
                 lock(&shared.owned).remove(&s);
@@ -457,8 +503,10 @@ fn handle(
             } else if e.state == xproto::Property::DELETE {
                 let key = (e.window, e.atom);
                 if let Some(out) = outgoing.get_mut(&key) {
-                    let end = (out.offset + INCR_CHUNK).min(out.data.len());
-                    let chunk = out.data.get(out.offset..end).unwrap_or(&[]);
+                    out.progress = Instant::now();
+                    let data = out.data.bytes();
+                    let end = (out.offset + INCR_CHUNK).min(data.len());
+                    let chunk = data.get(out.offset..end).unwrap_or(&[]);
                     conn.change_property8(PropMode::REPLACE, e.window, e.atom, out.kind, chunk)
                         .map_err(x_err)?;
                     if chunk.is_empty() {
@@ -535,40 +583,51 @@ fn serve(
             .map_err(x_err)?;
         }
         Some(t) if e.target == a.UTF8_STRING || e.target == a.TEXT || e.target == string => {
-            let (kind, data): (Atom, Vec<u8>) = if e.target == string {
+            let (kind, data) = if e.target == string {
                 let latin1 = t
                     .chars()
                     .map(|c| u8::try_from(u32::from(c)).unwrap_or(b'?'))
                     .collect();
-                (string, latin1)
+                (string, OutData::Latin1(latin1))
             } else {
-                (a.UTF8_STRING, t.as_bytes().to_vec())
+                (a.UTF8_STRING, OutData::Utf8(t))
             };
-            if data.len() > INCR_CHUNK * 4 {
-                conn.change_window_attributes(
-                    e.requestor,
-                    &xproto::ChangeWindowAttributesAux::new()
-                        .event_mask(xproto::EventMask::PROPERTY_CHANGE),
-                )
-                .map_err(x_err)?;
-                conn.change_property32(
-                    PropMode::REPLACE,
-                    e.requestor,
-                    property,
-                    a.INCR,
-                    &[data.len() as u32],
-                )
-                .map_err(x_err)?;
-                outgoing.insert(
-                    (e.requestor, property),
-                    Outgoing {
-                        data,
-                        offset: 0,
-                        kind,
-                    },
-                );
+            let len = data.bytes().len();
+            let key = (e.requestor, property);
+            if len > INCR_CHUNK * 4 {
+                if outgoing.len() >= MAX_OUTGOING && !outgoing.contains_key(&key) {
+                    tracing::debug!("clipboard: too many INCR transfers open, request refused");
+                    answered = x11rb::NONE;
+                } else {
+                    // Property changes drive the transfer; DestroyNotify ends it early.
+                    conn.change_window_attributes(
+                        e.requestor,
+                        &xproto::ChangeWindowAttributesAux::new().event_mask(
+                            xproto::EventMask::PROPERTY_CHANGE
+                                | xproto::EventMask::STRUCTURE_NOTIFY,
+                        ),
+                    )
+                    .map_err(x_err)?;
+                    conn.change_property32(
+                        PropMode::REPLACE,
+                        e.requestor,
+                        property,
+                        a.INCR,
+                        &[u32::try_from(len).unwrap_or(u32::MAX)],
+                    )
+                    .map_err(x_err)?;
+                    outgoing.insert(
+                        key,
+                        Outgoing {
+                            data,
+                            offset: 0,
+                            kind,
+                            progress: Instant::now(),
+                        },
+                    );
+                }
             } else {
-                conn.change_property8(PropMode::REPLACE, e.requestor, property, kind, &data)
+                conn.change_property8(PropMode::REPLACE, e.requestor, property, kind, data.bytes())
                     .map_err(x_err)?;
             }
         }

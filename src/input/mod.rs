@@ -1,6 +1,7 @@
 //! Input injection: what RFB clients and the action API both drive.
 
 pub mod fake;
+pub mod held;
 pub mod keymap;
 pub mod xtest;
 
@@ -18,10 +19,15 @@ pub trait InputSink: Send + Sync {
 
     /// Press or release the key that produces `keysym`, adding or removing the modifiers it
     /// needs (and restoring them after); keysyms absent from the keymap are bound temporarily.
-    fn key(&self, keysym: u32, down: bool) -> Result<(), DesktopError>;
+    /// Returns the X keycode pressed or released (`None`: a release that matched no key).
+    fn key(&self, keysym: u32, down: bool) -> Result<Option<u8>, DesktopError>;
 
     /// Press or release a key by XT scancode (QEMU extended key event), bypassing keysyms.
-    fn key_scancode(&self, xt_scancode: u32, down: bool) -> Result<(), DesktopError>;
+    /// Returns the X keycode.
+    fn key_scancode(&self, xt_scancode: u32, down: bool) -> Result<u8, DesktopError>;
+
+    /// Press or release an X keycode as is (to release what [`held::Held`] recorded).
+    fn keycode(&self, keycode: u8, down: bool) -> Result<(), DesktopError>;
 
     /// Where the pointer is now.
     fn pointer_position(&self) -> Result<(u16, u16), DesktopError>;

@@ -242,7 +242,7 @@ impl Conn {
         Ok(())
     }
 
-    fn key(&mut self, keysym: u32, down: bool) -> Result<(), DesktopError> {
+    fn key(&mut self, keysym: u32, down: bool) -> Result<Option<u8>, DesktopError> {
         self.drain_events()?;
         self.unbind_idle(SCRATCH_IDLE)?;
         if !down {
@@ -256,8 +256,11 @@ impl Conn {
                 .or_else(|| self.keymap.find(keysym).map(|(k, _)| k));
             if let Some(kc) = kc {
                 self.key_event(kc, false)?;
+                // The key is up whatever keysym pressed it.
+                self.pressed.retain(|_, k| *k != kc);
             }
-            return self.conn.flush().map_err(x_err);
+            self.conn.flush().map_err(x_err)?;
+            return Ok(kc);
         }
         let keys = self
             .conn
@@ -286,7 +289,17 @@ impl Conn {
             self.key_event(k, d)?;
         }
         self.pressed.insert(keysym, plan.keycode);
-        self.conn.flush().map_err(x_err)
+        self.conn.flush().map_err(x_err)?;
+        Ok(Some(plan.keycode))
+    }
+
+    fn check_keycode(&self, keycode: u8) -> Result<(), DesktopError> {
+        if keycode < self.min_keycode || keycode > self.max_keycode {
+            return Err(DesktopError::Invalid(format!(
+                "keycode {keycode} outside the server's range"
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -345,27 +358,31 @@ impl InputSink for XTestInput {
         })
     }
 
-    fn key(&self, keysym: u32, down: bool) -> Result<(), DesktopError> {
+    fn key(&self, keysym: u32, down: bool) -> Result<Option<u8>, DesktopError> {
         if keysym == NO_SYMBOL || keysym > 0x1fff_ffff {
             return Err(DesktopError::Invalid(format!("bad keysym {keysym:#x}")));
         }
         self.with(|c| c.key(keysym, down))
     }
 
-    fn key_scancode(&self, xt_scancode: u32, down: bool) -> Result<(), DesktopError> {
+    fn key_scancode(&self, xt_scancode: u32, down: bool) -> Result<u8, DesktopError> {
         let evdev = keymap::xt_to_evdev(xt_scancode).ok_or_else(|| {
             DesktopError::Invalid(format!("unknown XT scancode {xt_scancode:#x}"))
         })?;
         let keycode = evdev.checked_add(8).ok_or_else(|| {
             DesktopError::Invalid(format!("XT scancode {xt_scancode:#x} out of range"))
         })?;
+        self.keycode(keycode, down)?;
+        Ok(keycode)
+    }
+
+    fn keycode(&self, keycode: u8, down: bool) -> Result<(), DesktopError> {
         self.with(|c| {
-            if keycode < c.min_keycode || keycode > c.max_keycode {
-                return Err(DesktopError::Invalid(format!(
-                    "keycode {keycode} outside the server's range"
-                )));
-            }
+            c.check_keycode(keycode)?;
             c.key_event(keycode, down)?;
+            if !down {
+                c.pressed.retain(|_, k| *k != keycode);
+            }
             c.conn.flush().map_err(x_err)
         })
     }

@@ -2,11 +2,14 @@
 //! notify / request / provide) for clients that announce it.
 
 use rfb::messages::clipboard::flags as clip;
-use rfb::messages::server::{write_server_cut_text, write_server_ext_clipboard};
+use std::sync::Arc;
+
+use rfb::messages::server::write_server_ext_clipboard;
 use rfb::messages::ExtClipboard;
 
 use super::connection::{SessionError, Writer};
 use super::Session;
+use crate::clipboard::shared::Kind;
 use crate::clipboard::Selection;
 
 /// Largest clipboard text offered to ExtendedClipboard clients unsolicited.
@@ -23,9 +26,8 @@ impl Session {
             ExtClipboard::Request { formats } => {
                 if formats & clip::TEXT != 0 && !self.view_only {
                     if let Some(text) = self.clipboard_text().await {
-                        let mut b = Vec::new();
-                        write_server_ext_clipboard(&mut b, &ExtClipboard::provide_text(&text));
-                        writer.bytes(b).await?;
+                        let m = self.ctx.clip_messages.message(Kind::Provide, text.into());
+                        writer.bytes(m.await).await?;
                     }
                 }
             }
@@ -63,26 +65,31 @@ impl Session {
     /// copy from the desktop, just not into it).
     pub(super) async fn clipboard_changed(
         &mut self,
-        text: &str,
+        text: Arc<str>,
         writer: &Writer,
     ) -> Result<(), SessionError> {
-        let mut b = Vec::new();
+        let shared = &self.ctx.clip_messages;
         if self.settings.caps.extended_clipboard {
             let caps = self.client_clip_caps.unwrap_or(0);
             if caps & clip::NOTIFY != 0 || caps & clip::PROVIDE == 0 {
+                let mut b = Vec::new();
                 write_server_ext_clipboard(
                     &mut b,
                     &ExtClipboard::Notify {
                         formats: clip::TEXT,
                     },
                 );
+                writer.bytes(b).await
             } else {
-                write_server_ext_clipboard(&mut b, &ExtClipboard::provide_text(text));
+                writer
+                    .bytes(shared.message(Kind::Provide, text).await)
+                    .await
             }
         } else {
-            write_server_cut_text(&mut b, text);
+            writer
+                .bytes(shared.message(Kind::CutText, text).await)
+                .await
         }
-        writer.bytes(b).await
     }
 
     pub(super) async fn clipboard_text(&mut self) -> Option<String> {

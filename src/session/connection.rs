@@ -8,6 +8,8 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use bytes::Bytes;
+
 use rfb::messages::server::{
     patch_rect_count, write_framebuffer_update_header, write_last_rect, RECT_COUNT_UNTIL_LAST_RECT,
 };
@@ -28,9 +30,12 @@ pub enum SessionError {
     /// The connection failed.
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
-    /// The handshake was refused (bad password, unsupported version).
+    /// The handshake was refused (unsupported version, throttled address...).
     #[error("handshake: {0}")]
     Handshake(String),
+    /// The client gave a wrong password.
+    #[error("authentication failed")]
+    AuthFailed,
 }
 
 impl From<ParseError> for SessionError {
@@ -111,7 +116,7 @@ pub struct UpdateJob {
 pub enum Outgoing {
     /// Bytes of complete server messages, holding their share of the queue budget until
     /// written.
-    Bytes(Vec<u8>, Option<OwnedSemaphorePermit>),
+    Bytes(Bytes, Option<OwnedSemaphorePermit>),
     /// A framebuffer update.
     Update(UpdateJob),
 }
@@ -155,7 +160,8 @@ impl Writer {
 
     /// Queue bytes of complete messages, waiting while the bytes already queued exceed the
     /// budget (a message larger than the whole budget waits until the queue is empty).
-    pub async fn bytes(&self, b: Vec<u8>) -> Result<(), SessionError> {
+    pub async fn bytes(&self, b: impl Into<Bytes>) -> Result<(), SessionError> {
+        let b = b.into();
         let n = u32::try_from(b.len().min(BUDGET)).unwrap_or(u32::MAX);
         let permit = Arc::clone(&self.budget)
             .acquire_many_owned(n)

@@ -4,7 +4,9 @@
 use std::time::Duration;
 
 use rfb::auth::CHALLENGE_LEN;
-use rfb::handshake::{HandshakeConfig, HandshakeEvent, ServerHandshake, ServerInit, VeNCryptSubtype};
+use rfb::handshake::{
+    HandshakeConfig, HandshakeError, HandshakeEvent, ServerHandshake, ServerInit, VeNCryptSubtype,
+};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::connection::SessionError;
@@ -37,17 +39,20 @@ fn challenge() -> Result<[u8; CHALLENGE_LEN], SessionError> {
 }
 
 /// Run the handshake for a framebuffer currently `frame`-sized. Returns the stream to go on
-/// with: the one given, or TLS over it.
+/// with: the one given, or TLS over it. With `refuse`, the client is told that reason after
+/// the version exchange and the handshake fails.
 pub async fn run<S>(
     stream: S,
     config: &SessionConfig,
     admission: &Admission,
     frame: &Frame,
+    refuse: Option<String>,
 ) -> Result<(Greeting, MaybeTls<S>), SessionError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    match tokio::time::timeout(TIMEOUT, handshake(stream, config, admission, frame)).await {
+    let hs = handshake(stream, config, admission, frame, refuse);
+    match tokio::time::timeout(TIMEOUT, hs).await {
         Ok(r) => r,
         Err(_) => Err(SessionError::Handshake(format!(
             "not completed within {} s",
@@ -61,6 +66,7 @@ async fn handshake<S>(
     config: &SessionConfig,
     admission: &Admission,
     frame: &Frame,
+    refuse: Option<String>,
 ) -> Result<(Greeting, MaybeTls<S>), SessionError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -75,6 +81,7 @@ where
     // With only a view-only password, it is the password, and everyone is view-only.
     hs_config.password = full.or(view).unwrap_or_default().to_vec();
     hs_config.view_only_password = full.and(view).map(<[u8]>::to_vec);
+    hs_config.refuse = refuse;
     if hs_config.security.is_empty() {
         hs_config.refuse =
             Some("This server accepts clients beyond loopback over TLS (VeNCrypt) only".into());
@@ -100,7 +107,11 @@ where
                     let early = std::mem::take(&mut buf);
                     io = match io.start_tls(&tls.rfb_acceptor(), early).await {
                         Ok(io) => io,
-                        Err(e) => return Err(SessionError::Handshake(hs.tls_failed(e.to_string()).to_string())),
+                        Err(e) => {
+                            return Err(SessionError::Handshake(
+                                hs.tls_failed(e.to_string()).to_string(),
+                            ))
+                        }
                     };
                     hs.tls_established()
                         .map_err(|e| SessionError::Handshake(e.to_string()))?;
@@ -148,7 +159,10 @@ where
                     let _ = io.write_all(&out).await;
                     let _ = io.flush().await;
                 }
-                return Err(SessionError::Handshake(e.to_string()));
+                return Err(match e {
+                    HandshakeError::AuthFailed => SessionError::AuthFailed,
+                    e => SessionError::Handshake(e.to_string()),
+                });
             }
         }
     }

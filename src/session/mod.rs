@@ -14,11 +14,11 @@ pub mod state;
 pub mod update;
 pub mod worker;
 
-use std::collections::{HashMap, HashSet};
-use std::net::SocketAddr;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use rfb::encoding::numbers as n;
 use rfb::messages::server::{
@@ -32,9 +32,12 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{broadcast, mpsc, watch, Notify};
 
 use crate::capture::Frame;
+use crate::clipboard::shared::SharedMessages;
 use crate::desktop::Desktop;
+use crate::input::held::Held;
 use crate::links::Grant;
 use crate::metrics;
+use crate::transport::throttle::AuthThrottle;
 use crate::transport::tls::Tls;
 use connection::{MessageReader, Outgoing, SessionError, UpdateJob, Writer};
 use input::Buttons;
@@ -96,9 +99,9 @@ impl SessionConfig {
 
     /// The security types RFB over TCP offers, most preferred first.
     pub fn rfb_order(&self) -> Vec<RfbSecurity> {
-        self.rfb_security.clone().unwrap_or_else(|| {
-            security::default_order(self.tls.is_some(), self.has_password())
-        })
+        self.rfb_security
+            .clone()
+            .unwrap_or_else(|| security::default_order(self.tls.is_some(), self.has_password()))
     }
 
     /// How a client of RFB over TCP from `peer` is let in: VeNCrypt when TLS is configured,
@@ -151,6 +154,8 @@ pub struct SessionContext {
     shutdown: watch::Receiver<bool>,
     active: AtomicUsize,
     idle: Notify,
+    throttle: Mutex<AuthThrottle>,
+    clip_messages: SharedMessages,
 }
 
 impl SessionContext {
@@ -168,7 +173,39 @@ impl SessionContext {
             shutdown,
             active: AtomicUsize::new(0),
             idle: Notify::new(),
+            throttle: Mutex::new(AuthThrottle::new()),
+            clip_messages: SharedMessages::new(),
         }))
+    }
+
+    /// The refusal reason for a client from `ip` while it is throttled for password failures.
+    fn throttle_check(&self, peer: &str, ip: IpAddr) -> Option<String> {
+        let throttle = self.throttle.lock().unwrap_or_else(|e| e.into_inner());
+        let left = throttle.check(ip, Instant::now()).err()?;
+        let secs = left.as_secs().max(1);
+        tracing::warn!(%peer, secs, "rfb client refused: too many authentication failures");
+        Some(format!(
+            "Too many authentication failures: try again in {secs} s"
+        ))
+    }
+
+    /// Count a handshake's password outcome for `ip`.
+    fn throttle_record<T>(&self, peer: &str, ip: IpAddr, r: &Result<T, SessionError>) {
+        let mut throttle = self.throttle.lock().unwrap_or_else(|e| e.into_inner());
+        match r {
+            Err(SessionError::AuthFailed) => {
+                if let Some(block) = throttle.failed(ip, Instant::now()) {
+                    tracing::warn!(
+                        %peer,
+                        %ip,
+                        secs = block.as_secs(),
+                        "too many rfb authentication failures: address blocked"
+                    );
+                }
+            }
+            Ok(_) => throttle.succeeded(ip),
+            Err(_) => {}
+        }
     }
 
     /// Sessions running now (including ones still in the handshake).
@@ -212,15 +249,20 @@ impl Drop for ClientGauge {
 }
 
 /// Serve one client over `stream` until it disconnects, misbehaves or the server shuts down.
-/// `peer` names the client in logs.
-pub async fn serve<S>(stream: S, peer: String, ctx: Arc<SessionContext>, admission: Admission)
-where
+/// `peer` names the client in logs; password failures are throttled per `ip`.
+pub async fn serve<S>(
+    stream: S,
+    peer: String,
+    ip: IpAddr,
+    ctx: Arc<SessionContext>,
+    admission: Admission,
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     ctx.active.fetch_add(1, Ordering::SeqCst);
     let _active = ActiveGuard(&ctx);
     // Errors after the handshake are reported inside `run`, before the connection closes.
-    let result = run(stream, &peer, &ctx, &admission).await;
+    let result = run(stream, &peer, ip, &ctx, &admission).await;
     report(&peer, &result);
 }
 
@@ -235,6 +277,9 @@ fn report(peer: &str, result: &Result<(), SessionError>) {
         Err(SessionError::Handshake(reason)) => {
             tracing::warn!(%peer, %reason, "rfb handshake failed");
         }
+        Err(SessionError::AuthFailed) => {
+            tracing::warn!(%peer, "rfb authentication failed (wrong password)");
+        }
         Err(SessionError::Io(e)) => tracing::info!(%peer, error = %e, "rfb connection lost"),
     }
 }
@@ -242,6 +287,7 @@ fn report(peer: &str, result: &Result<(), SessionError>) {
 async fn run<S>(
     stream: S,
     peer: &str,
+    ip: IpAddr,
     ctx: &Arc<SessionContext>,
     admission: &Admission,
 ) -> Result<(), SessionError>
@@ -251,8 +297,12 @@ where
     let mut shutdown = ctx.shutdown.clone();
     let store = Arc::clone(ctx.desktop.frames.store());
     let (_, frame) = store.snapshot();
+    let refuse = ctx.throttle_check(peer, ip);
     let (greeting, stream) = tokio::select! {
-        g = greeting::run(stream, &ctx.config, admission, &frame) => g?,
+        g = greeting::run(stream, &ctx.config, admission, &frame, refuse) => {
+            ctx.throttle_record(peer, ip, &g);
+            g?
+        }
         _ = stopped(&mut shutdown) => return Ok(()),
     };
     let (rd, wr) = tokio::io::split(stream);
@@ -283,7 +333,7 @@ where
                 r = versions.changed() => if r.is_err() { return Ok(()) },
                 r = cursors.changed() => if r.is_err() { return Ok(()) },
                 text = clipboard.recv() => match text {
-                    Ok(text) => s.clipboard_changed(&text, &writer).await?,
+                    Ok(text) => s.clipboard_changed(text, &writer).await?,
                     Err(broadcast::error::RecvError::Lagged(_)) => {}
                     Err(broadcast::error::RecvError::Closed) => {
                         clipboard = broadcast::channel(1).1;
@@ -332,8 +382,8 @@ struct Session {
     /// requests within it but beyond the current size are late and clipped.
     max_size: (u16, u16),
     buttons: Buttons,
-    keys_down: HashSet<u32>,
-    scancodes_down: HashSet<u32>,
+    /// What this client has down on the X side (updated on the input thread).
+    held: Arc<Mutex<Held>>,
     cursor_sent: Option<u64>,
     ack_qemu: bool,
     ack_mouse: bool,
@@ -364,8 +414,7 @@ impl Session {
             encoders: HashMap::new(),
             max_size: (frame.width, frame.height),
             buttons: Buttons::default(),
-            keys_down: HashSet::new(),
-            scancodes_down: HashSet::new(),
+            held: Arc::default(),
             cursor_sent: None,
             ack_qemu: false,
             ack_mouse: false,
@@ -542,12 +591,8 @@ impl Session {
                 if self.view_only {
                     return Ok(());
                 }
-                if down {
-                    self.keys_down.insert(keysym);
-                } else {
-                    self.keys_down.remove(&keysym);
-                }
-                self.input(move |d| d.input.key(keysym, down)).await;
+                self.input(move |d, held| held.key(d.input.as_ref(), keysym, down))
+                    .await;
             }
             ClientMessage::QemuKeyEvent {
                 down,
@@ -559,19 +604,10 @@ impl Session {
                 }
                 if keycode == 0 {
                     // No scancode known: fall back to the keysym.
-                    if down {
-                        self.keys_down.insert(keysym);
-                    } else {
-                        self.keys_down.remove(&keysym);
-                    }
-                    self.input(move |d| d.input.key(keysym, down)).await;
+                    self.input(move |d, held| held.key(d.input.as_ref(), keysym, down))
+                        .await;
                 } else {
-                    if down {
-                        self.scancodes_down.insert(keycode);
-                    } else {
-                        self.scancodes_down.remove(&keycode);
-                    }
-                    self.input(move |d| d.input.key_scancode(keycode, down))
+                    self.input(move |d, held| held.scancode(d.input.as_ref(), keycode, down))
                         .await;
                 }
             }
@@ -581,12 +617,17 @@ impl Session {
                 }
                 let changes = self.buttons.update(p.buttons());
                 let (x, y) = (p.x, p.y);
-                self.input(move |d| {
-                    d.input.pointer_move(x, y)?;
+                self.input(move |d, held| {
+                    let moved = d.input.pointer_move(x, y);
+                    // Every transition is tried: one refused button must not leave another
+                    // stuck.
+                    let mut first = moved.err();
                     for (button, down) in changes {
-                        d.input.button(button, down)?;
+                        if let Err(e) = held.button(d.input.as_ref(), button, down) {
+                            first.get_or_insert(e);
+                        }
                     }
-                    Ok(())
+                    first.map_or(Ok(()), Err)
                 })
                 .await;
             }
@@ -700,15 +741,18 @@ impl Session {
         Ok(())
     }
 
+    /// Queue input for the input thread, with this client's held keys and buttons.
     async fn input(
         &mut self,
-        job: impl FnOnce(&Desktop) -> Result<(), crate::DesktopError> + Send + 'static,
+        job: impl FnOnce(&Desktop, &mut Held) -> Result<(), crate::DesktopError> + Send + 'static,
     ) {
         let peer = self.peer.clone();
+        let held = Arc::clone(&self.held);
         self.ctx
             .worker
             .run(move |d| {
-                if let Err(e) = job(d) {
+                let mut held = held.lock().unwrap_or_else(|e| e.into_inner());
+                if let Err(e) = job(d, &mut held) {
                     tracing::debug!(%peer, error = %e, "input event failed");
                 }
             })
@@ -716,25 +760,10 @@ impl Session {
     }
 
     /// Release whatever this client still holds, so nothing stays stuck after it leaves.
+    /// What X really has down for this client is released, continuing past failures.
     async fn release_held(&mut self) {
-        let buttons = self.buttons.release_all();
-        let keys: Vec<u32> = self.keys_down.drain().collect();
-        let codes: Vec<u32> = self.scancodes_down.drain().collect();
-        if buttons.is_empty() && keys.is_empty() && codes.is_empty() {
-            return;
-        }
-        self.input(move |d| {
-            for (b, down) in buttons {
-                d.input.button(b, down)?;
-            }
-            for k in keys {
-                d.input.key(k, false)?;
-            }
-            for c in codes {
-                d.input.key_scancode(c, false)?;
-            }
-            Ok(())
-        })
-        .await;
+        self.buttons.release_all();
+        self.input(|d, held| held.release_all(d.input.as_ref()))
+            .await;
     }
 }

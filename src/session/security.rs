@@ -98,7 +98,11 @@ impl FromStr for RfbSecurity {
 /// ones first); without, the ones that do not.
 pub fn default_order(tls: bool, password: bool) -> Vec<RfbSecurity> {
     match (tls, password) {
-        (true, true) => vec![RfbSecurity::X509Vnc, RfbSecurity::X509Plain, RfbSecurity::Vnc],
+        (true, true) => vec![
+            RfbSecurity::X509Vnc,
+            RfbSecurity::X509Plain,
+            RfbSecurity::Vnc,
+        ],
         (true, false) => vec![RfbSecurity::X509None, RfbSecurity::None],
         (false, true) => vec![RfbSecurity::Vnc],
         (false, false) => vec![RfbSecurity::None],

@@ -7,8 +7,9 @@
 
 use rfb::{Rect, Region};
 
-/// A pending region with more rectangles than this is replaced by its bounding box, so the
-/// bookkeeping for a client that never reads stays small.
+/// A pending or forced region with more rectangles than this is replaced by its bounding box, so
+/// the bookkeeping for a client that never reads (or floods tiny requests) stays small: each
+/// damage or request costs at most a union with this many rectangles.
 const MAX_PENDING_RECTS: usize = 256;
 
 /// What to send in the next FramebufferUpdate.
@@ -65,16 +66,14 @@ impl Scheduler {
 
     /// Pixels changed.
     pub fn damage(&mut self, region: &Region) {
-        self.pending.union(region);
-        if self.pending.rects().len() > MAX_PENDING_RECTS {
-            self.pending = Region::from_rect(self.pending.bounds());
-        }
+        self.pending.union_capped(region, MAX_PENDING_RECTS);
     }
 
     /// A FramebufferUpdateRequest. A non-incremental one forces the whole area to be sent.
     pub fn request(&mut self, incremental: bool, area: Rect) {
         if !incremental {
-            self.forced.add_rect(area);
+            self.forced
+                .union_capped(&Region::from_rect(area), MAX_PENDING_RECTS);
         }
         self.request = Some(match self.request {
             Some(r) => r.union_bounds(&area),
@@ -244,6 +243,77 @@ mod tests {
         s.request(true, r(0, 0, 1000, 1000));
         let p = s.next(1000, 1000, false).unwrap();
         assert!(p.region.contains(7, 13));
+    }
+
+    /// A client flooding 1x1 non-incremental requests without reading (issue 13, item 3) keeps
+    /// the forced region, and so the cost of each request, bounded.
+    #[test]
+    fn forced_stays_small_however_many_tiny_requests() {
+        let mut s = Scheduler::new(1000, 1000);
+        s.enable_continuous(r(0, 0, 1, 1));
+        s.damage(&r(0, 0, 1, 1).into());
+        assert!(s.next(1000, 1000, false).is_some(), "one update in flight");
+        for i in 0..80_000u32 {
+            let (x, y) = ((i * 7 % 997) as u16, (i * 13 % 991) as u16);
+            s.request(false, r(x, y, 1, 1));
+            assert!(s.forced.rects().len() <= MAX_PENDING_RECTS);
+        }
+        s.sent();
+        let p = s.next(1000, 1000, false).unwrap();
+        assert!(p.region.contains(7, 13) && p.region.contains(0, 0));
+    }
+
+    /// Fuzz smoke (issue 13): random damage, requests, resizes and acknowledgements in any
+    /// order never panic, every plan lies inside the framebuffer the client knows, and the
+    /// regions kept between updates stay within their cap.
+    #[test]
+    fn random_operations_keep_plans_inside_and_bounded() {
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = move |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n.max(1)
+        };
+        for _ in 0..200 {
+            let mut s = Scheduler::new(1 + next(2000) as u16, 1 + next(2000) as u16);
+            let (mut fw, mut fh) = s.client_size();
+            for _ in 0..500 {
+                let rect = r(
+                    next(65536) as u16,
+                    next(65536) as u16,
+                    next(65536) as u16,
+                    next(65536) as u16,
+                );
+                match next(8) {
+                    0 => s.damage(&rect.into()),
+                    1 => s.request(next(2) == 0, rect),
+                    2 => s.enable_continuous(rect),
+                    3 => {
+                        s.disable_continuous();
+                    }
+                    4 => s.sent(),
+                    5 => s.set_resize_supported(next(2) == 0),
+                    6 if next(10) == 0 => {
+                        fw = 1 + next(3000) as u16;
+                        fh = 1 + next(3000) as u16;
+                    }
+                    _ => {
+                        let (cw, ch) = s.client_size();
+                        if let Some(p) = s.next(fw, fh, next(4) == 0) {
+                            let (w, h) = p.resize.unwrap_or((cw.min(fw), ch.min(fh)));
+                            let b = p.region.bounds();
+                            assert!(
+                                p.region.is_empty()
+                                    || (b.right() <= u32::from(w) && b.bottom() <= u32::from(h))
+                            );
+                        }
+                    }
+                }
+                assert!(s.pending.rects().len() <= MAX_PENDING_RECTS);
+                assert!(s.forced.rects().len() <= MAX_PENDING_RECTS);
+            }
+        }
     }
 
     #[test]

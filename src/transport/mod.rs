@@ -3,6 +3,8 @@
 
 pub mod assets;
 pub mod http;
+pub mod log_limit;
 pub mod tcp;
+pub mod throttle;
 pub mod tls;
 pub mod websocket;

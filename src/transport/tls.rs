@@ -20,8 +20,7 @@ use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use rustls::ServerConfig;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, Semaphore};
+use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
@@ -349,92 +348,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for MaybeTls<S> {
 
 /// A client must finish its TLS handshake (or send its plain HTTP request) within this time.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// TLS handshakes running at once; accepting waits beyond this.
-const MAX_HANDSHAKES: usize = 64;
-
 /// The first byte of a TLS record carrying a handshake (the ClientHello).
 const TLS_HANDSHAKE: u8 = 0x16;
 
-/// HTTPS connections for `axum::serve`: accepts TCP, runs each TLS handshake in its own task
-/// (a slow client never holds up the others) and hands over the finished ones. Plain HTTP
-/// requests on this port get a 400 naming the https:// URL, never a redirect: a redirect would
-/// let every `http://` bookmark, script and API call keep working while sending its token or
-/// link in the clear first, and WebSocket clients do not follow redirects anyway. nginx
-/// answers the same way.
-pub struct HttpsListener {
-    incoming: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
-    local: SocketAddr,
-    accept_task: tokio::task::JoinHandle<()>,
-}
-
-impl HttpsListener {
-    /// Serve HTTPS on `listener`.
-    pub fn new(listener: TcpListener, acceptor: TlsAcceptor) -> io::Result<HttpsListener> {
-        let local = listener.local_addr()?;
-        let (tx, incoming) = mpsc::channel(MAX_HANDSHAKES);
-        let accept_task = tokio::spawn(accept_loop(listener, acceptor, tx));
-        Ok(HttpsListener {
-            incoming,
-            local,
-            accept_task,
-        })
-    }
-}
-
-impl Drop for HttpsListener {
-    fn drop(&mut self) {
-        self.accept_task.abort();
-    }
-}
-
-impl axum::serve::Listener for HttpsListener {
-    type Io = TlsStream<TcpStream>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.incoming.recv().await {
-            Some(conn) => conn,
-            // The accept loop ended (it only does when the listener is dropped).
-            None => std::future::pending().await,
+/// An accepted connection on the HTTPS port, as TLS, within [`HANDSHAKE_TIMEOUT`]. A plain
+/// HTTP request gets a 400 naming the https:// URL (and `None`), never a redirect: a redirect
+/// would let every `http://` bookmark, script and API call keep working while sending its
+/// token or link in the clear first, and WebSocket clients do not follow redirects anyway.
+/// nginx answers the same way.
+pub async fn accept_https(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    acceptor: &TlsAcceptor,
+) -> Option<MaybeTls<TcpStream>> {
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake(tcp, peer, acceptor)).await {
+        Ok(stream) => stream,
+        Err(_) => {
+            tracing::debug!(%peer, "https handshake timed out");
+            None
         }
-    }
-
-    fn local_addr(&self) -> io::Result<SocketAddr> {
-        Ok(self.local)
-    }
-}
-
-type Handshaken = mpsc::Sender<(TlsStream<TcpStream>, SocketAddr)>;
-
-async fn accept_loop(listener: TcpListener, acceptor: TlsAcceptor, tx: Handshaken) {
-    let slots = Arc::new(Semaphore::new(MAX_HANDSHAKES));
-    loop {
-        let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
-            return;
-        };
-        let (tcp, peer) = match listener.accept().await {
-            Ok(c) => c,
-            Err(e) => {
-                // Out of file descriptors and the like: wait instead of spinning.
-                tracing::warn!(error = %e, "https accept failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        let (acceptor, tx) = (acceptor.clone(), tx.clone());
-        tokio::spawn(async move {
-            let conn = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake(tcp, peer, &acceptor));
-            let conn = conn.await;
-            drop(slot);
-            match conn {
-                Ok(Some(tls)) => {
-                    let _ = tx.send((tls, peer)).await;
-                }
-                Ok(None) => {}
-                Err(_) => tracing::debug!(%peer, "https handshake timed out"),
-            }
-        });
     }
 }
 
@@ -442,9 +374,7 @@ async fn handshake(
     tcp: TcpStream,
     peer: SocketAddr,
     acceptor: &TlsAcceptor,
-) -> Option<TlsStream<TcpStream>> {
-    // RFB over WebSocket carries small latency-bound messages: no Nagle delay.
-    let _ = tcp.set_nodelay(true);
+) -> Option<MaybeTls<TcpStream>> {
     let mut first = [0u8; 1];
     match tcp.peek(&mut first).await {
         Ok(1) => {}
@@ -454,7 +384,7 @@ async fn handshake(
         refuse_plain_http(tcp, peer).await;
         return None;
     }
-    match acceptor.accept(tcp).await {
+    match MaybeTls::Plain(tcp).start_tls(acceptor, Vec::new()).await {
         Ok(tls) => Some(tls),
         Err(e) => {
             tracing::info!(%peer, error = %e, "TLS handshake failed");
@@ -497,7 +427,9 @@ pub fn plain_http_refusal(head: &[u8]) -> String {
         .unwrap_or("/");
     let host = lines.find_map(|l| {
         let (name, value) = l.split_once(':')?;
-        name.trim().eq_ignore_ascii_case("host").then(|| value.trim())
+        name.trim()
+            .eq_ignore_ascii_case("host")
+            .then(|| value.trim())
     });
     let sane = |s: &str| {
         !s.is_empty()
@@ -507,10 +439,12 @@ pub fn plain_http_refusal(head: &[u8]) -> String {
     };
     let path_sane = path.chars().all(|c| c.is_ascii_graphic());
     match host.filter(|h| sane(h)) {
-        Some(h) if path_sane => format!(
-            "This port speaks HTTPS only: use https://{h}{path} (wss:// for WebSockets).\n"
-        ),
-        Some(h) => format!("This port speaks HTTPS only: use https://{h}/ (wss:// for WebSockets).\n"),
+        Some(h) if path_sane => {
+            format!("This port speaks HTTPS only: use https://{h}{path} (wss:// for WebSockets).\n")
+        }
+        Some(h) => {
+            format!("This port speaks HTTPS only: use https://{h}/ (wss:// for WebSockets).\n")
+        }
         None => "This port speaks HTTPS only: use https:// (wss:// for WebSockets).\n".into(),
     }
 }

@@ -1,7 +1,8 @@
 //! RFB over WebSocket: an axum WebSocket turned into a plain byte stream.
 //!
 //! Binary frames carry raw RFB bytes in any chunking; text frames are refused (the connection
-//! is closed with 1003 and a reason). The session gets one end of an in-memory duplex pipe and
+//! is closed with 1003 and a reason), and so are WebSocket protocol violations (1002, logged
+//! with the reason). The session gets one end of an in-memory duplex pipe and
 //! never knows it is not talking to TCP; a pump task moves bytes between the pipe and frames.
 
 use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket};
@@ -22,6 +23,18 @@ pub fn into_stream(ws: WebSocket, peer: String) -> DuplexStream {
     let (ours, theirs) = tokio::io::duplex(PIPE);
     tokio::spawn(pump(ws, theirs, peer));
     ours
+}
+
+/// A close reason for a protocol violation: the library's message, cut to fit a close frame
+/// (123 bytes) on a character boundary.
+fn violation(error: &str) -> String {
+    let mut reason = format!("protocol violation: {error}");
+    let mut end = reason.len().min(123);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    reason.truncate(end);
+    reason
 }
 
 async fn pump(ws: WebSocket, pipe: DuplexStream, peer: String) {
@@ -51,9 +64,13 @@ async fn pump(ws: WebSocket, pipe: DuplexStream, peer: String) {
                     }
                 }
                 Ok(Message::Text(_)) => {
-                    return Some("text frames are not accepted: send RFB bytes as binary frames");
+                    return Some((
+                        close_code::UNSUPPORTED,
+                        "text frames are not accepted: send RFB bytes as binary frames".into(),
+                    ));
                 }
-                Ok(Message::Close(_)) | Err(_) => return None,
+                Ok(Message::Close(_)) => return None,
+                Err(e) => return Some((close_code::PROTOCOL, violation(&e.to_string()))),
                 Ok(Message::Ping(_) | Message::Pong(_)) => {}
             }
         }
@@ -66,11 +83,11 @@ async fn pump(ws: WebSocket, pipe: DuplexStream, peer: String) {
     };
     // Dropping `to_session` here (end of scope) gives the session EOF.
     match refused {
-        Some(reason) => {
-            tracing::warn!(%peer, reason, "websocket client refused");
+        Some((code, reason)) => {
+            tracing::warn!(%peer, code, %reason, "websocket client refused");
             let _ = sink
                 .send(Message::Close(Some(CloseFrame {
-                    code: close_code::UNSUPPORTED,
+                    code,
                     reason: reason.into(),
                 })))
                 .await;

@@ -721,7 +721,8 @@ pub struct RawClient {
     pub error: Arc<Mutex<Option<String>>>,
 }
 
-fn rfb_handshake(addr: SocketAddr) -> (std::net::TcpStream, u16, u16) {
+/// RFB 3.8 with security None, 32 bpp, Raw and DesktopSize: the stream and the screen size.
+pub fn rfb_handshake(addr: SocketAddr) -> (std::net::TcpStream, u16, u16) {
     use std::io::Read;
     let mut s = std::net::TcpStream::connect(addr).expect("connect to deskd");
     s.set_nodelay(true).unwrap();

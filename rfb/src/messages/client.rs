@@ -57,7 +57,8 @@ impl Default for Limits {
             max_cut_text: 10 << 20,
             max_encodings: 1024,
             max_screens: 16,
-            max_clipboard_inflated: 20 << 20,
+            // The same cap as the clipboard itself: inflating more than deskd would keep is waste.
+            max_clipboard_inflated: 10 << 20,
             extended_mouse_buttons: false,
         }
     }
