@@ -409,11 +409,11 @@ fn https_wss_novnc_api_links_and_reload() {
         "{text}"
     );
 
-    // noVNC over wss:// in Chromium trusting the test CA: the password prompt, exact
-    // pixels, typing arrives.
+    // noVNC over wss:// in Chromium trusting the test CA (the API token once in the URL, as
+    // a cookie from then on): the password prompt, exact pixels, typing arrives.
     let home = ca.home();
     let mut b = Browser::start_with_home(Some(&home));
-    b.call(json!({"cmd": "goto", "url": format!("{base}/?scale=0&encodings=zrle"), "width": 1024, "height": 768}));
+    b.call(json!({"cmd": "goto", "url": format!("{base}/?token=tok3n&scale=0&encodings=zrle"), "width": 1024, "height": 768}));
     b.call(json!({"cmd": "wait", "js": "document.getElementById('password-dialog').open"}));
     b.call(json!({"cmd": "fill", "selector": "#password-input", "text": "s3cret"}));
     b.eval("document.getElementById('password-form').requestSubmit()");
