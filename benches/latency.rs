@@ -1388,46 +1388,38 @@ fn run_tls(samples: usize) {
     drop(server);
     let _ = std::fs::remove_dir_all(&state);
 
-    let med = |v: &[(f64, f64, f64)], f: fn(&(f64, f64, f64)) -> f64| {
-        median(&mut v.iter().map(f).collect::<Vec<_>>())
+    let med = |i: usize, f: fn(&(f64, f64, f64)) -> f64| {
+        median(&mut streams[i].iter().map(f).collect::<Vec<_>>())
     };
-    type Row = (&'static str, Box<dyn Fn(usize) -> f64>, Option<f64>);
-    let rows: [Row; 7] = [
+    let both = |f: &dyn Fn(usize) -> f64| [f(0), f(1)];
+    let rows: [(&str, [f64; 2], Option<f64>); 7] = [
         (
             "small change p50 (ms)",
-            Box::new(|i| reports[i].small_p50_ms),
+            both(&|i| reports[i].small_p50_ms),
             Some(1.3),
         ),
         (
             "small change p90 (ms)",
-            Box::new(|i| reports[i].small_p90_ms),
+            both(&|i| reports[i].small_p90_ms),
             None,
         ),
         (
             "small changes missed",
-            Box::new(|i| reports[i].small_missed as f64),
+            both(&|i| reports[i].small_missed as f64),
             None,
         ),
         (
             "CPU % under load (mover)",
-            Box::new(|i| reports[i].load_cpu_pct),
+            both(&|i| reports[i].load_cpu_pct),
             None,
         ),
         (
             "30 Hz full-frame Tight JPEG CPU %",
-            Box::new(|i| med(&streams[i], |s| s.0)),
+            both(&|i| med(i, |s| s.0)),
             Some(1.2),
         ),
-        (
-            "  updates/s delivered",
-            Box::new(|i| med(&streams[i], |s| s.1)),
-            None,
-        ),
-        (
-            "  KiB/s delivered",
-            Box::new(|i| med(&streams[i], |s| s.2)),
-            None,
-        ),
+        ("  updates/s delivered", both(&|i| med(i, |s| s.1)), None),
+        ("  KiB/s delivered", both(&|i| med(i, |s| s.2)), None),
     ];
     println!();
     println!("TLS on vs off: deskd {w}x{h}, plain TCP vs VeNCrypt X509None (rustls); medians");
@@ -1435,11 +1427,10 @@ fn run_tls(samples: usize) {
         "{:<36}{:>12}{:>12}{:>12}{:>10}",
         "", "plain", "TLS", "TLS/plain", "target"
     );
-    for (label, get, target) in &rows {
-        let (p, t) = (get(0), get(1));
+    for (label, [p, t], target) in rows {
         let ratio = if p != 0.0 { t / p } else { f64::NAN };
         let goal = match target {
-            Some(max) if ratio <= *max => format!("<={max} met"),
+            Some(max) if ratio <= max => format!("<={max} met"),
             Some(max) => format!("<={max} MISSED"),
             None => String::new(),
         };

@@ -115,7 +115,7 @@ pub fn parse_ttl(s: &str) -> Result<Duration, String> {
         "d" => 86400,
         _ => return Err(format!("{s:?}: unit must be s, m, h or d")),
     };
-    let secs = n.checked_mul(scale).unwrap_or(u64::MAX);
+    let secs = n.saturating_mul(scale);
     if secs == 0 || secs > MAX_TTL.as_secs() {
         return Err(format!("{s:?}: a link lives between 1 s and 30 days"));
     }
