@@ -213,16 +213,11 @@ pub fn exposure_error(config: &Config) -> Option<ServerError> {
     let has_password =
         config.session.password.is_some() || config.session.view_only_password.is_some();
     let exposed = |a: &Option<SocketAddr>| a.filter(|a| !a.ip().is_loopback());
-    if let Some(addr) = exposed(&config.listen_rfb).or(exposed(&config.listen_http)) {
-        if !has_password {
-            return Some(ServerError::Exposed(addr));
-        }
-        if config.tls.is_none() {
-            return Some(ServerError::NoTls(addr));
-        }
-    }
-    match exposed(&config.listen_http) {
-        Some(addr) if config.api_token.is_none() => Some(ServerError::ApiExposed(addr)),
+    let any = exposed(&config.listen_rfb).or(exposed(&config.listen_http));
+    match (any, exposed(&config.listen_http)) {
+        (Some(addr), _) if !has_password => Some(ServerError::Exposed(addr)),
+        (_, Some(addr)) if config.api_token.is_none() => Some(ServerError::ApiExposed(addr)),
+        (Some(addr), _) if config.tls.is_none() => Some(ServerError::NoTls(addr)),
         _ => None,
     }
 }
@@ -313,4 +308,42 @@ fn app(
     );
     let app = rfb.merge(api).merge(viewer);
     http::known_hosts_only(app, listen, config.allowed_hosts.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn beyond_loopback_needs_tls_and_credentials() {
+        let tls = Tls::new(crate::transport::tls::CertSource::SelfSigned {
+            dir: std::env::temp_dir().join(format!("deskd-exposure-{}", std::process::id())),
+            names: vec!["localhost".into()],
+        })
+        .unwrap();
+        let mut c = Config {
+            listen_rfb: Some("0.0.0.0:5900".parse().unwrap()),
+            listen_http: None,
+            ..Config::default()
+        };
+        assert!(matches!(exposure_error(&c), Some(ServerError::Exposed(_))));
+        c.session.password = Some("pw".into());
+        assert!(matches!(exposure_error(&c), Some(ServerError::NoTls(_))));
+        c.tls = Some(Arc::clone(&tls));
+        assert!(exposure_error(&c).is_none());
+        c.listen_http = Some("0.0.0.0:6080".parse().unwrap());
+        assert!(matches!(
+            exposure_error(&c),
+            Some(ServerError::ApiExposed(_))
+        ));
+        c.api_token = Some("t".into());
+        assert!(exposure_error(&c).is_none());
+        c.tls = None;
+        assert!(matches!(exposure_error(&c), Some(ServerError::NoTls(_))));
+        c.insecure = true;
+        assert!(exposure_error(&c).is_none());
+        let _ = std::fs::remove_dir_all(
+            std::env::temp_dir().join(format!("deskd-exposure-{}", std::process::id())),
+        );
+    }
 }
