@@ -24,6 +24,11 @@
 //! them (default all three; `none` skips). The client sees bytes only once a whole WebSocket
 //! message has arrived, as a browser does.
 //!
+//! Then TLS on and off (`LATENCY_TLS=0` skips it), on one deskd with a self-signed certificate
+//! at 1280x800: small-change latency and load as above over plain TCP and over VeNCrypt
+//! (X509None, rustls on both ends), and deskd's CPU while the whole screen changes 30 times a
+//! second with the client asking for Tight + JPEG (three interleaved rounds of each).
+//!
 //! A missing peer binary fails the bench with a message naming the package to install.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -39,6 +44,7 @@ use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::{Arc, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -112,19 +118,26 @@ fn main() {
     if !gateways.is_empty() {
         print_gateway_table(&gateways, &gw_table, encoding);
     }
+    if std::env::var("LATENCY_TLS").as_deref() != Ok("0") {
+        run_tls(samples);
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Encoding {
     Raw,
     Zrle,
+    /// Tight with JPEG quality level 6 (the TLS section's streaming load).
+    TightJpeg,
 }
 
 impl Encoding {
-    fn code(self) -> i32 {
+    /// The encodings the client offers (pseudo-encodings included).
+    fn codes(self) -> &'static [i32] {
         match self {
-            Encoding::Raw => 0,
-            Encoding::Zrle => 16,
+            Encoding::Raw => &[0],
+            Encoding::Zrle => &[16],
+            Encoding::TightJpeg => &[7, -26],
         }
     }
 }
@@ -556,7 +569,13 @@ enum Via {
     Tcp,
     /// WebSocket at `ws://127.0.0.1:PORT/websockify`.
     WebSocket,
+    /// VeNCrypt X509None over TCP, trusting [`TLS_CLIENT`].
+    VeNCrypt,
 }
+
+/// The TLS client configuration for [`Via::VeNCrypt`] (trusts deskd's self-signed
+/// certificate).
+static TLS_CLIENT: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();
 
 /// The RFB byte stream, whatever carries it.
 trait RfbStream: Read + Write + Send {}
@@ -624,7 +643,7 @@ fn connect_client(port: u16, via: Via, encoding: Encoding) -> Client {
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
     let mut s: Box<dyn RfbStream> = match via {
-        Via::Tcp => Box::new(socket.try_clone().unwrap()),
+        Via::Tcp | Via::VeNCrypt => Box::new(socket.try_clone().unwrap()),
         Via::WebSocket => Box::new(WsStream::connect(socket.try_clone().unwrap(), port)),
     };
     let mut version = [0u8; 12];
@@ -638,11 +657,15 @@ fn connect_client(port: u16, via: Via, encoding: Encoding) -> Client {
     assert!(n > 0, "server refused the connection");
     let mut types = vec![0u8; n];
     s.read_exact(&mut types).unwrap();
-    assert!(
-        types.contains(&1),
-        "server does not offer None security: {types:?}"
-    );
-    s.write_all(&[1]).unwrap();
+    if let Via::VeNCrypt = via {
+        s = start_vencrypt(s, &socket, &types);
+    } else {
+        assert!(
+            types.contains(&1),
+            "server does not offer None security: {types:?}"
+        );
+        s.write_all(&[1]).unwrap();
+    }
     assert_eq!(read_u32(&mut s), 0, "security result");
     s.write_all(&[1]).unwrap(); // shared
     let width = read_u16(&mut s);
@@ -657,8 +680,10 @@ fn connect_client(port: u16, via: Via, encoding: Encoding) -> Client {
     let mut msg = vec![
         0u8, 0, 0, 0, 32, 24, 0, 1, 0, 255, 0, 255, 0, 255, 16, 8, 0, 0, 0, 0,
     ];
-    msg.extend_from_slice(&[2, 0, 0, 1]);
-    msg.extend_from_slice(&encoding.code().to_be_bytes());
+    msg.extend_from_slice(&[2, 0, 0, encoding.codes().len() as u8]);
+    for code in encoding.codes() {
+        msg.extend_from_slice(&code.to_be_bytes());
+    }
     s.write_all(&msg).unwrap();
     request(&mut s, false, width, height).unwrap();
 
@@ -751,6 +776,7 @@ fn read_message(s: &mut impl Read, w: &mut u16, h: &mut u16) -> std::io::Result<
                         skip(s, len)?;
                         bytes += 4 + len as usize;
                     }
+                    7 => bytes += skip_tight(s, &rect)?,
                     -223 => {
                         *w = rect.w;
                         *h = rect.h;
@@ -1160,5 +1186,254 @@ fn print_gateway_table(
             }
             println!();
         }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// TLS on and off
+
+/// VeNCrypt 0.2 with X509None on a connection that has just read the security types; returns
+/// the TLS stream, on which the SecurityResult follows.
+fn start_vencrypt(
+    mut s: Box<dyn RfbStream>,
+    socket: &TcpStream,
+    types: &[u8],
+) -> Box<dyn RfbStream> {
+    assert!(
+        types.contains(&19),
+        "server does not offer VeNCrypt: {types:?}"
+    );
+    s.write_all(&[19]).unwrap();
+    let mut version = [0u8; 2];
+    s.read_exact(&mut version).unwrap();
+    assert_eq!(version, [0, 2], "VeNCrypt version");
+    s.write_all(&[0, 2]).unwrap();
+    assert_eq!(read_u8(&mut s), 0, "VeNCrypt version refused");
+    let n = read_u8(&mut s);
+    let subtypes: Vec<u32> = (0..n).map(|_| read_u32(&mut s)).collect();
+    assert!(subtypes.contains(&260), "no X509None: {subtypes:?}");
+    s.write_all(&260u32.to_be_bytes()).unwrap();
+    assert_eq!(read_u8(&mut s), 1, "X509None declined");
+    let config = Arc::clone(TLS_CLIENT.get().expect("TLS client configuration"));
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let conn = rustls::ClientConnection::new(config, name).unwrap();
+    Box::new(rustls::StreamOwned::new(conn, socket.try_clone().unwrap()))
+}
+
+/// Tight's compact length: 1 to 3 bytes, 7 bits each.
+fn read_compact(s: &mut impl Read) -> std::io::Result<(u64, usize)> {
+    let mut len = 0u64;
+    for i in 0..3 {
+        let mut b = [0u8; 1];
+        s.read_exact(&mut b)?;
+        let bits = if i == 2 { b[0] } else { b[0] & 0x7f };
+        len |= u64::from(bits) << (7 * i);
+        if i == 2 || b[0] & 0x80 == 0 {
+            return Ok((len, i + 1));
+        }
+    }
+    unreachable!()
+}
+
+/// Skips one Tight rectangle (32 bpp depth 24: 3-byte TPIXELs); returns its size.
+fn skip_tight(s: &mut impl Read, r: &Rect) -> std::io::Result<usize> {
+    let control = read_u8(s);
+    let (len, head) = match control >> 4 {
+        8 => (3, 0),
+        9 => read_compact(s)?,
+        0..=7 => {
+            let filter = if control & 0x40 != 0 { read_u8(s) } else { 0 };
+            let (w, h) = (u64::from(r.w), u64::from(r.h));
+            let (row, palette) = match filter {
+                1 => {
+                    let colours = u64::from(read_u8(s)) + 1;
+                    skip(s, colours * 3)?;
+                    let row = if colours == 2 { w.div_ceil(8) } else { w };
+                    (row, 1 + colours * 3)
+                }
+                _ => (w * 3, 0),
+            };
+            let raw = row * h;
+            let (len, n) = if raw < 12 { (raw, 0) } else { read_compact(s)? };
+            (len, n + palette as usize + usize::from(control & 0x40 != 0))
+        }
+        other => {
+            return Err(std::io::Error::other(format!(
+                "unexpected Tight compression {other}"
+            )))
+        }
+    };
+    skip(s, len)?;
+    Ok(1 + head + len as usize)
+}
+
+/// deskd with a self-signed certificate in a fresh state directory, and the client trusting it.
+fn spawn_deskd_tls(display: &str, state: &std::path::Path) -> ServerProc {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_deskd"))
+        .args(["--display", display, "--tls-self-signed", "--state-dir"])
+        .arg(state)
+        .args([
+            "--listen-http",
+            "127.0.0.1:0",
+            "--listen-rfb",
+            "127.0.0.1:0",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn deskd");
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let proc = xvfb::ChildGuard(child);
+    let mut line = String::new();
+    stdout.read_line(&mut line).expect("deskd stdout");
+    thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+    let rfb = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("rfb="))
+        .and_then(|a| a.parse::<std::net::SocketAddr>().ok())
+        .unwrap_or_else(|| panic!("no rfb address in deskd's line {line:?}"))
+        .port();
+    let pem = std::fs::read(state.join("tls/cert.pem")).expect("deskd's self-signed certificate");
+    let mut roots = rustls::RootCertStore::empty();
+    let certs: Vec<_> = {
+        use rustls::pki_types::pem::PemObject;
+        rustls::pki_types::CertificateDer::pem_slice_iter(&pem)
+            .collect::<Result<_, _>>()
+            .unwrap()
+    };
+    roots.add_parsable_certificates(certs);
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let _ = TLS_CLIENT.set(Arc::new(config));
+    ServerProc {
+        proc,
+        rfb,
+        http: None,
+    }
+}
+
+/// deskd's CPU (% of a core) while the whole screen changes 30 times a second for 5 s, and
+/// the updates per second and KiB/s the client got.
+fn stream_cpu(
+    painter: &Painter,
+    client: &Client,
+    pictures: &[Vec<u8>],
+    pid: u32,
+) -> (f64, f64, f64) {
+    client.drain();
+    let span = Duration::from_secs(5);
+    let tick = Duration::from_micros(33_333);
+    let c0 = cpu_seconds(pid);
+    let start = Instant::now();
+    let mut k = 0usize;
+    while start.elapsed() < span {
+        painter.put_full(&pictures[k % pictures.len()]);
+        k += 1;
+        let next = start + tick * k as u32;
+        if let Some(wait) = next.checked_duration_since(Instant::now()) {
+            thread::sleep(wait);
+        }
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let cpu = (cpu_seconds(pid) - c0) / elapsed * 100.0;
+    let got = client.drain();
+    let kib = got.iter().map(|u| u.bytes).sum::<usize>() as f64 / 1024.0 / elapsed;
+    thread::sleep(Duration::from_millis(300));
+    client.drain();
+    (cpu, got.len() as f64 / elapsed, kib)
+}
+
+fn run_tls(samples: usize) {
+    let (w, h) = (1280u16, 800u16);
+    let xvfb = Xvfb::start(w, h);
+    let painter = prepare(&xvfb);
+    let state = std::env::temp_dir().join(format!("deskd-latency-tls-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&state);
+    let server = spawn_deskd_tls(&xvfb.display, &state);
+    let pid = server.proc.0.id();
+    let modes = [("plain", Via::Tcp), ("TLS", Via::VeNCrypt)];
+
+    let mut reports = Vec::new();
+    for (name, via) in modes {
+        eprintln!("latency: deskd {name} on {w}x{h} (Zrle)");
+        let client = connect_client(server.rfb, via, Encoding::Zrle);
+        reports.push(measure(&painter, &client, &xvfb, samples, Some(pid)));
+    }
+    let pictures: Vec<Vec<u8>> = (0..6)
+        .map(|i| painter.full_picture(i * 104_729 + 3))
+        .collect();
+    let mut streams: [Vec<(f64, f64, f64)>; 2] = Default::default();
+    for round in 0..3 {
+        for (i, (name, via)) in modes.into_iter().enumerate() {
+            eprintln!(
+                "latency: deskd {name} 30 Hz Tight JPEG streaming, round {}",
+                round + 1
+            );
+            let client = connect_client(server.rfb, via, Encoding::TightJpeg);
+            client
+                .wait_full(
+                    Instant::now() - Duration::from_secs(60),
+                    Duration::from_secs(20),
+                )
+                .expect("no initial full frame");
+            streams[i].push(stream_cpu(&painter, &client, &pictures, pid));
+        }
+    }
+    drop(server);
+    let _ = std::fs::remove_dir_all(&state);
+
+    let med = |i: usize, f: fn(&(f64, f64, f64)) -> f64| {
+        median(&mut streams[i].iter().map(f).collect::<Vec<_>>())
+    };
+    let both = |f: &dyn Fn(usize) -> f64| [f(0), f(1)];
+    let rows: [(&str, [f64; 2], Option<f64>); 7] = [
+        (
+            "small change p50 (ms)",
+            both(&|i| reports[i].small_p50_ms),
+            Some(1.3),
+        ),
+        (
+            "small change p90 (ms)",
+            both(&|i| reports[i].small_p90_ms),
+            None,
+        ),
+        (
+            "small changes missed",
+            both(&|i| reports[i].small_missed as f64),
+            None,
+        ),
+        (
+            "CPU % under load (mover)",
+            both(&|i| reports[i].load_cpu_pct),
+            None,
+        ),
+        (
+            "30 Hz full-frame Tight JPEG CPU %",
+            both(&|i| med(i, |s| s.0)),
+            Some(1.2),
+        ),
+        ("  updates/s delivered", both(&|i| med(i, |s| s.1)), None),
+        ("  KiB/s delivered", both(&|i| med(i, |s| s.2)), None),
+    ];
+    println!();
+    println!("TLS on vs off: deskd {w}x{h}, plain TCP vs VeNCrypt X509None (rustls); medians");
+    println!(
+        "{:<36}{:>12}{:>12}{:>12}{:>10}",
+        "", "plain", "TLS", "TLS/plain", "target"
+    );
+    for (label, [p, t], target) in rows {
+        let ratio = if p != 0.0 { t / p } else { f64::NAN };
+        let goal = match target {
+            Some(max) if ratio <= max => format!("<={max} met"),
+            Some(max) => format!("<={max} MISSED"),
+            None => String::new(),
+        };
+        println!("{label:<36}{p:>12.2}{t:>12.2}{ratio:>12.2}{goal:>14}");
     }
 }

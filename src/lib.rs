@@ -11,6 +11,7 @@ pub mod clipboard;
 pub mod desktop;
 pub mod display;
 pub mod input;
+pub mod links;
 pub mod metrics;
 pub mod record;
 pub mod server;

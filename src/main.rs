@@ -7,8 +7,11 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use deskd::display::{self, DisplayOptions};
+use deskd::links::LinkSecret;
 use deskd::server::{Config, Server};
+use deskd::session::security::RfbSecurity;
 use deskd::session::SessionConfig;
+use deskd::transport::tls::{self, CertSource, Tls};
 
 /// An X11 desktop over VNC (TCP and WebSocket) with a web viewer and a JSON action API.
 #[derive(Debug, Parser)]
@@ -27,7 +30,7 @@ struct Cli {
     depth: u8,
 
     /// HTTP address for the viewer, the action API and RFB over WebSocket, or "off".
-    #[arg(long, env = "DESKD_LISTEN_HTTP", default_value = "127.0.0.1:6080", value_parser = parse_listen)]
+    #[arg(long, env = "DESKD_LISTEN_HTTP", default_value = "127.0.0.1:6080", value_parser = parse_listen, global = true)]
     listen_http: Listen,
 
     /// RFB (VNC) over TCP address, or "off".
@@ -109,7 +112,7 @@ struct Cli {
 
     /// Directory for state kept between runs (TLS material, link secret, recordings); default
     /// `$XDG_STATE_HOME/deskd`, else `~/.local/state/deskd`. Created owner-only.
-    #[arg(long, env = "DESKD_STATE_DIR")]
+    #[arg(long, env = "DESKD_STATE_DIR", global = true)]
     state_dir: Option<PathBuf>,
 
     /// Record the screen from startup until exit, to MP4 files under `<state dir>/recordings`.
@@ -119,6 +122,59 @@ struct Cli {
     /// Log filter (error, warn, info, debug, trace, or a tracing EnvFilter directive).
     #[arg(long, env = "DESKD_LOG_LEVEL", default_value = "info")]
     log_level: String,
+
+    // TLS and viewer links.
+    /// TLS certificate chain (PEM) for HTTPS/WSS on the HTTP port and VeNCrypt on RFB;
+    /// re-read on SIGHUP without dropping sessions.
+    #[arg(long, env = "DESKD_TLS_CERT", requires = "tls_key", global = true)]
+    tls_cert: Option<PathBuf>,
+
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, env = "DESKD_TLS_KEY", requires = "tls_cert", global = true)]
+    tls_key: Option<PathBuf>,
+
+    /// Use a self-signed certificate, generated once and kept in the state directory; its
+    /// SHA-256 fingerprint is printed at start.
+    #[arg(
+        long,
+        env = "DESKD_TLS_SELF_SIGNED",
+        conflicts_with = "tls_cert",
+        global = true
+    )]
+    tls_self_signed: bool,
+
+    /// RFB security types offered over TCP, most preferred first: x509vnc, x509plain,
+    /// x509none (VeNCrypt, need TLS), vnc, none. Default: with TLS the X509 ones first.
+    #[arg(long, env = "DESKD_RFB_SECURITY", value_delimiter = ',')]
+    rfb_security: Vec<RfbSecurity>,
+
+    /// With TLS, still offer the plaintext types (vnc, none) to RFB clients beyond loopback.
+    #[arg(long, env = "DESKD_RFB_ALLOW_PLAINTEXT")]
+    rfb_allow_plaintext: bool,
+
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Print a signed, expiring viewer URL (signed with the secret in the state directory; a
+    /// running deskd with the same state directory accepts it).
+    Link {
+        /// The link gives view-only access: no input, clipboard or resize.
+        #[arg(long)]
+        view_only: bool,
+        /// How long the link works: e.g. 90s, 15m, 1h, 7d (at most 30d).
+        #[arg(long, default_value = "1h", value_parser = deskd::links::parse_ttl)]
+        ttl: std::time::Duration,
+        /// The start of the URL, e.g. https://desk.example:6080 (default: from --listen-http
+        /// and whether TLS is configured).
+        #[arg(long)]
+        url_base: Option<String>,
+        /// Make a new link secret first: every link issued before stops working.
+        #[arg(long)]
+        rotate_secret: bool,
+    },
 }
 
 /// A listen address, or `None` for "off".
@@ -213,6 +269,45 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<(), String> {
+    let state_dir = deskd::state_dir::resolve(cli.state_dir.as_deref())?;
+    if let Some(Command::Link {
+        view_only,
+        ttl,
+        url_base,
+        rotate_secret,
+    }) = &cli.command
+    {
+        let base = match url_base {
+            Some(b) => b.clone(),
+            None => default_url_base(&cli)?,
+        };
+        return link(&state_dir, &base, *ttl, *view_only, *rotate_secret);
+    }
+    let tls = match (&cli.tls_cert, &cli.tls_key, cli.tls_self_signed) {
+        (Some(cert), Some(key), _) => Some(CertSource::Files {
+            cert: cert.clone(),
+            key: key.clone(),
+        }),
+        (_, _, true) => {
+            let listen: Vec<SocketAddr> = [cli.listen_http, cli.listen_rfb]
+                .into_iter()
+                .flatten()
+                .collect();
+            Some(CertSource::SelfSigned {
+                dir: state_dir.join("tls"),
+                names: tls::self_signed_names(&listen),
+            })
+        }
+        _ => None,
+    };
+    let tls = tls
+        .map(Tls::new)
+        .transpose()
+        .map_err(|e| format!("TLS: {e}"))?;
+    if let Some(CertSource::SelfSigned { dir, .. }) = tls.as_deref().map(Tls::source) {
+        tracing::info!(dir = %dir.display(), "self-signed TLS certificate");
+    }
+
     let password = match (&cli.password, &cli.password_file) {
         (Some(p), _) => Some(p.clone()),
         (None, Some(f)) => Some(read_secret("password", f)?),
@@ -254,7 +349,8 @@ fn run(cli: Cli) -> Result<(), String> {
         },
         allowed_origins: cli.allow_origin,
         x_server: None,
-        state_dir: deskd::state_dir::resolve(cli.state_dir.as_deref())?,
+        state_dir: state_dir.clone(),
+        tls: tls.clone(),
         allowed_hosts: cli.allow_host,
         max_rfb_clients: cli.max_rfb_clients as usize,
         http_limits: deskd::transport::http::HttpLimits {
@@ -263,10 +359,10 @@ fn run(cli: Cli) -> Result<(), String> {
         },
         record_on_start: cli.record,
     };
-    // Refuse an exposed listener before starting anything.
-    if let Some(e) = deskd::server::exposure_error(&config) {
-        return Err(e.to_string());
-    }
+    config.session.rfb_security = (!cli.rfb_security.is_empty()).then_some(cli.rfb_security);
+    config.session.plaintext_beyond_loopback = cli.rfb_allow_plaintext;
+    // Refuse an exposed listener or an unusable security order before starting anything.
+    deskd::server::check(&config).map_err(|e| e.to_string())?;
 
     // Blocking: spawns Xvfb and the window manager, connects capture, input and clipboard.
     let mut running = display::start(opts).map_err(|e| format!("display: {e}"))?;
@@ -297,12 +393,17 @@ fn run(cli: Cli) -> Result<(), String> {
             .map_err(|e| e.to_string())?;
         // One line on stdout for scripts: where everything is.
         let show = |a: Option<std::net::SocketAddr>| a.map_or("off".to_string(), |a| a.to_string());
+        // With TLS, the certificate's fingerprint too, to compare with what a browser shows.
+        let fingerprint = tls
+            .as_ref()
+            .map(|t| format!(" tls-sha256={}", t.fingerprint()))
+            .unwrap_or_default();
         println!(
-            "deskd: listening http={} rfb={} display={display_name}",
+            "deskd: listening http={} rfb={} display={display_name}{fingerprint}",
             show(server.http_addr),
             show(server.rfb_addr)
         );
-        let signal = wait_for_signal().await;
+        let signal = wait_for_signal(tls.as_deref()).await;
         tracing::info!("{signal}: shutting down");
         server.shutdown().await;
         Ok::<(), String>(())
@@ -314,20 +415,76 @@ fn run(cli: Cli) -> Result<(), String> {
     result
 }
 
-async fn wait_for_signal() -> &'static str {
+/// Wait for SIGINT or SIGTERM; on SIGHUP re-read the TLS certificate and go on waiting.
+async fn wait_for_signal(tls: Option<&Tls>) -> &'static str {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut int), Ok(mut term)) = (
+    let (Ok(mut int), Ok(mut term), Ok(mut hup)) = (
         signal(SignalKind::interrupt()),
         signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
     ) else {
         // Without signal handlers, fall back to Ctrl-C only.
         let _ = tokio::signal::ctrl_c().await;
         return "interrupt";
     };
-    tokio::select! {
-        _ = int.recv() => "SIGINT",
-        _ = term.recv() => "SIGTERM",
+    loop {
+        tokio::select! {
+            _ = int.recv() => return "SIGINT",
+            _ = term.recv() => return "SIGTERM",
+            _ = hup.recv() => match tls.map(Tls::reload) {
+                Some(Ok(fingerprint)) => {
+                    tracing::info!("SIGHUP: TLS certificate reloaded, SHA-256 {fingerprint}");
+                }
+                Some(Err(e)) => {
+                    tracing::error!("SIGHUP: TLS certificate not reloaded, keeping the old one: {e}");
+                }
+                None => tracing::info!("SIGHUP: no TLS certificate to reload"),
+            },
+        }
     }
+}
+
+/// `deskd link`: print a signed viewer URL.
+fn link(
+    state_dir: &std::path::Path,
+    base: &str,
+    ttl: std::time::Duration,
+    view_only: bool,
+    rotate: bool,
+) -> Result<(), String> {
+    let secret = LinkSecret::new(state_dir);
+    if rotate {
+        secret
+            .rotate()
+            .map_err(|e| format!("cannot write the link secret: {e}"))?;
+        eprintln!("deskd: new link secret; links issued before no longer work");
+    }
+    let (token, _) = secret
+        .issue(ttl, view_only)
+        .map_err(|e| format!("cannot read or create the link secret: {e}"))?;
+    println!("{}", deskd::links::viewer_url(base, &token));
+    Ok(())
+}
+
+/// Where the viewer is reached, from --listen-http and whether TLS is configured.
+fn default_url_base(cli: &Cli) -> Result<String, String> {
+    let Some(addr) = cli.listen_http else {
+        return Err("HTTP is off (--listen-http off): give --url-base".into());
+    };
+    let scheme = if cli.tls_cert.is_some() || cli.tls_self_signed {
+        "https"
+    } else {
+        "http"
+    };
+    if addr.ip().is_unspecified() {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .ok()
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "localhost".into());
+        return Ok(format!("{scheme}://{host}:{}", addr.port()));
+    }
+    Ok(format!("{scheme}://{addr}"))
 }
 
 #[cfg(test)]

@@ -12,8 +12,10 @@ use tokio::task::JoinHandle;
 use crate::api;
 use crate::desktop::Desktop;
 use crate::display::conn::XServer;
+use crate::links::LinkSecret;
 use crate::record::{RecordLimits, Recorder, StartOptions};
-use crate::session::{SessionConfig, SessionContext};
+use crate::session::{security, SessionConfig, SessionContext};
+use crate::transport::tls::Tls;
 use crate::transport::{assets, http, slots, tcp};
 
 /// What to serve and how.
@@ -36,8 +38,11 @@ pub struct Config {
     /// The X server deskd started, so the window API follows its restarts and cookie
     /// (`RunningDesktop::server()`); `None` uses `$DISPLAY`/`$XAUTHORITY` semantics.
     pub x_server: Option<Arc<XServer>>,
-    /// Where state between runs lives (see [`crate::state_dir`]); created on first use.
+    /// Where state between runs lives (see [`crate::state_dir`]); created on first use. Holds
+    /// the viewer-link secret.
     pub state_dir: std::path::PathBuf,
+    /// TLS: HTTPS and WSS on the HTTP port, VeNCrypt on RFB over TCP.
+    pub tls: Option<Arc<Tls>>,
     /// Host names (besides loopback and the listen address) HTTP requests may be addressed to
     /// (`*`: any).
     pub allowed_hosts: Vec<String>,
@@ -62,6 +67,7 @@ impl Default for Config {
             x_server: None,
             // Tests that keep state set their own; this default stays out of the user's home.
             state_dir: std::env::temp_dir().join(format!("deskd-state-{}", std::process::id())),
+            tls: None,
             allowed_hosts: Vec::new(),
             max_rfb_clients: 64,
             http_limits: http::HttpLimits::default(),
@@ -76,6 +82,12 @@ pub enum ServerError {
     /// A listener would expose the desktop without a password.
     #[error("refusing to listen on {0} without a password: set --password (or --password-file), or pass --insecure")]
     Exposed(SocketAddr),
+    /// A listener would be reachable beyond loopback without TLS.
+    #[error("refusing to listen on {0} without TLS: set --tls-cert and --tls-key, or --tls-self-signed, or pass --insecure")]
+    NoTls(SocketAddr),
+    /// The RFB security order does not fit the configuration.
+    #[error("--rfb-security: {0}")]
+    Security(String),
     /// The HTTP API would be reachable beyond loopback without a token.
     #[error("refusing to serve the action API on {0} without a token: set --api-token, or pass --insecure")]
     ApiExposed(SocketAddr),
@@ -115,12 +127,11 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, ServerError> {
 impl Server {
     /// Bind the listeners and start serving `desktop`. Must be called inside a tokio runtime.
     pub async fn start(desktop: Desktop, config: Config) -> Result<Server, ServerError> {
-        if let Some(e) = exposure_error(&config) {
-            return Err(e);
-        }
+        check(&config)?;
+        let mut session = config.session.clone();
+        session.tls.clone_from(&config.tls);
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let ctx =
-            SessionContext::new(desktop.clone(), config.session.clone(), shutdown_rx.clone())?;
+        let ctx = SessionContext::new(desktop.clone(), session, shutdown_rx.clone())?;
         let mut tasks = Vec::new();
         let slots = slots::RfbSlots::new(config.max_rfb_clients);
         let recorder = Recorder::new(
@@ -153,17 +164,15 @@ impl Server {
             let app = app(desktop, &config, Arc::clone(&ctx), addr, slots.clone());
             let rx = shutdown_rx.clone();
             let limits = config.http_limits;
+            let tls = config.tls.as_ref().map(|t| t.https_acceptor());
             tasks.push(tokio::spawn(async move {
-                if let Err(e) = http::serve(listener, app, limits, rx).await {
+                if let Err(e) = http::serve(listener, app, limits, tls, rx).await {
                     tracing::error!(error = %e, "http server failed");
                 }
             }));
         }
-        if let Some(a) = rfb_addr {
-            tracing::info!("RFB (VNC) on {a}");
-        }
-        if let Some(a) = http_addr {
-            tracing::info!("viewer on http://{a}/ ; RFB over WebSocket on ws://{a}/websockify");
+        for line in exposure(&config, &ctx.config, rfb_addr, http_addr) {
+            tracing::info!("{line}");
         }
         Ok(Server {
             http_addr,
@@ -201,8 +210,23 @@ impl Server {
     }
 }
 
-/// Why `config` would expose the desktop beyond loopback unprotected, if it would: RFB (over
-/// TCP or WebSocket) needs a VNC password, the HTTP API a token, unless `insecure`.
+/// Whether `config` can be served: nothing exposed unprotected ([`exposure_error`]) and an
+/// RFB security order that fits the certificate and passwords.
+pub fn check(config: &Config) -> Result<(), ServerError> {
+    if let Some(e) = exposure_error(config) {
+        return Err(e);
+    }
+    if let Some(order) = &config.session.rfb_security {
+        let s = &config.session;
+        let password = s.password.is_some() || s.view_only_password.is_some();
+        security::validate(order, config.tls.is_some(), password).map_err(ServerError::Security)?;
+    }
+    Ok(())
+}
+
+/// Why `config` would expose the desktop beyond loopback unprotected, if it would: every
+/// listener beyond loopback needs TLS, RFB (over TCP or WebSocket) a VNC password and the HTTP
+/// API a token, unless `insecure`.
 pub fn exposure_error(config: &Config) -> Option<ServerError> {
     if config.insecure {
         return None;
@@ -210,15 +234,65 @@ pub fn exposure_error(config: &Config) -> Option<ServerError> {
     let has_password =
         config.session.password.is_some() || config.session.view_only_password.is_some();
     let exposed = |a: &Option<SocketAddr>| a.filter(|a| !a.ip().is_loopback());
-    if let Some(addr) = exposed(&config.listen_rfb).or(exposed(&config.listen_http)) {
-        if !has_password {
-            return Some(ServerError::Exposed(addr));
-        }
-    }
-    match exposed(&config.listen_http) {
-        Some(addr) if config.api_token.is_none() => Some(ServerError::ApiExposed(addr)),
+    let any = exposed(&config.listen_rfb).or(exposed(&config.listen_http));
+    match (any, exposed(&config.listen_http)) {
+        (Some(addr), _) if !has_password => Some(ServerError::Exposed(addr)),
+        (_, Some(addr)) if config.api_token.is_none() => Some(ServerError::ApiExposed(addr)),
+        (Some(addr), _) if config.tls.is_none() => Some(ServerError::NoTls(addr)),
         _ => None,
     }
+}
+
+/// What is exposed where and how it is protected, one line per listener, for the startup log.
+/// The addresses come first after "on " so scripts (and the tests) can read them.
+pub fn exposure(
+    config: &Config,
+    session: &SessionConfig,
+    rfb: Option<SocketAddr>,
+    http: Option<SocketAddr>,
+) -> Vec<String> {
+    let reach = |a: SocketAddr| {
+        if a.ip().is_loopback() {
+            "loopback only"
+        } else {
+            "reachable beyond loopback"
+        }
+    };
+    let password = session.password.is_some() || session.view_only_password.is_some();
+    let mut lines = Vec::new();
+    if let Some(a) = rfb {
+        let order = security::describe(
+            &session.rfb_order(),
+            session.tls.is_some(),
+            session.plaintext_beyond_loopback,
+        );
+        lines.push(format!("RFB (VNC) on {a} ({}): {order}", reach(a)));
+    }
+    if let Some(a) = http {
+        let (scheme, ws) = match config.tls {
+            Some(_) => ("https", "wss"),
+            None => ("http", "ws"),
+        };
+        let api = if config.api_token.is_some() {
+            "API token required"
+        } else {
+            "API open"
+        };
+        let rfb_ws = if password {
+            "VNC password"
+        } else {
+            "no password"
+        };
+        lines.push(format!(
+            "viewer on {scheme}://{a}/ ; RFB over WebSocket on {ws}://{a}/websockify ({}; {}; {api}; RFB: {rfb_ws} or a signed viewer link)",
+            reach(a),
+            if config.tls.is_some() { "TLS" } else { "no TLS" },
+        ));
+    }
+    if let Some(tls) = &config.tls {
+        lines.push(format!("TLS certificate SHA-256 {}", tls.fingerprint()));
+    }
+    lines
 }
 
 /// The whole HTTP application: RFB over WebSocket, the action API and the viewer, for requests
@@ -235,6 +309,8 @@ fn app(
         Some(server) => api::router_with_server(desktop, display, Arc::clone(server)),
         None => api::router(desktop, display),
     };
+    let links = LinkSecret::new(&config.state_dir);
+    let api = api.merge(api::link::router(links.clone(), config.tls.is_some()));
     let api = match &config.api_token {
         Some(token) => http::bearer_token_required(api, token),
         None => api,
@@ -249,7 +325,46 @@ fn app(
         config.allowed_origins.clone(),
         config.api_token.clone(),
         slots,
+        links,
     );
     let app = rfb.merge(api).merge(viewer);
     http::known_hosts_only(app, listen, config.allowed_hosts.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn beyond_loopback_needs_tls_and_credentials() {
+        let tls = Tls::new(crate::transport::tls::CertSource::SelfSigned {
+            dir: std::env::temp_dir().join(format!("deskd-exposure-{}", std::process::id())),
+            names: vec!["localhost".into()],
+        })
+        .unwrap();
+        let mut c = Config {
+            listen_rfb: Some("0.0.0.0:5900".parse().unwrap()),
+            listen_http: None,
+            ..Config::default()
+        };
+        assert!(matches!(exposure_error(&c), Some(ServerError::Exposed(_))));
+        c.session.password = Some("pw".into());
+        assert!(matches!(exposure_error(&c), Some(ServerError::NoTls(_))));
+        c.tls = Some(Arc::clone(&tls));
+        assert!(exposure_error(&c).is_none());
+        c.listen_http = Some("0.0.0.0:6080".parse().unwrap());
+        assert!(matches!(
+            exposure_error(&c),
+            Some(ServerError::ApiExposed(_))
+        ));
+        c.api_token = Some("t".into());
+        assert!(exposure_error(&c).is_none());
+        c.tls = None;
+        assert!(matches!(exposure_error(&c), Some(ServerError::NoTls(_))));
+        c.insecure = true;
+        assert!(exposure_error(&c).is_none());
+        let _ = std::fs::remove_dir_all(
+            std::env::temp_dir().join(format!("deskd-exposure-{}", std::process::id())),
+        );
+    }
 }

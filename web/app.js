@@ -7,6 +7,8 @@
 //   reconnect=0               do not reconnect automatically
 //   encodings=zrle,raw        offer only these encodings (debugging, and lossless tests)
 //   jpeg=0                    do not send a JPEG quality level, so Tight stays lossless
+//   link=TOKEN                a signed viewer link (`deskd link`): sent with the WebSocket,
+//                             which it lets in without a password; "ro" links are view-only
 //
 // Tests reach the live RFB object as `window.deskdRfb`; `window.deskd` exposes the state.
 
@@ -66,6 +68,11 @@ function level(name) {
     return Number.isInteger(n) && n >= 0 && n <= 9 ? n : null;
 }
 
+// A signed viewer link: `v1.<expiry>.<rw|ro>.<signature>`. The server enforces it; the page
+// only mirrors a view-only link in its toolbar.
+const link = params.get('link');
+const linkViewOnly = link !== null && link.split('.')[2] === 'ro';
+
 function socketUrl() {
     const explicit = params.get('url');
     if (explicit) return explicit;
@@ -73,12 +80,14 @@ function socketUrl() {
     const path = (params.get('path') || 'websockify').replace(/^\/+/, '');
     // Resolve against the page's directory so deskd also works behind a path prefix.
     const base = window.location.pathname.replace(/[^/]*$/, '');
-    return `${scheme}//${window.location.host}${base}${path}`;
+    const query = link !== null ? `?link=${encodeURIComponent(link)}` : '';
+    return `${scheme}//${window.location.host}${base}${path}${query}`;
 }
 
 ui.scale.checked = flag('scale', true);
 ui.resize.checked = flag('resize', false);
-ui.viewOnly.checked = flag('view_only', false);
+ui.viewOnly.checked = linkViewOnly || flag('view_only', false);
+ui.viewOnly.disabled = linkViewOnly;
 const autoReconnect = flag('reconnect', true);
 const quality = level('quality');
 const compression = level('compression');

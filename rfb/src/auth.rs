@@ -40,12 +40,12 @@ pub fn verify_response(
     challenge: &[u8; CHALLENGE_LEN],
     response: &[u8; CHALLENGE_LEN],
 ) -> bool {
-    let expected = encrypt_challenge(password, challenge);
-    expected
-        .iter()
-        .zip(response.iter())
-        .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-        == 0
+    constant_time_eq(&encrypt_challenge(password, challenge), response)
+}
+
+/// `a == b` in a time that depends only on the lengths, not on where they differ.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]

@@ -10,6 +10,13 @@
 //! On error the output buffer may still hold a failure message (a reason string where the
 //! protocol has one): send it, then close the connection.
 //!
+//! VeNCrypt (security type 19, version 0.2) is negotiated here too, with the X509 subtypes
+//! only: TLSNone/TLSVnc/TLSPlain need anonymous Diffie-Hellman, which rustls does not offer.
+//! Once the client picks a subtype the handshake emits [`HandshakeEvent::StartTls`]: the
+//! caller sends the pending output in the clear, runs a TLS server handshake on the stream,
+//! calls [`ServerHandshake::tls_established`] and from then on moves every byte (in and out,
+//! this handshake's included) through TLS. The record layer is not the handshake's business.
+//!
 //! ```
 //! use rfb::handshake::{HandshakeConfig, HandshakeEvent, ServerHandshake, ServerInit};
 //! let mut hs = ServerHandshake::new(HandshakeConfig::no_auth(ServerInit::new(640, 480, "desk")));
@@ -54,8 +61,7 @@ pub enum SecurityType {
     None,
     /// 2: VNC DES challenge-response.
     VncAuth,
-    /// 19: VeNCrypt. The handshake hands it to the caller ([`HandshakeEvent::SecurityDelegated`]),
-    /// which runs it and reports with [`ServerHandshake::delegated_security_result`].
+    /// 19: VeNCrypt: TLS, then the subtypes in [`HandshakeConfig::vencrypt`].
     VeNCrypt,
 }
 
@@ -69,6 +75,42 @@ impl SecurityType {
         }
     }
 }
+
+/// A VeNCrypt subtype this server can run: TLS with an X.509 certificate, then an
+/// authentication inside the tunnel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum VeNCryptSubtype {
+    /// 260: TLS, no authentication.
+    X509None,
+    /// 261: TLS, then VNC authentication.
+    X509Vnc,
+    /// 262: TLS, then a username and password in the clear inside the tunnel. The username is
+    /// not checked; the password is compared whole (not cut to 8 bytes as VNC auth does).
+    X509Plain,
+}
+
+impl VeNCryptSubtype {
+    /// The number on the wire.
+    pub fn code(self) -> u32 {
+        match self {
+            VeNCryptSubtype::X509None => 260,
+            VeNCryptSubtype::X509Vnc => 261,
+            VeNCryptSubtype::X509Plain => 262,
+        }
+    }
+
+    /// The conventional name (as TigerVNC's `SecurityTypes` spells it).
+    pub fn name(self) -> &'static str {
+        match self {
+            VeNCryptSubtype::X509None => "X509None",
+            VeNCryptSubtype::X509Vnc => "X509Vnc",
+            VeNCryptSubtype::X509Plain => "X509Plain",
+        }
+    }
+}
+
+/// The longest username or password accepted by X509Plain.
+pub const MAX_PLAIN_LEN: u32 = 1024;
 
 /// What the server announces in ServerInit.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,9 +147,12 @@ pub struct HandshakeConfig {
     pub security: Vec<SecurityType>,
     /// The password for [`SecurityType::VncAuth`] (only the first 8 bytes count).
     pub password: Vec<u8>,
-    /// A second password that also passes VNC authentication but marks the session view-only
-    /// ([`HandshakeEvent::Done`]'s `view_only`). Checked after `password`.
+    /// A second password that also passes VNC authentication (and X509Plain) but marks the
+    /// session view-only ([`HandshakeEvent::Done`]'s `view_only`). Checked after `password`.
     pub view_only_password: Option<Vec<u8>>,
+    /// VeNCrypt subtypes offered, most preferred first, when `security` holds
+    /// [`SecurityType::VeNCrypt`].
+    pub vencrypt: Vec<VeNCryptSubtype>,
     /// The VNC auth challenge: must be random per connection (the crate has no RNG).
     pub challenge: [u8; CHALLENGE_LEN],
     /// Sent after ClientInit; see [`ServerHandshake::set_server_init`].
@@ -127,6 +172,7 @@ impl std::fmt::Debug for HandshakeConfig {
                 "view_only_password",
                 &self.view_only_password.as_ref().map(|_| "<redacted>"),
             )
+            .field("vencrypt", &self.vencrypt)
             .field("challenge", &"<redacted>")
             .field("server_init", &self.server_init)
             .field("refuse", &self.refuse)
@@ -142,6 +188,7 @@ impl HandshakeConfig {
             security: vec![SecurityType::None],
             password: Vec::new(),
             view_only_password: None,
+            vencrypt: Vec::new(),
             challenge: [0; CHALLENGE_LEN],
             server_init,
             refuse: None,
@@ -159,6 +206,7 @@ impl HandshakeConfig {
             security: vec![SecurityType::VncAuth],
             password: password.to_vec(),
             view_only_password: None,
+            vencrypt: Vec::new(),
             challenge,
             server_init,
             refuse: None,
@@ -180,9 +228,11 @@ pub enum HandshakeEvent {
     },
     /// The security type was chosen.
     SecuritySelected(SecurityType),
-    /// The caller must run this security type on the byte stream now, then call
-    /// [`ServerHandshake::delegated_security_result`]. No bytes are consumed meanwhile.
-    SecurityDelegated(SecurityType),
+    /// The client chose this VeNCrypt subtype and the server accepted: send the pending output
+    /// in the clear, run a TLS server handshake, then call
+    /// [`ServerHandshake::tls_established`]. No bytes are consumed meanwhile; any already
+    /// received belong to the TLS handshake.
+    StartTls(VeNCryptSubtype),
     /// ClientInit arrived and ServerInit was written: the session starts.
     Done {
         /// Negotiated version.
@@ -193,6 +243,8 @@ pub enum HandshakeEvent {
         shared: bool,
         /// The client authenticated with [`HandshakeConfig::view_only_password`].
         view_only: bool,
+        /// The VeNCrypt subtype, when the session runs inside TLS.
+        vencrypt: Option<VeNCryptSubtype>,
     },
 }
 
@@ -219,17 +271,31 @@ pub enum HandshakeError {
     /// Wrong VNC password.
     #[error("authentication failed")]
     AuthFailed,
-    /// Delegated security (VeNCrypt) failed.
-    #[error("security failed: {0}")]
-    SecurityFailed(String),
+    /// The client speaks a VeNCrypt version other than 0.2.
+    #[error("unsupported VeNCrypt version {major}.{minor}")]
+    UnsupportedVeNCrypt {
+        /// Major number sent.
+        major: u8,
+        /// Minor number sent.
+        minor: u8,
+    },
+    /// The client chose a VeNCrypt subtype that was not offered.
+    #[error("client chose VeNCrypt subtype {0}, which was not offered")]
+    SubtypeNotOffered(u32),
+    /// An X509Plain username or password longer than [`MAX_PLAIN_LEN`].
+    #[error("X509Plain credentials too long ({0} bytes)")]
+    PlainTooLong(u32),
+    /// The TLS handshake failed ([`ServerHandshake::tls_failed`]).
+    #[error("TLS failed: {0}")]
+    TlsFailed(String),
     /// The server refused the connection ([`HandshakeConfig::refuse`]).
     #[error("connection refused: {0}")]
     Refused(String),
     /// Bytes were fed after the handshake had already failed.
     #[error("the handshake already failed")]
     AlreadyFailed,
-    /// A call that does not fit the current state (e.g. a delegated result when nothing was
-    /// delegated).
+    /// A call that does not fit the current state (e.g. TLS reported up when none was
+    /// started).
     #[error("call out of order")]
     OutOfOrder,
 }
@@ -238,7 +304,10 @@ pub enum HandshakeError {
 enum State {
     Version,
     SecurityChoice,
-    Delegated(SecurityType),
+    VeNCryptVersion,
+    VeNCryptSubtype,
+    AwaitTls(VeNCryptSubtype),
+    PlainAuth,
     AuthResponse,
     ClientInit,
     Done,
@@ -252,6 +321,7 @@ pub struct ServerHandshake {
     state: State,
     version: Version,
     security: SecurityType,
+    vencrypt: Option<VeNCryptSubtype>,
     view_only: bool,
     out: Vec<u8>,
     events: VecDeque<HandshakeEvent>,
@@ -269,6 +339,7 @@ impl ServerHandshake {
             config,
             state: State::Version,
             security: SecurityType::None,
+            vencrypt: None,
             view_only: false,
             out,
             events: VecDeque::new(),
@@ -307,7 +378,7 @@ impl ServerHandshake {
     }
 
     /// Feed client bytes. Returns how many were consumed; stops after ClientInit (the rest are
-    /// client messages) or while a delegated security type runs. Partial input is kept track
+    /// client messages) or while TLS is being started ([`HandshakeEvent::StartTls`]). Partial input is kept track
     /// of by consuming nothing: call again with the same bytes plus more.
     pub fn receive(&mut self, input: &[u8]) -> Result<usize, HandshakeError> {
         let mut used = 0;
@@ -315,9 +386,12 @@ impl ServerHandshake {
             let rest = &input[used..];
             let n = match self.state {
                 State::Failed => return Err(HandshakeError::AlreadyFailed),
-                State::Done | State::Delegated(_) => return Ok(used),
+                State::Done | State::AwaitTls(_) => return Ok(used),
                 State::Version => self.on_version(rest)?,
                 State::SecurityChoice => self.on_security_choice(rest)?,
+                State::VeNCryptVersion => self.on_vencrypt_version(rest)?,
+                State::VeNCryptSubtype => self.on_vencrypt_subtype(rest)?,
+                State::PlainAuth => self.on_plain_auth(rest)?,
                 State::AuthResponse => self.on_auth_response(rest)?,
                 State::ClientInit => self.on_client_init(rest),
             };
@@ -328,26 +402,31 @@ impl ServerHandshake {
         }
     }
 
-    /// Report the outcome of a delegated security type ([`HandshakeEvent::SecurityDelegated`]).
-    /// On failure the SecurityResult (with the reason on 3.8) is queued and the error returned.
-    pub fn delegated_security_result(
-        &mut self,
-        result: Result<(), String>,
-    ) -> Result<(), HandshakeError> {
-        let State::Delegated(_) = self.state else {
+    /// The TLS handshake asked for by [`HandshakeEvent::StartTls`] completed: continue with
+    /// the subtype's authentication. Output from now on must go through TLS.
+    pub fn tls_established(&mut self) -> Result<(), HandshakeError> {
+        let State::AwaitTls(subtype) = self.state else {
             return Err(HandshakeError::OutOfOrder);
         };
-        match result {
-            Ok(()) => {
+        match subtype {
+            VeNCryptSubtype::X509None => {
+                // VeNCrypt always ends with a SecurityResult, whatever the RFB version.
                 self.security_result_ok();
                 self.state = State::ClientInit;
-                Ok(())
             }
-            Err(reason) => {
-                self.security_result_failed(&reason);
-                Err(self.fail(HandshakeError::SecurityFailed(reason)))
+            VeNCryptSubtype::X509Vnc => {
+                self.out.extend_from_slice(&self.config.challenge);
+                self.state = State::AuthResponse;
             }
+            VeNCryptSubtype::X509Plain => self.state = State::PlainAuth,
         }
+        Ok(())
+    }
+
+    /// The TLS handshake failed: nothing more can be said to the client (the stream is in an
+    /// unknown TLS state), the handshake is over.
+    pub fn tls_failed(&mut self, reason: String) -> HandshakeError {
+        self.fail(HandshakeError::TlsFailed(reason))
     }
 
     fn fail(&mut self, e: HandshakeError) -> HandshakeError {
@@ -436,18 +515,26 @@ impl ServerHandshake {
                 .extend_from_slice(&u32::from(sec.code()).to_be_bytes());
             self.select(sec);
         } else {
-            let n = self.config.security.len().min(255);
-            if n == 0 {
+            let offered: Vec<u8> = self.offered().map(SecurityType::code).take(255).collect();
+            if offered.is_empty() {
                 self.refuse("No security type configured");
                 return Err(self.fail(HandshakeError::NoSecurityType));
             }
-            self.out.push(n as u8);
-            for s in &self.config.security[..n] {
-                self.out.push(s.code());
-            }
+            self.out.push(offered.len() as u8);
+            self.out.extend_from_slice(&offered);
             self.state = State::SecurityChoice;
         }
         Ok(12)
+    }
+
+    /// The security types offered to a 3.7+ client: VeNCrypt only with a subtype to run.
+    fn offered(&self) -> impl Iterator<Item = SecurityType> + '_ {
+        let vencrypt = !self.config.vencrypt.is_empty();
+        self.config
+            .security
+            .iter()
+            .copied()
+            .filter(move |s| *s != SecurityType::VeNCrypt || vencrypt)
     }
 
     /// Enter the chosen security type's first step.
@@ -467,9 +554,9 @@ impl ServerHandshake {
                 self.state = State::AuthResponse;
             }
             SecurityType::VeNCrypt => {
-                self.events
-                    .push_back(HandshakeEvent::SecurityDelegated(sec));
-                self.state = State::Delegated(sec);
+                // VeNCrypt 0.2 is the only version in use.
+                self.out.extend_from_slice(&[0, 2]);
+                self.state = State::VeNCryptVersion;
             }
         }
     }
@@ -478,18 +565,96 @@ impl ServerHandshake {
         let Some(&code) = input.first() else {
             return Ok(0);
         };
-        let Some(sec) = self
-            .config
-            .security
-            .iter()
-            .copied()
-            .find(|s| s.code() == code)
-        else {
+        let Some(sec) = self.offered().find(|s| s.code() == code) else {
             self.security_result_failed("Security type not offered");
             return Err(self.fail(HandshakeError::SecurityTypeNotOffered(code)));
         };
         self.select(sec);
         Ok(1)
+    }
+
+    fn on_vencrypt_version(&mut self, input: &[u8]) -> Result<usize, HandshakeError> {
+        let Some(&[major, minor]) = input.first_chunk::<2>() else {
+            return Ok(0);
+        };
+        if (major, minor) != (0, 2) {
+            self.out.push(0xff);
+            return Err(self.fail(HandshakeError::UnsupportedVeNCrypt { major, minor }));
+        }
+        let n = self.config.vencrypt.len().min(255);
+        self.out.push(0);
+        self.out.push(n as u8);
+        for s in &self.config.vencrypt[..n] {
+            self.out.extend_from_slice(&s.code().to_be_bytes());
+        }
+        self.state = State::VeNCryptSubtype;
+        Ok(2)
+    }
+
+    fn on_vencrypt_subtype(&mut self, input: &[u8]) -> Result<usize, HandshakeError> {
+        let Some(code) = input.first_chunk::<4>().map(|b| u32::from_be_bytes(*b)) else {
+            return Ok(0);
+        };
+        let Some(subtype) = self
+            .config
+            .vencrypt
+            .iter()
+            .copied()
+            .find(|s| s.code() == code)
+        else {
+            // 0: the server declines.
+            self.out.push(0);
+            return Err(self.fail(HandshakeError::SubtypeNotOffered(code)));
+        };
+        // 1: the server accepts; the TLS handshake follows.
+        self.out.push(1);
+        self.vencrypt = Some(subtype);
+        self.events.push_back(HandshakeEvent::StartTls(subtype));
+        self.state = State::AwaitTls(subtype);
+        Ok(4)
+    }
+
+    /// X509Plain: u32 username length, u32 password length, username, password.
+    fn on_plain_auth(&mut self, input: &[u8]) -> Result<usize, HandshakeError> {
+        let Some(head) = input.first_chunk::<8>() else {
+            return Ok(0);
+        };
+        let user_len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]);
+        let pass_len = u32::from_be_bytes([head[4], head[5], head[6], head[7]]);
+        for len in [user_len, pass_len] {
+            if len > MAX_PLAIN_LEN {
+                self.security_result_failed(AUTH_FAILED_REASON);
+                return Err(self.fail(HandshakeError::PlainTooLong(len)));
+            }
+        }
+        // Both at most MAX_PLAIN_LEN: no overflow.
+        let total = 8 + user_len as usize + pass_len as usize;
+        let Some(msg) = input.get(..total) else {
+            return Ok(0);
+        };
+        let password = &msg[8 + user_len as usize..];
+        let full = auth::constant_time_eq(password, &self.config.password);
+        let view = !full
+            && self
+                .config
+                .view_only_password
+                .as_ref()
+                .is_some_and(|p| auth::constant_time_eq(password, p));
+        self.authenticated(full, view)?;
+        Ok(total)
+    }
+
+    /// Finish an authentication step: SecurityResult, then ClientInit or failure.
+    fn authenticated(&mut self, full: bool, view: bool) -> Result<(), HandshakeError> {
+        if full || view {
+            self.view_only = view;
+            self.security_result_ok();
+            self.state = State::ClientInit;
+            Ok(())
+        } else {
+            self.security_result_failed(AUTH_FAILED_REASON);
+            Err(self.fail(HandshakeError::AuthFailed))
+        }
     }
 
     fn on_auth_response(&mut self, input: &[u8]) -> Result<usize, HandshakeError> {
@@ -504,15 +669,8 @@ impl ServerHandshake {
                 .view_only_password
                 .as_ref()
                 .is_some_and(|p| auth::verify_response(p, challenge, response));
-        if full || view {
-            self.view_only = view;
-            self.security_result_ok();
-            self.state = State::ClientInit;
-            Ok(CHALLENGE_LEN)
-        } else {
-            self.security_result_failed(AUTH_FAILED_REASON);
-            Err(self.fail(HandshakeError::AuthFailed))
-        }
+        self.authenticated(full, view)?;
+        Ok(CHALLENGE_LEN)
     }
 
     fn on_client_init(&mut self, input: &[u8]) -> usize {
@@ -527,6 +685,7 @@ impl ServerHandshake {
             security: self.security,
             shared: shared != 0,
             view_only: self.view_only,
+            vencrypt: self.vencrypt,
         });
         1
     }

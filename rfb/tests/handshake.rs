@@ -5,7 +5,7 @@
 use rfb::auth::encrypt_challenge;
 use rfb::handshake::{
     HandshakeConfig, HandshakeError, HandshakeEvent, SecurityType, ServerHandshake, ServerInit,
-    Version,
+    VeNCryptSubtype, Version,
 };
 
 const CHALLENGE: [u8; 16] = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16];
@@ -61,7 +61,8 @@ fn v38_none() {
                 version: Version::V3_8,
                 security: SecurityType::None,
                 shared: false,
-                view_only: false
+                view_only: false,
+                vencrypt: None
             },
         ]
     );
@@ -97,7 +98,8 @@ fn v33_none_server_chooses() {
             version: Version::V3_3,
             security: SecurityType::None,
             shared: true,
-            view_only: false
+            view_only: false,
+            vencrypt: None
         })
     );
 }
@@ -302,43 +304,189 @@ fn no_usable_security_type() {
     assert_eq!(hs.take_output()[0], 0);
 }
 
-#[test]
-fn vencrypt_is_delegated() {
-    let mut config = HandshakeConfig::no_auth(init());
-    config.security = vec![SecurityType::VeNCrypt, SecurityType::None];
-    let mut hs = ServerHandshake::new(config.clone());
+/// A VeNCrypt config: the given subtypes, password "pw", view-only password "look".
+fn vencrypt_config(subtypes: &[VeNCryptSubtype]) -> HandshakeConfig {
+    let mut config = auth_config();
+    config.security = vec![SecurityType::VeNCrypt, SecurityType::VncAuth];
+    config.vencrypt = subtypes.to_vec();
+    config.view_only_password = Some(b"look".to_vec());
+    config
+}
+
+/// Run a VeNCrypt handshake up to StartTls for `subtype`, checking the bytes on the way.
+fn start_tls(config: HandshakeConfig, subtype: VeNCryptSubtype) -> ServerHandshake {
+    let codes: Vec<u32> = config.vencrypt.iter().map(|s| s.code()).collect();
+    let mut hs = ServerHandshake::new(config);
     hs.take_output();
-    hs.receive(b"RFB 003.008\n").unwrap();
-    assert_eq!(hs.take_output(), [2, 19, 1]);
-    // The VeNCrypt bytes after the choice are left for the caller.
-    assert_eq!(hs.receive(&[19, 0, 2]).unwrap(), 1);
+    feed_bytewise(&mut hs, b"RFB 003.008\n").unwrap();
+    assert_eq!(hs.take_output(), [2, 19, 2]);
+    // Security type, then VeNCrypt 0.2: the server's version, OK, then the subtypes.
+    assert_eq!(feed_bytewise(&mut hs, &[19]).unwrap(), 1);
+    assert_eq!(hs.take_output(), [0, 2]);
+    assert_eq!(feed_bytewise(&mut hs, &[0, 2]).unwrap(), 2);
+    let mut list = vec![0, codes.len() as u8];
+    for c in &codes {
+        list.extend_from_slice(&c.to_be_bytes());
+    }
+    assert_eq!(hs.take_output(), list);
+    // The subtype plus the start of a TLS ClientHello: only the subtype is consumed.
+    let mut input = subtype.code().to_be_bytes().to_vec();
+    input.extend_from_slice(&[0x16, 3, 1]);
+    assert_eq!(hs.receive(&input).unwrap(), 4);
+    assert_eq!(hs.take_output(), [1]);
     assert_eq!(
         events(&mut hs)[1..],
         [
             HandshakeEvent::SecuritySelected(SecurityType::VeNCrypt),
-            HandshakeEvent::SecurityDelegated(SecurityType::VeNCrypt)
+            HandshakeEvent::StartTls(subtype)
         ]
     );
-    assert_eq!(hs.receive(&[0, 2]).unwrap(), 0);
-    hs.delegated_security_result(Ok(())).unwrap();
-    assert_eq!(hs.take_output(), [0, 0, 0, 0]);
-    hs.receive(&[1]).unwrap();
-    assert!(hs.is_done());
-    assert_eq!(
-        hs.delegated_security_result(Ok(())),
-        Err(HandshakeError::OutOfOrder)
-    );
+    assert_eq!(hs.receive(&[0x16, 3, 1]).unwrap(), 0);
+    hs
+}
 
-    let mut hs = ServerHandshake::new(config);
+fn done_event(hs: &mut ServerHandshake) -> HandshakeEvent {
+    events(hs).pop().unwrap()
+}
+
+fn vencrypt_done(view_only: bool, subtype: VeNCryptSubtype) -> HandshakeEvent {
+    HandshakeEvent::Done {
+        version: Version::V3_8,
+        security: SecurityType::VeNCrypt,
+        shared: true,
+        view_only,
+        vencrypt: Some(subtype),
+    }
+}
+
+#[test]
+fn vencrypt_x509none() {
+    let config = vencrypt_config(&[VeNCryptSubtype::X509None]);
+    let mut hs = start_tls(config, VeNCryptSubtype::X509None);
+    assert_eq!(hs.tls_established(), Ok(()));
+    // Inside TLS: SecurityResult OK, then ClientInit/ServerInit as usual.
+    assert_eq!(hs.take_output(), [0, 0, 0, 0]);
+    assert_eq!(hs.receive(&[1, 9]).unwrap(), 1);
+    assert_eq!(hs.take_output(), SERVER_INIT);
+    assert_eq!(
+        done_event(&mut hs),
+        vencrypt_done(false, VeNCryptSubtype::X509None)
+    );
+    assert_eq!(hs.tls_established(), Err(HandshakeError::OutOfOrder));
+}
+
+#[test]
+fn vencrypt_x509vnc_full_and_view_only() {
+    let subtypes = [VeNCryptSubtype::X509Vnc, VeNCryptSubtype::X509None];
+    for (pw, view_only) in [(&b"pw"[..], false), (b"look", true)] {
+        let mut hs = start_tls(vencrypt_config(&subtypes), VeNCryptSubtype::X509Vnc);
+        hs.tls_established().unwrap();
+        assert_eq!(hs.take_output(), CHALLENGE);
+        feed_bytewise(&mut hs, &encrypt_challenge(pw, &CHALLENGE)).unwrap();
+        assert_eq!(hs.take_output(), [0, 0, 0, 0]);
+        hs.receive(&[1]).unwrap();
+        assert_eq!(
+            done_event(&mut hs),
+            vencrypt_done(view_only, VeNCryptSubtype::X509Vnc)
+        );
+    }
+    let mut hs = start_tls(vencrypt_config(&subtypes), VeNCryptSubtype::X509Vnc);
+    hs.tls_established().unwrap();
+    hs.take_output();
+    assert_eq!(
+        hs.receive(&encrypt_challenge(b"nope", &CHALLENGE)),
+        Err(HandshakeError::AuthFailed)
+    );
+    assert_eq!(&hs.take_output()[..4], &[0, 0, 0, 1]);
+}
+
+fn plain(user: &[u8], pass: &[u8]) -> Vec<u8> {
+    let mut b = (user.len() as u32).to_be_bytes().to_vec();
+    b.extend_from_slice(&(pass.len() as u32).to_be_bytes());
+    b.extend_from_slice(user);
+    b.extend_from_slice(pass);
+    b
+}
+
+#[test]
+fn vencrypt_x509plain() {
+    let subtypes = [VeNCryptSubtype::X509Plain];
+    let mut config = vencrypt_config(&subtypes);
+    // Plain compares the whole password, unlike VNC auth's first 8 bytes.
+    config.password = b"a-longer-password".to_vec();
+    for (pw, view_only) in [(&b"a-longer-password"[..], false), (b"look", true)] {
+        let mut hs = start_tls(config.clone(), VeNCryptSubtype::X509Plain);
+        hs.tls_established().unwrap();
+        assert_eq!(hs.take_output(), []);
+        let msg = plain(b"anyone", pw);
+        assert_eq!(feed_bytewise(&mut hs, &msg).unwrap(), msg.len());
+        assert_eq!(hs.take_output(), [0, 0, 0, 0]);
+        hs.receive(&[0]).unwrap();
+        let HandshakeEvent::Done {
+            view_only: v,
+            shared,
+            ..
+        } = done_event(&mut hs)
+        else {
+            panic!("not done");
+        };
+        assert_eq!((v, shared), (view_only, false));
+    }
+    for wrong in [&b"a-longer-passwor"[..], b"a-longer-password!", b""] {
+        let mut hs = start_tls(config.clone(), VeNCryptSubtype::X509Plain);
+        hs.tls_established().unwrap();
+        assert_eq!(
+            hs.receive(&plain(b"u", wrong)),
+            Err(HandshakeError::AuthFailed)
+        );
+    }
+    // A length beyond the cap fails before anything is buffered.
+    let mut hs = start_tls(config, VeNCryptSubtype::X509Plain);
+    hs.tls_established().unwrap();
+    assert_eq!(
+        hs.receive(&[0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff]),
+        Err(HandshakeError::PlainTooLong(u32::MAX))
+    );
+}
+
+#[test]
+fn vencrypt_refusals() {
+    let config = vencrypt_config(&[VeNCryptSubtype::X509Vnc]);
+    // A VeNCrypt version other than 0.2.
+    let mut hs = ServerHandshake::new(config.clone());
     hs.receive(b"RFB 003.008\n\x13").unwrap();
     hs.take_output();
     assert_eq!(
-        hs.delegated_security_result(Err("bad cert".into())),
-        Err(HandshakeError::SecurityFailed("bad cert".into()))
+        hs.receive(&[0, 1]),
+        Err(HandshakeError::UnsupportedVeNCrypt { major: 0, minor: 1 })
     );
+    assert_eq!(hs.take_output(), [0xff]);
+    // A subtype not offered (TLSVnc, 258): declined with 0.
+    let mut hs = ServerHandshake::new(config.clone());
+    hs.receive(b"RFB 003.008\n\x13\x00\x02").unwrap();
+    hs.take_output();
     assert_eq!(
-        hs.take_output(),
-        [0, 0, 0, 1, 0, 0, 0, 8, b'b', b'a', b'd', b' ', b'c', b'e', b'r', b't']
+        hs.receive(&258u32.to_be_bytes()),
+        Err(HandshakeError::SubtypeNotOffered(258))
+    );
+    assert_eq!(hs.take_output(), [0]);
+    // A failed TLS handshake ends it.
+    let mut hs = start_tls(config.clone(), VeNCryptSubtype::X509Vnc);
+    assert_eq!(
+        hs.tls_failed("unknown CA".into()),
+        HandshakeError::TlsFailed("unknown CA".into())
+    );
+    assert_eq!(hs.receive(&[1]), Err(HandshakeError::AlreadyFailed));
+    // VeNCrypt without subtypes is not offered at all.
+    let mut config = config;
+    config.vencrypt.clear();
+    let mut hs = ServerHandshake::new(config);
+    hs.take_output();
+    hs.receive(b"RFB 003.008\n").unwrap();
+    assert_eq!(hs.take_output(), [1, 2]);
+    assert_eq!(
+        hs.receive(&[19]),
+        Err(HandshakeError::SecurityTypeNotOffered(19))
     );
 }
 
@@ -369,7 +517,8 @@ fn view_only_password() {
                 version: Version::V3_8,
                 security: SecurityType::VncAuth,
                 shared: true,
-                view_only
+                view_only,
+                vencrypt: None
             })
         );
     }

@@ -6,6 +6,7 @@ pub mod action;
 pub mod clipboard;
 pub mod computer_use;
 pub mod keys;
+pub mod link;
 pub mod openapi;
 pub mod scale;
 pub mod screenshot;

@@ -5,7 +5,6 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rfb::auth::CHALLENGE_LEN;
 use rfb::handshake::HandshakeError;
 use rfb::handshake::{HandshakeConfig, HandshakeEvent, SecurityType, ServerInit};
 use rfb::messages::server::desktop_size_status;
@@ -17,13 +16,14 @@ use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
 
 use super::input::Buttons;
-use super::{stopped, ClientGauge, SessionConfig, SessionContext};
+use super::{stopped, Admission, ClientGauge, SessionConfig, SessionContext};
 use crate::capture::Frame;
 use crate::clipboard::shared::Kind;
 use crate::clipboard::Selection;
 use crate::desktop::{Desktop, DesktopError};
 use crate::input::held::Held;
 use crate::metrics;
+use crate::transport::tls::MaybeTls;
 
 /// Largest clipboard text offered to ExtendedClipboard clients unsolicited.
 const MAX_CLIPBOARD_TEXT: u32 = 10 << 20;
@@ -61,30 +61,28 @@ pub enum DriverError {
 
 fn server_config(
     config: &SessionConfig,
+    admission: &Admission,
     frame: &Frame,
     refuse: Option<String>,
 ) -> Result<ServerConfig, DriverError> {
     let init = ServerInit::new(frame.width, frame.height, &config.name);
     let full = config.password.as_deref().map(str::as_bytes);
     let view = config.view_only_password.as_deref().map(str::as_bytes);
-    let mut challenge = [0u8; CHALLENGE_LEN];
-    getrandom::fill(&mut challenge).map_err(|e| DriverError::Random(e.to_string()))?;
-    let handshake = match (full, view) {
-        (None, None) => HandshakeConfig::no_auth(init),
-        (Some(p), v) => HandshakeConfig {
-            view_only_password: v.map(<[u8]>::to_vec),
-            ..HandshakeConfig::vnc_auth(p, challenge, init)
-        },
-        (None, Some(p)) => HandshakeConfig::vnc_auth(p, challenge, init),
-    };
-    let handshake = HandshakeConfig {
-        refuse,
-        ..handshake
-    };
+    let mut handshake = HandshakeConfig::no_auth(init);
+    handshake.security.clone_from(&admission.offer.security);
+    handshake.vencrypt.clone_from(&admission.offer.vencrypt);
+    getrandom::fill(&mut handshake.challenge).map_err(|e| DriverError::Random(e.to_string()))?;
+    // With only a view-only password, it is the password, and everyone is view-only.
+    handshake.password = full.or(view).unwrap_or_default().to_vec();
+    handshake.view_only_password = full.and(view).map(<[u8]>::to_vec);
+    handshake.refuse = refuse;
+    if handshake.security.is_empty() {
+        handshake.refuse =
+            Some("This server accepts clients beyond loopback over TLS (VeNCrypt) only".into());
+    }
     Ok(ServerConfig {
         handshake,
-        // With only a view-only password, everyone who authenticates is view-only.
-        view_only: config.view_only || (full.is_none() && view.is_some()),
+        view_only: admission.view_only || config.view_only || (full.is_none() && view.is_some()),
         limits: config.limits,
         max_clipboard_text: MAX_CLIPBOARD_TEXT,
         encoder_threads: tight_threads(),
@@ -132,22 +130,72 @@ pub(super) async fn run<S>(
     peer: &str,
     ip: IpAddr,
     ctx: &Arc<SessionContext>,
+    admission: &Admission,
 ) -> Result<(), DriverError>
 where
-    S: AsyncRead + AsyncWrite + Send + 'static,
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let (mut rd, wr) = tokio::io::split(stream);
+    let (_, first) = ctx.desktop.frames.store().snapshot();
+    let refuse = ctx.throttle_check(peer, ip);
+    let config = server_config(&ctx.config, admission, &first, refuse)?;
+    drop(first);
+    let mut engine = ServerSession::new(config, Instant::now());
+    let mut shutdown = ctx.shutdown.clone();
+    let mut io = Some(MaybeTls::Plain(stream));
+    let greeted = tokio::select! {
+        r = greet(&mut io, &mut engine, admission) => r,
+        _ = stopped(&mut shutdown) => return Ok(()),
+    };
+    let io = match (greeted, io) {
+        (Ok(()), Some(io)) => io,
+        (result, io) => {
+            if let Err(DriverError::Session(SessionError::Handshake(HandshakeError::AuthFailed))) =
+                &result
+            {
+                ctx.throttle_record(peer, ip, false);
+            }
+            // The failure reason, where the protocol has one, still goes out.
+            if let (Some(mut io), Some(b)) = (io, engine.poll_transmit()) {
+                let _ = tokio::time::timeout(Duration::from_secs(2), async {
+                    let _ = io.write_all(&b).await;
+                    let _ = io.flush().await;
+                })
+                .await;
+            }
+            return result.and(Err(DriverError::Io(std::io::ErrorKind::BrokenPipe.into())));
+        }
+    };
+    ctx.throttle_record(peer, ip, true);
+    tracing::info!(
+        %peer,
+        view_only = engine.is_view_only(),
+        tls = matches!(io, MaybeTls::Tls(_)),
+        "rfb client connected"
+    );
+    metrics::global().rfb_clients.inc();
+    let gauge = ClientGauge;
+
+    let (mut rd, wr) = tokio::io::split(io);
     let (out_tx, mut written, writer_task) = spawn_writer(wr);
     let mut input = Input::default();
-    let result = session(&mut rd, &out_tx, &mut written, peer, ip, ctx, &mut input).await;
-    if let Err(DriverError::Session(SessionError::Handshake(HandshakeError::AuthFailed))) = &result
-    {
-        ctx.throttle_record(peer, ip, false);
+    let result = session(
+        engine,
+        &mut rd,
+        &out_tx,
+        &mut written,
+        peer,
+        ctx,
+        &mut input,
+    )
+    .await;
+    if result.is_ok() {
+        tracing::info!(%peer, "rfb client disconnected");
     }
+    drop(gauge);
     release_held(ctx, peer, &mut input).await;
     drop(out_tx);
-    // Give the writer a moment to flush what is queued (a handshake failure reason, a last
-    // update); a client that stopped reading must not keep the task (and its socket) alive.
+    // Give the writer a moment to flush what is queued (a last update); a client that stopped
+    // reading must not keep the task (and its socket) alive.
     tokio::spawn(async move {
         let mut task = writer_task;
         if tokio::time::timeout(Duration::from_secs(2), &mut task)
@@ -158,6 +206,78 @@ where
         }
     });
     result
+}
+
+/// The greeting, on the whole stream: a VeNCrypt client has it upgraded to TLS midway (the
+/// engine asks with [`HandshakeEvent::StartTls`]), so the stream is split only once the
+/// handshake is over. Returns when the client is connected; events after that stay queued.
+async fn greet<S>(
+    io: &mut Option<MaybeTls<S>>,
+    engine: &mut ServerSession,
+    admission: &Admission,
+) -> Result<(), DriverError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut chunk = vec![0u8; 4096];
+    loop {
+        while let Some(ev) = engine.poll_event() {
+            match ev {
+                Event::Handshake(HandshakeEvent::StartTls(_)) => {
+                    let (Some(tls), Some(mut plain)) = (&admission.tls, io.take()) else {
+                        return Err(DriverError::SecurityUnavailable(SecurityType::VeNCrypt));
+                    };
+                    // The subtype's acknowledgement goes out in the clear.
+                    write_out(&mut plain, engine).await?;
+                    // Whatever came past the subtype is the start of the TLS handshake.
+                    let early = engine.take_handshake_input();
+                    match plain.start_tls(&tls.rfb_acceptor(), early).await {
+                        Ok(tls) => *io = Some(tls),
+                        Err(e) => return Err(engine.tls_failed(e.to_string()).into()),
+                    }
+                    engine.tls_established()?;
+                }
+                Event::Connected { .. } => {
+                    if let Some(io) = io.as_mut() {
+                        write_out(io, engine).await?;
+                    }
+                    return Ok(());
+                }
+                _ => {}
+            }
+        }
+        let Some(stream) = io.as_mut() else {
+            return Err(DriverError::Io(std::io::ErrorKind::NotConnected.into()));
+        };
+        write_out(stream, engine).await?;
+        let deadline = engine.poll_timeout();
+        tokio::select! {
+            n = stream.read(&mut chunk) => {
+                let n = n?;
+                if n == 0 {
+                    engine.closed()?;
+                    return Err(DriverError::Io(std::io::ErrorKind::UnexpectedEof.into()));
+                }
+                engine.receive(&chunk[..n], Instant::now())?;
+            }
+            _ = sleep_until(deadline), if deadline.is_some() => {
+                engine.handle_timeout(Instant::now())?;
+            }
+        }
+    }
+}
+
+/// Write what the engine has to send, during the greeting (before the writer task exists).
+async fn write_out<W: AsyncWrite + Unpin>(
+    io: &mut W,
+    engine: &mut ServerSession,
+) -> Result<(), DriverError> {
+    if let Some(b) = engine.poll_transmit() {
+        io.write_all(&b).await?;
+        io.flush().await?;
+        engine.transmitted(b.len(), Instant::now());
+    }
+    Ok(())
 }
 
 fn cursor_of(ctx: &SessionContext) -> (u64, Option<Cursor>) {
@@ -172,12 +292,13 @@ fn cursor_of(ctx: &SessionContext) -> (u64, Option<Cursor>) {
     (serial, cursor)
 }
 
+/// The connected session: updates out, input in, until the client leaves.
 async fn session<R>(
+    mut engine: ServerSession,
     rd: &mut R,
     out: &mpsc::UnboundedSender<Vec<u8>>,
     written: &mut mpsc::UnboundedReceiver<usize>,
     peer: &str,
-    ip: IpAddr,
     ctx: &Arc<SessionContext>,
     input: &mut Input,
 ) -> Result<(), DriverError>
@@ -185,11 +306,6 @@ where
     R: AsyncRead + Unpin,
 {
     let store = Arc::clone(ctx.desktop.frames.store());
-    let (_, first) = store.snapshot();
-    let refuse = ctx.throttle_check(peer, ip);
-    let config = server_config(&ctx.config, &first, refuse)?;
-    let mut engine = ServerSession::new(config, Instant::now());
-    drop(first);
     let mut shutdown = ctx.shutdown.clone();
     let mut versions = store.subscribe();
     let mut cursors = store.subscribe_cursor();
@@ -199,7 +315,6 @@ where
     // Version 0 predates the history: the first update sends everything.
     let mut seen = 0u64;
     let mut cursor_serial = None;
-    let mut gauge = None;
     let mut encoding: Option<JoinHandle<EncodedUpdate>> = None;
     let send = |engine: &mut ServerSession| {
         if let Some(b) = engine.poll_transmit() {
@@ -210,18 +325,9 @@ where
     let result = async {
         loop {
             while let Some(ev) = engine.poll_event() {
-                match ev {
-                    Event::Handshake(HandshakeEvent::SecurityDelegated(t)) => {
-                        send(&mut engine);
-                        return Err(DriverError::SecurityUnavailable(t));
-                    }
-                    Event::Connected { view_only } => {
-                        ctx.throttle_record(peer, ip, true);
-                        tracing::info!(%peer, view_only, "rfb client connected");
-                        metrics::global().rfb_clients.inc();
-                        gauge = Some(ClientGauge);
-                    }
-                    ev => handle_event(ev, &mut engine, ctx, peer, input).await,
+                // The greeting's events were handled by `greet`.
+                if !matches!(ev, Event::Handshake(_) | Event::Connected { .. }) {
+                    handle_event(ev, &mut engine, ctx, peer, input).await;
                 }
             }
             if engine.is_connected() {
@@ -313,12 +419,8 @@ where
         }
     }
     .await;
-    // A failure reason (handshake) still goes out.
+    // A last message (an error's consequence, a fence reply) still goes out.
     send(&mut engine);
-    if gauge.is_some() && result.is_ok() {
-        tracing::info!(%peer, "rfb client disconnected");
-    }
-    drop(gauge);
     result
 }
 

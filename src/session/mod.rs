@@ -8,9 +8,10 @@
 
 mod driver;
 pub mod input;
+pub mod security;
 pub mod worker;
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -21,9 +22,12 @@ use tokio::sync::{watch, Notify};
 
 use crate::clipboard::shared::SharedMessages;
 use crate::desktop::Desktop;
+use crate::links::Grant;
 use crate::metrics;
 use crate::transport::throttle::AuthThrottle;
+use crate::transport::tls::Tls;
 pub use driver::DriverError;
+use security::{Offer, RfbSecurity};
 use worker::InputWorker;
 
 /// How the RFB listeners authenticate and what clients may do.
@@ -39,6 +43,13 @@ pub struct SessionConfig {
     pub view_only: bool,
     /// Caps on client message sizes.
     pub limits: Limits,
+    /// TLS for VeNCrypt on RFB over TCP.
+    pub tls: Option<Arc<Tls>>,
+    /// Security types offered over TCP, most preferred first (`--rfb-security`); `None`: the
+    /// default for the configuration ([`security::default_order`]).
+    pub rfb_security: Option<Vec<RfbSecurity>>,
+    /// Offer the plaintext types (None, VNC auth) to clients beyond loopback even with TLS.
+    pub plaintext_beyond_loopback: bool,
 }
 
 impl Default for SessionConfig {
@@ -49,8 +60,63 @@ impl Default for SessionConfig {
             view_only_password: None,
             view_only: false,
             limits: Limits::default(),
+            tls: None,
+            rfb_security: None,
+            plaintext_beyond_loopback: false,
         }
     }
+}
+
+impl SessionConfig {
+    fn has_password(&self) -> bool {
+        self.password.is_some() || self.view_only_password.is_some()
+    }
+
+    /// The security types RFB over TCP offers, most preferred first.
+    pub fn rfb_order(&self) -> Vec<RfbSecurity> {
+        self.rfb_security
+            .clone()
+            .unwrap_or_else(|| security::default_order(self.tls.is_some(), self.has_password()))
+    }
+
+    /// How a client of RFB over TCP from `peer` is let in: VeNCrypt when TLS is configured,
+    /// the plaintext types only from loopback unless allowed beyond it.
+    pub fn tcp_admission(&self, peer: SocketAddr) -> Admission {
+        let plaintext_ok =
+            self.tls.is_none() || self.plaintext_beyond_loopback || peer.ip().is_loopback();
+        Admission {
+            offer: security::offer(&self.rfb_order(), plaintext_ok),
+            tls: self.tls.clone(),
+            view_only: false,
+        }
+    }
+
+    /// How a client of RFB over WebSocket is let in: the VNC password if one is set, or the
+    /// viewer link it came with (which also says whether it may only watch). The WebSocket
+    /// itself runs over HTTPS when TLS is configured.
+    pub fn websocket_admission(&self, link: Option<Grant>) -> Admission {
+        let order = match link {
+            Some(_) => RfbSecurity::None,
+            None if self.has_password() => RfbSecurity::Vnc,
+            None => RfbSecurity::None,
+        };
+        Admission {
+            offer: security::offer(&[order], true),
+            tls: None,
+            view_only: link.is_some_and(|g| g.view_only),
+        }
+    }
+}
+
+/// How one connection is let in, decided by its listener.
+#[derive(Clone, Default)]
+pub struct Admission {
+    /// The security types its handshake offers; none at all refuses it.
+    pub offer: Offer,
+    /// TLS for VeNCrypt.
+    pub tls: Option<Arc<Tls>>,
+    /// The client may only watch, whatever it authenticates with.
+    pub view_only: bool,
 }
 
 /// What every session of one desktop shares.
@@ -156,15 +222,20 @@ impl Drop for ClientGauge {
 
 /// Serve one client over `stream` until it disconnects, misbehaves or the server shuts down.
 /// `peer` names the client in logs; password failures are throttled per `ip`.
-pub async fn serve<S>(stream: S, peer: String, ip: IpAddr, ctx: Arc<SessionContext>)
-where
-    S: AsyncRead + AsyncWrite + Send + 'static,
+pub async fn serve<S>(
+    stream: S,
+    peer: String,
+    ip: IpAddr,
+    ctx: Arc<SessionContext>,
+    admission: Admission,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     use rfb::handshake::HandshakeError;
     use rfb::server::SessionError as E;
     ctx.active.fetch_add(1, Ordering::SeqCst);
     let _active = ActiveGuard(&ctx);
-    match driver::run(stream, &peer, ip, &ctx).await {
+    match driver::run(stream, &peer, ip, &ctx, &admission).await {
         Ok(()) => {}
         Err(DriverError::Session(E::Handshake(HandshakeError::AuthFailed))) => {
             tracing::warn!(%peer, "rfb authentication failed (wrong password)");

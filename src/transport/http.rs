@@ -21,7 +21,9 @@ use tower::ServiceExt as _;
 
 use super::log_limit::{LogLimiter, LOG_INTERVAL};
 use super::slots::RfbSlots;
+use super::tls;
 use super::websocket;
+use crate::links::{self, LinkSecret};
 use crate::session::{self, SessionContext};
 
 /// The WebSocket paths that carry RFB.
@@ -39,24 +41,29 @@ struct WsState {
     allowed_origins: Arc<[String]>,
     token: Option<Arc<str>>,
     slots: RfbSlots,
+    links: LinkSecret,
 }
 
 /// Routes serving RFB over WebSocket. Browsers may connect only from the page's own origin
 /// (the viewer deskd serves) or one in `allowed_origins` (`*` allows any): otherwise any web
 /// page the user visits could drive the desktop through a loopback WebSocket. Clients that
 /// send no Origin (native tools, proxies such as coderd) are not browsers and are let in.
-/// With `token`, a client must present it ([`token_presented`]).
+/// With `token`, a client must present it ([`token_presented`]), or instead a signed viewer
+/// link (`?link=`, checked against `links`), which lets it in without the token or the VNC
+/// password, view-only if the link says so; a bad, expired or revoked link gets 401.
 pub fn rfb_router(
     ctx: Arc<SessionContext>,
     allowed_origins: Vec<String>,
     token: Option<String>,
     slots: RfbSlots,
+    links: LinkSecret,
 ) -> Router {
     let state = WsState {
         ctx,
         allowed_origins: allowed_origins.into(),
         token: token.map(Into::into),
         slots,
+        links,
     };
     let mut r = Router::new();
     for path in RFB_PATHS {
@@ -335,7 +342,16 @@ async fn upgrade(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     State(state): State<WsState>,
 ) -> Response {
-    if let Some(token) = &state.token {
+    // A signed viewer link stands in for the token (and the VNC password).
+    let grant = match links::from_query(uri.query()).map(|t| state.links.check(t)) {
+        None => None,
+        Some(Ok(grant)) => Some(grant),
+        Some(Err(e)) => {
+            tracing::warn!(%peer, reason = %e, "viewer link refused");
+            return (StatusCode::UNAUTHORIZED, format!("{e}\n")).into_response();
+        }
+    };
+    if let (Some(token), None) = (&state.token, grant) {
         if !token_presented(&headers, Some(&uri), token) {
             tracing::warn!(%peer, "rfb WebSocket without the API token refused");
             return unauthorized();
@@ -358,6 +374,7 @@ async fn upgrade(
     let Some(slot) = state.slots.admit(&format!("ws:{peer}")) else {
         return (StatusCode::SERVICE_UNAVAILABLE, "too many RFB clients").into_response();
     };
+    let admission = state.ctx.config.websocket_admission(grant);
     let ctx = state.ctx;
     // Echo `binary` only when the client asked for it: browsers reject an unrequested
     // subprotocol. Frames are not compressed (axum never negotiates permessage-deflate).
@@ -369,7 +386,7 @@ async fn upgrade(
             let ip = peer.ip();
             let peer = format!("ws:{peer}");
             let stream = websocket::into_stream(socket, peer.clone());
-            session::serve(stream, peer, ip, ctx).await;
+            session::serve(stream, peer, ip, ctx, admission).await;
         })
 }
 
@@ -394,11 +411,13 @@ impl Default for HttpLimits {
     }
 }
 
-/// Serve `app` on `listener` until `shutdown` turns true.
+/// Serve `app` on `listener` until `shutdown` turns true; only HTTPS when `tls` is given
+/// ([`tls::accept_https`]).
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     limits: HttpLimits,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     mut shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
@@ -438,9 +457,17 @@ pub async fn serve(
             });
         let mut shutdown = shutdown.clone();
         let done = done_tx.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
             let _slot = slot;
             let _done = done;
+            let tcp = match &tls {
+                None => tls::MaybeTls::Plain(tcp),
+                Some(acceptor) => match tls::accept_https(tcp, peer, acceptor).await {
+                    Some(stream) => stream,
+                    None => return,
+                },
+            };
             let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
             builder
                 .http1()

@@ -7,4 +7,5 @@ pub mod log_limit;
 pub mod slots;
 pub mod tcp;
 pub mod throttle;
+pub mod tls;
 pub mod websocket;

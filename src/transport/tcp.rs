@@ -29,10 +29,11 @@ pub async fn serve(
                     if let Err(e) = stream.set_nodelay(true) {
                         tracing::debug!(%peer, error = %e, "TCP_NODELAY failed");
                     }
+                    let admission = ctx.config.tcp_admission(peer);
                     let ctx = Arc::clone(&ctx);
                     tokio::spawn(async move {
                         let _slot = slot;
-                        session::serve(stream, peer.to_string(), peer.ip(), ctx).await;
+                        session::serve(stream, peer.to_string(), peer.ip(), ctx, admission).await;
                     });
                 }
                 Err(e) => {

@@ -26,6 +26,7 @@ use x11rb::rust_connection::RustConnection;
 pub use crate::common::xvfb::{bare_xvfb, require_tool, ChildGuard};
 
 pub mod relay;
+pub mod tls;
 
 /// Repository root (for the web/ and tests/browser/ paths).
 pub fn root() -> PathBuf {
@@ -123,7 +124,9 @@ impl Deskd {
             if let Some(a) = addr_after(&line, "RFB (VNC) on ") {
                 rfb = Some(a);
             }
-            if let Some(a) = addr_after(&line, "viewer on http://") {
+            if let Some(a) = addr_after(&line, "viewer on http://")
+                .or_else(|| addr_after(&line, "viewer on https://"))
+            {
                 http = Some(a);
             }
             // The one-line form for scripts: `deskd: listening http=A rfb=B display=:N`.
@@ -636,6 +639,11 @@ pub struct Browser {
 
 impl Browser {
     pub fn start() -> Browser {
+        Browser::start_with_home(None)
+    }
+
+    /// A browser whose HOME is `home` (e.g. with an NSS database trusting a test CA).
+    pub fn start_with_home(home: Option<&std::path::Path>) -> Browser {
         require_tool("node", "nodejs");
         require_tool("chromium", "chromium");
         let modules = root().join("web/node_modules/playwright-core");
@@ -644,7 +652,11 @@ impl Browser {
             "{} missing: run `npm ci` in web/",
             modules.display()
         );
-        let mut child = Command::new("node")
+        let mut command = Command::new("node");
+        if let Some(home) = home {
+            command.env("HOME", home);
+        }
+        let mut child = command
             .arg(root().join("tests/browser/driver.mjs"))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

@@ -155,7 +155,7 @@ pub struct Cursor {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
     /// A handshake step, for drivers that add a transport step (e.g. TLS after
-    /// [`HandshakeEvent::SecurityDelegated`]).
+    /// [`HandshakeEvent::StartTls`]).
     Handshake(HandshakeEvent),
     /// The handshake is done: framebuffer updates may flow.
     Connected {
@@ -441,9 +441,36 @@ impl ServerSession {
     }
 
     /// The handshake in progress, for a driver that runs a delegated security step (e.g. TLS
-    /// after [`HandshakeEvent::SecurityDelegated`]) and reports its result.
+    /// after [`HandshakeEvent::StartTls`]) and reports its result.
     pub fn handshake_mut(&mut self) -> Option<&mut ServerHandshake> {
         self.handshake.as_mut()
+    }
+
+    /// Bytes received past the point where the handshake asked for TLS
+    /// ([`HandshakeEvent::StartTls`]): the start of the client's TLS handshake, which the
+    /// driver's TLS layer must read first.
+    pub fn take_handshake_input(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.hs_buf)
+    }
+
+    /// The TLS handshake asked for by [`HandshakeEvent::StartTls`] completed: the greeting
+    /// goes on inside it (its next output is for the TLS layer).
+    pub fn tls_established(&mut self) -> Result<(), SessionError> {
+        match self.handshake.as_mut() {
+            Some(hs) => {
+                hs.tls_established()?;
+                self.drive_handshake()
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// The TLS handshake failed: the session ends with the returned error.
+    pub fn tls_failed(&mut self, reason: String) -> SessionError {
+        match self.handshake.as_mut() {
+            Some(hs) => SessionError::Handshake(hs.tls_failed(reason)),
+            None => SessionError::Handshake(HandshakeError::TlsFailed(reason)),
+        }
     }
 
     /// The handshake is over and updates flow.
