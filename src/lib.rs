@@ -12,9 +12,11 @@ pub mod desktop;
 pub mod display;
 pub mod input;
 pub mod metrics;
+pub mod record;
 pub mod server;
 pub mod session;
 pub mod state_dir;
 pub mod transport;
+pub mod video;
 
 pub use desktop::{Desktop, DesktopError};

@@ -112,6 +112,10 @@ struct Cli {
     #[arg(long, env = "DESKD_STATE_DIR")]
     state_dir: Option<PathBuf>,
 
+    /// Record the screen from startup until exit, to MP4 files under `<state dir>/recordings`.
+    #[arg(long, env = "DESKD_RECORD")]
+    record: bool,
+
     /// Log filter (error, warn, info, debug, trace, or a tracing EnvFilter directive).
     #[arg(long, env = "DESKD_LOG_LEVEL", default_value = "info")]
     log_level: String,
@@ -257,6 +261,7 @@ fn run(cli: Cli) -> Result<(), String> {
             max_connections: cli.max_http_connections as usize,
             ..Default::default()
         },
+        record_on_start: cli.record,
     };
     // Refuse an exposed listener before starting anything.
     if let Some(e) = deskd::server::exposure_error(&config) {

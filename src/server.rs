@@ -12,6 +12,7 @@ use tokio::task::JoinHandle;
 use crate::api;
 use crate::desktop::Desktop;
 use crate::display::conn::XServer;
+use crate::record::{RecordLimits, Recorder, StartOptions};
 use crate::session::{SessionConfig, SessionContext};
 use crate::transport::{assets, http, tcp};
 
@@ -44,6 +45,8 @@ pub struct Config {
     pub max_rfb_clients: usize,
     /// HTTP connection limits.
     pub http_limits: http::HttpLimits,
+    /// Start recording the screen (to `<state_dir>/recordings`) as the server starts.
+    pub record_on_start: bool,
 }
 
 impl Default for Config {
@@ -62,6 +65,7 @@ impl Default for Config {
             allowed_hosts: Vec::new(),
             max_rfb_clients: 64,
             http_limits: http::HttpLimits::default(),
+            record_on_start: false,
         }
     }
 }
@@ -95,6 +99,8 @@ pub struct Server {
     pub http_addr: Option<SocketAddr>,
     /// Where RFB over TCP is served.
     pub rfb_addr: Option<SocketAddr>,
+    /// Screen recordings (files under `<state_dir>/recordings`, created when first needed).
+    pub recorder: Recorder,
     shutdown: watch::Sender<bool>,
     ctx: Arc<SessionContext>,
     tasks: Vec<JoinHandle<()>>,
@@ -117,6 +123,17 @@ impl Server {
             SessionContext::new(desktop.clone(), config.session.clone(), shutdown_rx.clone())?;
         let mut tasks = Vec::new();
         let slots = http::RfbSlots::new(config.max_rfb_clients);
+        let recorder = Recorder::new(
+            Arc::clone(&desktop.frames),
+            config.state_dir.join("recordings"),
+            RecordLimits::default(),
+        );
+        if config.record_on_start {
+            match recorder.start(StartOptions::default()) {
+                Ok(info) => tracing::info!(id = %info.id, "recording the screen"),
+                Err(e) => tracing::warn!("cannot record: {e}"),
+            }
+        }
 
         let mut rfb_addr = None;
         if let Some(addr) = config.listen_rfb {
@@ -133,7 +150,14 @@ impl Server {
         if let Some(addr) = config.listen_http {
             let listener = bind(addr).await?;
             http_addr = Some(listener.local_addr()?);
-            let app = app(desktop, &config, Arc::clone(&ctx), addr, slots.clone());
+            let app = app(
+                desktop,
+                &config,
+                Arc::clone(&ctx),
+                addr,
+                slots.clone(),
+                recorder.clone(),
+            );
             let rx = shutdown_rx.clone();
             let limits = config.http_limits;
             tasks.push(tokio::spawn(async move {
@@ -151,6 +175,7 @@ impl Server {
         Ok(Server {
             http_addr,
             rfb_addr,
+            recorder,
             shutdown,
             ctx,
             tasks,
@@ -165,6 +190,9 @@ impl Server {
     /// Stop accepting, close every client and wait (up to a few seconds) for sessions to end.
     pub async fn shutdown(self) {
         self.shutdown.send_replace(true);
+        let recorder = self.recorder.clone();
+        // Write the running recording's last fragment, if one is running.
+        let _ = tokio::task::spawn_blocking(move || recorder.stop()).await;
         let wait = async {
             for t in self.tasks {
                 let _ = t.await;
@@ -208,12 +236,10 @@ fn app(
     ctx: Arc<SessionContext>,
     listen: SocketAddr,
     slots: http::RfbSlots,
+    recorder: Recorder,
 ) -> Router {
     let display = config.display.clone();
-    let api = match &config.x_server {
-        Some(server) => api::router_with_server(desktop, display, Arc::clone(server)),
-        None => api::router(desktop, display),
-    };
+    let api = api::router_with(desktop, display, config.x_server.clone(), Some(recorder));
     let api = match &config.api_token {
         Some(token) => http::bearer_token_required(api, token),
         None => api,

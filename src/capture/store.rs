@@ -2,12 +2,19 @@
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
 
 use rfb::{FrameView, Rect, Region};
 use tokio::sync::watch;
 
 /// How many versions of change history are kept; a reader further behind gets the full frame.
 const HISTORY: usize = 256;
+
+/// Older frames kept for reuse. When a reader (an update being encoded, a screenshot, a
+/// recording) still holds the newest frame, the next write goes into a spare nobody holds,
+/// brought up to date by copying only what changed since it was newest, instead of copying the
+/// whole framebuffer.
+const SPARES: usize = 3;
 
 /// Native pixels: 32 bpp little-endian `0x00RRGGBB` (bytes B, G, R, X).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,11 +86,66 @@ pub struct CursorImage {
 struct State {
     version: u64,
     frame: Arc<Frame>,
+    /// When the newest version was written (its capture time).
+    captured_at: Instant,
     /// (version, region changed to reach that version from the one before).
     history: VecDeque<(u64, Region)>,
     cursor: Option<Arc<CursorImage>>,
     cursor_serial: u64,
     pointer: (u16, u16),
+    /// (version it was newest at, frame): see [`SPARES`].
+    spares: Vec<(u64, Arc<Frame>)>,
+    /// Writes that had to copy the whole frame (no spare was free).
+    full_copies: u64,
+}
+
+impl State {
+    /// The newest frame, writable: in place when no reader holds it, else a spare brought up
+    /// to date, else (no spare free) a copy.
+    fn writable(&mut self) -> &mut Frame {
+        if Arc::get_mut(&mut self.frame).is_none() {
+            let next = self.take_spare().unwrap_or_else(|| {
+                self.full_copies += 1;
+                Arc::new((*self.frame).clone())
+            });
+            // The frame readers hold becomes a spare once they let go.
+            let old = std::mem::replace(&mut self.frame, next);
+            self.spares.push((self.version, old));
+            if self.spares.len() > SPARES {
+                self.spares.remove(0);
+            }
+        }
+        Arc::make_mut(&mut self.frame)
+    }
+
+    /// A spare no reader holds, updated to the newest version.
+    fn take_spare(&mut self) -> Option<Arc<Frame>> {
+        // Changes are known from the version before the oldest history entry on.
+        let known = self.history.front().map_or(self.version, |(v, _)| v - 1);
+        let (w, h) = (self.frame.width, self.frame.height);
+        self.spares
+            .retain(|(v, f)| *v >= known && f.width == w && f.height == h);
+        let i = self
+            .spares
+            .iter()
+            .position(|(_, f)| Arc::strong_count(f) == 1)?;
+        let (since, mut spare) = self.spares.swap_remove(i);
+        let mut changed = Region::new();
+        for (_, r) in self.history.iter().filter(|(v, _)| *v > since) {
+            changed.union(r);
+        }
+        let dst = Arc::get_mut(&mut spare)?;
+        let src = &self.frame;
+        for r in changed.rects() {
+            let r = r.clamp_to(w, h);
+            let (x, n) = (usize::from(r.x) * 4, usize::from(r.w) * 4);
+            for y in usize::from(r.y)..usize::from(r.y) + usize::from(r.h) {
+                let (a, b) = (y * src.stride + x, y * dst.stride + x);
+                dst.data[b..b + n].copy_from_slice(&src.data[a..a + n]);
+            }
+        }
+        Some(spare)
+    }
 }
 
 /// The newest frame, its version and the recent change history.
@@ -100,10 +162,13 @@ impl FrameStore {
             state: Mutex::new(State {
                 version: 1,
                 frame: Arc::new(Frame::new(width, height)),
+                captured_at: Instant::now(),
                 history: VecDeque::new(),
                 cursor: None,
                 cursor_serial: 0,
                 pointer: (0, 0),
+                spares: Vec::new(),
+                full_copies: 0,
             }),
             version_tx: watch::channel(1).0,
             cursor_tx: watch::channel(0).0,
@@ -127,6 +192,12 @@ impl FrameStore {
         (s.version, Arc::clone(&s.frame))
     }
 
+    /// The newest frame, its version and its capture time.
+    pub fn snapshot_timed(&self) -> (u64, Arc<Frame>, Instant) {
+        let s = self.lock();
+        (s.version, Arc::clone(&s.frame), s.captured_at)
+    }
+
     /// The newest frame, its version, and the region changed after version `since` (the whole
     /// frame when `since` is older than the history kept or predates a resize).
     pub fn changes_since(&self, since: u64) -> (u64, Arc<Frame>, Region) {
@@ -146,19 +217,25 @@ impl FrameStore {
         (s.version, Arc::clone(&s.frame), region)
     }
 
+    /// How many writes had to copy the whole frame because readers held every buffer.
+    pub fn full_copies(&self) -> u64 {
+        self.lock().full_copies
+    }
+
     /// Woken with the new version number whenever pixels change.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.version_tx.subscribe()
     }
 
-    /// Change pixels: `write` mutates the frame (copy-on-write if a reader still holds the old
-    /// one); `region` is what changed. An empty region does nothing.
+    /// Change pixels: `write` mutates the frame (a readers' snapshot is never changed: see
+    /// [`SPARES`]); `region` must cover every pixel `write` changes. An empty region does
+    /// nothing.
     pub fn write(&self, region: &Region, write: impl FnOnce(&mut Frame)) -> u64 {
         if region.is_empty() {
             return self.version();
         }
         let mut s = self.lock();
-        write(Arc::make_mut(&mut s.frame));
+        write(s.writable());
         let mut region = region.clone();
         region.clamp_to(s.frame.width, s.frame.height);
         self.bump(&mut s, region)
@@ -171,11 +248,13 @@ impl FrameStore {
         s.frame = Arc::new(frame);
         // History before a resize is meaningless for the new size.
         s.history.clear();
+        s.spares.clear();
         self.bump(&mut s, full)
     }
 
     fn bump(&self, s: &mut State, region: Region) -> u64 {
         s.version += 1;
+        s.captured_at = Instant::now();
         s.history.push_back((s.version, region));
         while s.history.len() > HISTORY {
             s.history.pop_front();
@@ -246,6 +325,39 @@ mod tests {
         store.write(&Region::from_rect(Rect::new(0, 0, 1, 1)), |f| f.data[0] = 9);
         assert_eq!(old.data[0], 0);
         assert_eq!(store.snapshot().1.data[0], 9);
+    }
+
+    #[test]
+    fn writes_under_readers_reuse_spares_and_stay_exact() {
+        // A reader always holds the newest frame (like a session encoding it): writes go to
+        // spares, caught up by copying only what changed, and every snapshot stays exact.
+        let store = FrameStore::new(64, 32);
+        let mut model = Frame::new(64, 32);
+        let mut held = Vec::new();
+        for i in 0..40u16 {
+            let r = Rect::new((i * 7) % 60, (i * 3) % 30, 4, 2);
+            let c = (i as u8).wrapping_mul(37).wrapping_add(1);
+            let paint = |f: &mut Frame| {
+                for y in r.y..r.y + r.h {
+                    for x in r.x..r.x + r.w {
+                        let p = usize::from(y) * f.stride + usize::from(x) * 4;
+                        f.data[p..p + 4].copy_from_slice(&[c, c, c, 0]);
+                    }
+                }
+            };
+            paint(&mut model);
+            store.write(&Region::from_rect(r), paint);
+            let (_, snap) = store.snapshot();
+            assert_eq!(snap.data, model.data, "after write {i}");
+            // Hold the newest and release the one before, as a reader moving on does.
+            held.push(snap);
+            if held.len() > 1 {
+                held.remove(0);
+            }
+        }
+        // Only the first write under a reader, before any spare existed, copied everything.
+        assert_eq!(store.full_copies(), 1);
+        assert!(store.lock().spares.len() <= SPARES);
     }
 
     #[test]

@@ -9,6 +9,7 @@ use crate::pixel::PixelFormat;
 
 pub mod copyrect;
 pub mod cursor;
+pub mod h264;
 pub mod hextile;
 pub mod jpeg;
 mod palette;
