@@ -5,6 +5,7 @@
 //! key-frame and delta-frame encodes under criterion.
 //!
 //! `cargo bench --bench h264`; H264_BENCH_QUICK=1 prints the table only.
+#![allow(clippy::expect_used)]
 
 #[path = "data/content.rs"]
 mod content;

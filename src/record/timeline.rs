@@ -45,6 +45,11 @@ impl Timeline {
         });
     }
 
+    /// Nothing waits to be written (the screen has been still for a fragment's time).
+    pub fn is_idle(&self) -> bool {
+        self.pending.is_empty()
+    }
+
     /// When [`Timeline::poll`] next has something to write, if anything waits.
     pub fn deadline(&self) -> Option<u64> {
         self.pending.first().map(|s| s.time + FRAGMENT)

@@ -145,6 +145,8 @@ pub(super) fn run(
     let interval = Duration::from_secs(1) / opts.fps.max(1);
     let mut encoder = match H264Encoder::new(H264Settings {
         max_fps: opts.fps as f32,
+        // A recording shows a still screen for long: keep text sharper than live video needs.
+        qp_max: 28,
         ..H264Settings::default()
     }) {
         Ok(e) => e,
@@ -193,7 +195,16 @@ pub(super) fn run(
             seg.report(shared, t);
         }
         if end.is_none() && (stopping || *stop.borrow()) {
-            end = Some(End::Stopped);
+            if seg.timeline.is_idle() && seg.size.is_some() {
+                // Still since the last fragment: show the screen once more at the stop time,
+                // so the video lasts as long as the recording did (an unchanged picture
+                // encodes to a few bytes).
+                let (_, frame, _) = store.snapshot_timed();
+                if let Err(e) = sample(&mut seg, &mut encoder, &frame, Instant::now()) {
+                    end = Some(e);
+                }
+            }
+            end = end.or(Some(End::Stopped));
         }
         if let Some(end) = end {
             match close(shared, &mut seg, end) {

@@ -47,13 +47,13 @@ pub fn write_rect(
     Ok(())
 }
 
+/// A parsed encoding-50 rectangle body: flags, Annex B data, and bytes consumed.
+pub type Body<'a> = (u32, &'a [u8], usize);
+
 /// The body of an encoding-50 rectangle (after its 12-byte header), parsed from the front of
 /// `buf`: `Some((flags, annexb, bytes consumed))`, or `None` until `buf` holds all of it.
 /// For clients and tests; `max_len` caps the length a peer may announce.
-pub fn parse_body(
-    buf: &[u8],
-    max_len: u32,
-) -> Result<Option<(u32, &[u8], usize)>, PayloadTooLarge> {
+pub fn parse_body(buf: &[u8], max_len: u32) -> Result<Option<Body<'_>>, PayloadTooLarge> {
     let Some(header) = buf.get(..HEADER_LEN) else {
         return Ok(None);
     };
