@@ -161,7 +161,14 @@ impl Server {
         if let Some(addr) = config.listen_http {
             let listener = bind(addr).await?;
             http_addr = Some(listener.local_addr()?);
-            let app = app(desktop, &config, Arc::clone(&ctx), addr, slots.clone());
+            let app = app(
+                desktop,
+                &config,
+                Arc::clone(&ctx),
+                addr,
+                slots.clone(),
+                recorder.clone(),
+            );
             let rx = shutdown_rx.clone();
             let limits = config.http_limits;
             let tls = config.tls.as_ref().map(|t| t.https_acceptor());
@@ -303,12 +310,10 @@ fn app(
     ctx: Arc<SessionContext>,
     listen: SocketAddr,
     slots: slots::RfbSlots,
+    recorder: Recorder,
 ) -> Router {
     let display = config.display.clone();
-    let api = match &config.x_server {
-        Some(server) => api::router_with_server(desktop, display, Arc::clone(server)),
-        None => api::router(desktop, display),
-    };
+    let api = api::router_with(desktop, display, config.x_server.clone(), Some(recorder));
     let links = LinkSecret::new(&config.state_dir);
     let api = api.merge(api::link::router(links.clone(), config.tls.is_some()));
     let api = match &config.api_token {

@@ -56,6 +56,25 @@ fn field<'a>(probe: &'a str, key: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no {key} in {probe}"))
 }
 
+/// The duration ffprobe reads from a file being written (0 before its first fragment).
+fn file_duration(path: &Path) -> f64 {
+    Command::new("ffprobe")
+        .args([
+            "-v",
+            "quiet",
+            "-show_entries",
+            "format=duration",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(path)
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
 /// Decode the whole file: no errors allowed.
 fn decode_all(path: &Path) {
     require_tool("ffmpeg", "ffmpeg");
@@ -149,9 +168,10 @@ fn recording_has_the_wall_duration_size_and_codec_and_idle_costs_nothing() {
     assert_eq!(done.id, info.id);
     assert_eq!(done.status, RecordingStatus::Completed);
     assert_eq!((done.width, done.height), (322, 240));
-    // The cap: about 30 a second over 1.5 s, plus the first.
+    // The fps cap: at most 30 a second of change (plus the first and the one at stop), for
+    // changes made every 20 ms (fewer on a loaded machine).
     assert!(
-        (30..=50).contains(&done.frames),
+        (10..=48).contains(&done.frames),
         "{} samples for 1.5 s at 30 fps",
         done.frames
     );
@@ -262,12 +282,16 @@ fn frames_match_x_and_a_kill_9_leaves_a_playable_file() {
         shots.push((t.as_secs_f64(), rgb));
         std::thread::sleep(Duration::from_millis(600));
     }
-    // Past the fragment interval of the last change, then kill -9.
-    std::thread::sleep(Duration::from_millis(1200));
+    // Once the last picture's fragment is on disk (about a second after the change; bounded
+    // wait for a loaded machine), kill -9.
+    let file = info_path.with_extension("mp4");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline && file_duration(&file) < shots[2].0 {
+        std::thread::sleep(Duration::from_millis(200));
+    }
     deskd.proc.0.kill().unwrap();
     deskd.proc.0.wait().unwrap();
 
-    let file = info_path.with_extension("mp4");
     let probe = ffprobe(&file);
     assert_eq!(field(&probe, "codec_name"), "h264");
     assert_eq!(field(&probe, "width"), w.to_string());

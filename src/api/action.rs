@@ -20,7 +20,7 @@ use axum::Json;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 
-use super::keys;
+use super::model::{self, Action};
 use super::scale::Axis;
 use super::screenshot::{self, Format, Region, Settle, Shot, ShotOptions};
 use super::ApiState;
@@ -28,16 +28,10 @@ use crate::desktop::{self, Desktop, DesktopError};
 use crate::input::held::Held;
 use crate::input::InputSink;
 
-/// Longest `type` text accepted, in bytes.
-pub const MAX_TEXT: usize = 64 * 1024;
-/// Longest `hold_key` / `wait`, in milliseconds.
-pub const MAX_DURATION_MS: i64 = 60_000;
-/// Most scroll notches in one action.
-pub const MAX_SCROLL: i64 = 1000;
-/// Most key combinations in one `key` / `hold_key` request.
-pub const MAX_CHORDS: usize = 1000;
-/// Most clicks in one `click`.
-pub const MAX_CLICKS: i64 = 10;
+pub use super::model::{
+    Step, MAX_CHORDS, MAX_CLICKS, MAX_DURATION_MS, MAX_MODIFIERS, MAX_SCROLL, MAX_TEXT,
+};
+
 /// Largest `scaled_width` / `scaled_height` / zoom size.
 pub const MAX_SCALED: i64 = screenshot::MAX_SIDE as i64;
 
@@ -135,80 +129,13 @@ fn is_zero(v: &u32) -> bool {
     *v == 0
 }
 
-/// Coder's error body.
-#[derive(Debug, Clone)]
-pub struct ApiError {
-    /// 400, 404, 500...
-    pub status: StatusCode,
-    /// Short message.
-    pub message: String,
-    /// Details (omitted when empty).
-    pub detail: String,
-}
-
-impl ApiError {
-    /// 400 with a message.
-    pub fn bad(message: impl Into<String>) -> ApiError {
-        ApiError {
-            status: StatusCode::BAD_REQUEST,
-            message: message.into(),
-            detail: String::new(),
-        }
-    }
-
-    /// 500 from a desktop failure; 503 when the X server is gone or not answering.
-    pub fn desktop(message: impl Into<String>, e: &DesktopError) -> ApiError {
-        let status = match e {
-            DesktopError::Unavailable(_) | DesktopError::Timeout(_) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
-            _ => StatusCode::INTERNAL_SERVER_ERROR,
-        };
-        ApiError {
-            status,
-            message: message.into(),
-            detail: e.to_string(),
-        }
-    }
-
-    /// With a detail.
-    pub fn with_detail(mut self, detail: impl Into<String>) -> ApiError {
-        self.detail = detail.into();
-        self
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let mut body = serde_json::Map::new();
-        body.insert("message".into(), self.message.into());
-        if !self.detail.is_empty() {
-            body.insert("detail".into(), self.detail.into());
-        }
-        (self.status, Json(serde_json::Value::Object(body))).into_response()
-    }
-}
-
-/// One thing sent to the InputSink.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Step {
-    /// Pointer to native (x, y).
-    Move(u16, u16),
-    /// Button press (true) or release.
-    Button(u8, bool),
-    /// Keysym press (true) or release.
-    Key(u32, bool),
-    /// Pause (hold_key).
-    Sleep(Duration),
-    /// Let the X server catch up (long typing).
-    Sync,
-}
+pub use super::error::ApiError;
 
 /// What a validated request does.
 #[derive(Debug, Clone)]
 pub enum Op {
-    /// Input steps.
-    Input(Vec<Step>),
+    /// Input.
+    Input(Action),
     /// Report the pointer position.
     CursorPosition,
     /// Sleep without holding the action lock.
@@ -336,168 +263,6 @@ pub fn button(b: &ButtonName) -> Result<u8, ApiError> {
         })
 }
 
-fn key_error(field: &str, action: &str, e: keys::KeyError) -> ApiError {
-    ApiError::bad(format!("Invalid \"{field}\" for {action} action: {e}."))
-}
-
-/// Steps that press a chord's keys in order and release them in reverse. With Shift in the
-/// chord, letters are pressed as capitals, so the keyboard keeps Shift down for them
-/// (`shift+a` types "A", as xdotool's does) instead of typing the exact lowercase keysym.
-pub fn press(chord: &[u32], steps: &mut Vec<Step>) {
-    let chord = keys::shifted(chord);
-    steps.extend(chord.iter().map(|k| Step::Key(*k, true)));
-    steps.extend(chord.iter().rev().map(|k| Step::Key(*k, false)));
-}
-
-/// Steps for clicks with modifiers held.
-pub fn click_steps(at: Option<(u16, u16)>, button: u8, count: u32, mods: &[u32]) -> Vec<Step> {
-    let mut s = Vec::new();
-    if let Some((x, y)) = at {
-        s.push(Step::Move(x, y));
-    }
-    s.extend(mods.iter().map(|k| Step::Key(*k, true)));
-    for _ in 0..count {
-        s.push(Step::Button(button, true));
-        s.push(Step::Button(button, false));
-    }
-    s.extend(mods.iter().rev().map(|k| Step::Key(*k, false)));
-    s
-}
-
-/// Steps for a drag with `button`: press at `from`, move through intermediate points
-/// (toolkits want motion past their drag threshold), release at `to`.
-pub fn drag_steps(from: Option<(u16, u16)>, to: (u16, u16), button: u8, mods: &[u32]) -> Vec<Step> {
-    let mut s = Vec::new();
-    if let Some((x, y)) = from {
-        s.push(Step::Move(x, y));
-    }
-    s.extend(mods.iter().map(|k| Step::Key(*k, true)));
-    s.push(Step::Button(button, true));
-    s.push(Step::Sync);
-    if let Some((fx, fy)) = from {
-        for i in 1..4i32 {
-            let x = i32::from(fx) + (i32::from(to.0) - i32::from(fx)) * i / 4;
-            let y = i32::from(fy) + (i32::from(to.1) - i32::from(fy)) * i / 4;
-            s.push(Step::Move(x.max(0) as u16, y.max(0) as u16));
-        }
-    }
-    s.push(Step::Move(to.0, to.1));
-    s.push(Step::Sync);
-    s.push(Step::Button(button, false));
-    s.extend(mods.iter().rev().map(|k| Step::Key(*k, false)));
-    s
-}
-
-/// Steps for scrolling `amount` notches (negative reverses the direction).
-pub fn scroll_steps(
-    at: Option<(u16, u16)>,
-    direction: &str,
-    amount: i64,
-    mods: &[u32],
-) -> Option<Vec<Step>> {
-    let (pos, neg) = match direction {
-        "up" => (4u8, 5u8),
-        "down" => (5, 4),
-        "left" => (6, 7),
-        "right" => (7, 6),
-        _ => return None,
-    };
-    let b = if amount >= 0 { pos } else { neg };
-    let mut s = Vec::new();
-    if let Some((x, y)) = at {
-        s.push(Step::Move(x, y));
-    }
-    s.extend(mods.iter().map(|k| Step::Key(*k, true)));
-    for _ in 0..amount.unsigned_abs() {
-        s.push(Step::Button(b, true));
-        s.push(Step::Button(b, false));
-    }
-    s.extend(mods.iter().rev().map(|k| Step::Key(*k, false)));
-    Some(s)
-}
-
-/// Steps that type `keysyms`, syncing now and then so a long text does not flood the server.
-pub fn type_steps(keysyms: &[u32]) -> Vec<Step> {
-    let mut s = Vec::with_capacity(keysyms.len() * 2 + keysyms.len() / 64);
-    for (i, k) in keysyms.iter().enumerate() {
-        s.push(Step::Key(*k, true));
-        s.push(Step::Key(*k, false));
-        if i % 64 == 63 {
-            s.push(Step::Sync);
-        }
-    }
-    s
-}
-
-/// Parse the key combinations of `key` / `hold_key`, bounded in size and count (a key press
-/// is an X round trip, so this bounds the time one request holds the desktop).
-pub fn key_chords(action: &str, text: &str) -> Result<Vec<keys::Combo>, ApiError> {
-    if text.len() > MAX_TEXT {
-        return Err(ApiError::bad(format!(
-            "Invalid \"text\" for {action} action: {} bytes is longer than the {MAX_TEXT} \
-             bytes allowed.",
-            text.len()
-        )));
-    }
-    let cs = keys::parse(text).map_err(|e| key_error("text", action, e))?;
-    if cs.len() > MAX_CHORDS {
-        return Err(ApiError::bad(format!(
-            "Invalid \"text\" for {action} action: {} key combinations is more than the \
-             {MAX_CHORDS} allowed.",
-            cs.len()
-        )));
-    }
-    Ok(cs)
-}
-
-/// Most keys held during one click, scroll or drag.
-pub const MAX_MODIFIERS: usize = 16;
-
-/// The keys held during a click or scroll (`"ctrl+shift"`), at most [`MAX_MODIFIERS`].
-pub fn modifier_keys(action: &str, text: Option<&str>) -> Result<Vec<u32>, ApiError> {
-    let Some(t) = text else {
-        return Ok(Vec::new());
-    };
-    if t.len() > MAX_TEXT {
-        return Err(ApiError::bad(format!(
-            "Invalid \"text\" for {action} action: {} bytes is too long.",
-            t.len()
-        )));
-    }
-    let keys = keys::modifiers(t).map_err(|e| key_error("text", action, e))?;
-    if keys.len() > MAX_MODIFIERS {
-        return Err(ApiError::bad(format!(
-            "Invalid \"text\" for {action} action: {} keys is more than the {MAX_MODIFIERS} \
-             allowed.",
-            keys.len()
-        )));
-    }
-    Ok(keys)
-}
-
-/// Check `text` for `type`.
-pub fn type_text(action: &str, text: &str) -> Result<Vec<u32>, ApiError> {
-    if text.len() > MAX_TEXT {
-        return Err(ApiError::bad(format!(
-            "Invalid \"text\" for {action} action: {} bytes is longer than the {MAX_TEXT} \
-             bytes allowed.",
-            text.len()
-        )));
-    }
-    keys::text_keysyms(text).map_err(|e| key_error("text", action, e))
-}
-
-/// A duration in ms, checked.
-pub fn duration_ms(field: &str, action: &str, ms: i64) -> Result<Duration, ApiError> {
-    if !(0..=MAX_DURATION_MS).contains(&ms) {
-        return Err(ApiError::bad(format!(
-            "Invalid \"{field}\" for {action} action: {ms} ms is outside 0 to \
-             {MAX_DURATION_MS} ms."
-        )));
-    }
-    Ok(Duration::from_millis(ms.unsigned_abs()))
-}
-
 /// Screenshot options from the request's extension fields.
 fn shot_options(a: &DesktopAction, default_settle: bool) -> Result<ShotOptions, ApiError> {
     let format = match &a.format {
@@ -583,34 +348,27 @@ pub fn plan(a: &DesktopAction, native: (u32, u32)) -> Result<Plan, ApiError> {
             .transpose()
     };
     let text = || a.text.as_deref().ok_or_else(|| missing("text", act));
-    let mods = || modifier_keys(act, a.text.as_deref());
-    let chords = || key_chords(act, text()?);
+    let mods = || model::modifier_keys(act, a.text.as_deref());
+    let chords = || model::key_chords("text", act, text()?);
     let mut coder_dims = false;
     let mut capture_only = false;
     let op = match act {
-        "key" => {
-            let mut s = Vec::new();
-            for c in chords()? {
-                press(&c, &mut s);
-            }
-            Op::Input(s)
-        }
-        "type" => Op::Input(type_steps(&type_text(act, text()?)?)),
+        "key" => Op::Input(Action::Keys(chords()?)),
+        "type" => Op::Input(Action::Type {
+            keysyms: model::type_text(act, text()?)?,
+            delay: Duration::ZERO,
+        }),
         "cursor_position" => Op::CursorPosition,
-        "mouse_move" => {
-            let (x, y) = coord()?;
-            Op::Input(vec![Step::Move(x, y)])
-        }
+        "mouse_move" => Op::Input(Action::Move(coord()?)),
         "left_click" | "right_click" | "middle_click" | "double_click" | "triple_click" => {
             let at = coord()?;
-            let (b, n) = match act {
-                "left_click" => (1, 1),
-                "right_click" => (3, 1),
-                "middle_click" => (2, 1),
-                "double_click" => (1, 2),
-                _ => (1, 3),
-            };
-            Op::Input(click_steps(Some(at), b, n, &mods()?))
+            let (button, count) = model::click_kind(act).unwrap_or((1, 1));
+            Op::Input(Action::Click {
+                at: Some(at),
+                button,
+                count,
+                mods: mods()?,
+            })
         }
         "left_click_drag" => {
             let (Some(start), Some(end)) = (a.start_coordinate, a.coordinate) else {
@@ -618,65 +376,56 @@ pub fn plan(a: &DesktopAction, native: (u32, u32)) -> Result<Plan, ApiError> {
                     "Missing \"coordinate\" or \"start_coordinate\" for left_click_drag.",
                 ));
             };
-            let from = space.point("start_coordinate", act, start)?;
-            let to = space.point("coordinate", act, end)?;
-            Op::Input(drag_steps(Some(from), to, 1, &mods()?))
+            Op::Input(Action::Drag {
+                from: Some(space.point("start_coordinate", act, start)?),
+                to: space.point("coordinate", act, end)?,
+                button: 1,
+                mods: mods()?,
+            })
         }
         "left_mouse_down" | "left_mouse_up" | "mouse_down" | "mouse_up" => {
             let b = match (act, &a.button) {
                 ("mouse_down" | "mouse_up", Some(b)) => button(b)?,
                 _ => 1,
             };
-            let down = act.ends_with("_down");
-            let mut s = Vec::new();
-            if let Some((x, y)) = opt_coord()? {
-                s.push(Step::Move(x, y));
-            }
-            s.push(Step::Button(b, down));
-            Op::Input(s)
+            Op::Input(Action::Button {
+                at: opt_coord()?,
+                button: b,
+                down: act.ends_with("_down"),
+            })
         }
-        "click" => {
-            let b = a.button.as_ref().map(button).transpose()?.unwrap_or(1);
-            let n = a.count.unwrap_or(1);
-            if !(1..=MAX_CLICKS).contains(&n) {
-                return Err(ApiError::bad(format!(
-                    "Invalid \"count\" for click action: {n}; use 1 to {MAX_CLICKS}."
-                )));
-            }
-            Op::Input(click_steps(opt_coord()?, b, n as u32, &mods()?))
-        }
+        "click" => Op::Input(Action::Click {
+            at: opt_coord()?,
+            button: a.button.as_ref().map(button).transpose()?.unwrap_or(1),
+            count: model::click_count("count", act, a.count.unwrap_or(1))?,
+            mods: mods()?,
+        }),
         "scroll" => {
             let at = coord()?;
-            let amount = a.scroll_amount.unwrap_or(3);
-            // unsigned_abs: i64::MIN has no positive counterpart (abs() would wrap).
-            if amount.unsigned_abs() > MAX_SCROLL.unsigned_abs() {
-                return Err(ApiError::bad(format!(
-                    "Invalid \"scroll_amount\" for scroll action: {amount} is more than \
-                     {MAX_SCROLL} notches."
-                )));
-            }
+            let amount = model::scroll_amount("scroll_amount", act, a.scroll_amount.unwrap_or(3))?;
             let dir = a.scroll_direction.as_deref().unwrap_or("down");
-            let steps = scroll_steps(Some(at), dir, amount, &mods()?)
+            let (dx, dy) = model::scroll_delta(dir, amount)
                 .ok_or_else(|| ApiError::bad(format!("Invalid scroll direction: {dir}")))?;
-            Op::Input(steps)
+            Op::Input(Action::Scroll {
+                at: Some(at),
+                dx,
+                dy,
+                mods: mods()?,
+            })
         }
-        "hold_key" | "key_down" | "key_up" => {
-            let cs = chords()?;
-            let mut s = Vec::new();
-            match act {
-                "hold_key" => {
-                    let d = duration_ms("duration", act, a.duration.unwrap_or(1000))?;
-                    s.extend(cs.iter().flatten().map(|k| Step::Key(*k, true)));
-                    s.push(Step::Sync);
-                    s.push(Step::Sleep(d));
-                    s.extend(cs.iter().flatten().rev().map(|k| Step::Key(*k, false)));
-                }
-                "key_down" => s.extend(cs.iter().flatten().map(|k| Step::Key(*k, true))),
-                _ => s.extend(cs.iter().flatten().rev().map(|k| Step::Key(*k, false))),
-            }
-            Op::Input(s)
-        }
-        "wait" => Op::Wait(duration_ms("duration", act, a.duration.unwrap_or(1000))?),
+        "hold_key" => Op::Input(Action::Hold {
+            keys: chords()?.concat(),
+            duration: model::duration_ms("duration", act, a.duration.unwrap_or(1000))?,
+        }),
+        "key_down" | "key_up" => Op::Input(Action::KeyChord {
+            keys: chords()?.concat(),
+            down: act == "key_down",
+        }),
+        "wait" => Op::Wait(model::duration_ms(
+            "duration",
+            act,
+            a.duration.unwrap_or(1000),
+        )?),
         "screenshot" => {
             coder_dims = true;
             capture_only = true;
@@ -834,6 +583,16 @@ async fn run_input(
     (guard, Ok(()))
 }
 
+/// Run one action's input under the action lock (what `/v1` and other callers without a
+/// screenshot to take use).
+pub async fn perform(desktop: &Desktop, action: &Action) -> Result<(), DesktopError> {
+    crate::metrics::global().actions.add(1);
+    let task = tokio::spawn(run_input(desktop.clone(), action.steps(), None));
+    task.await
+        .map_err(|e| DesktopError::Other(format!("input task failed: {e}")))?
+        .1
+}
+
 /// Release what `held` has down after `e` stopped a run; returns `e`.
 async fn release(desktop: &Desktop, mut held: Held, e: DesktopError) -> DesktopError {
     let input = Arc::clone(&desktop.input);
@@ -865,10 +624,10 @@ pub async fn execute(desktop: &Desktop, plan: Plan) -> Result<Outcome, ApiError>
         ),
     };
     match &plan.op {
-        Op::Input(steps) => {
+        Op::Input(action) => {
             // Its own task, so the lock and the held keys are handled to the end even if the
             // request is dropped mid-way.
-            let task = tokio::spawn(run_input(desktop.clone(), steps.clone(), guard));
+            let task = tokio::spawn(run_input(desktop.clone(), action.steps(), guard));
             let (held, res) = task.await.map_err(|e| ApiError {
                 status: StatusCode::INTERNAL_SERVER_ERROR,
                 message: fail.into(),
@@ -975,7 +734,7 @@ mod tests {
 
     fn steps(json: &str) -> Vec<Step> {
         match act(json).unwrap().op {
-            Op::Input(s) => s,
+            Op::Input(a) => a.steps(),
             other => panic!("not input: {other:?}"),
         }
     }
@@ -1092,7 +851,8 @@ mod tests {
         let s = steps(r#"{"action":"hold_key","text":"shift","duration":5}"#);
         assert!(s.contains(&Step::Sleep(Duration::from_millis(5))));
         let p = act(r#"{"action":"hold_key","text":"a"}"#).unwrap();
-        let Op::Input(s) = p.op else { panic!() };
+        let Op::Input(a) = p.op else { panic!() };
+        let s = a.steps();
         assert!(s.contains(&Step::Sleep(Duration::from_millis(1000))));
         assert!(msg(r#"{"action":"hold_key","text":"a","duration":-1}"#).contains("duration"));
     }

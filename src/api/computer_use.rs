@@ -20,7 +20,8 @@ use base64::Engine;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::action::{self, ApiError, Op, Plan, Space, Step};
+use super::action::{self, ApiError, Op, Plan, Space};
+use super::model::{self, Action};
 use super::screenshot::{Settle, ShotOptions};
 use super::ApiState;
 
@@ -62,7 +63,7 @@ pub struct Request {
 
 fn seconds(field: &str, act: &str, v: Option<f64>, default: f64) -> Result<Duration, ApiError> {
     let s = v.unwrap_or(default);
-    let max = action::MAX_DURATION_MS as f64 / 1000.0;
+    let max = model::MAX_DURATION_MS as f64 / 1000.0;
     if !(0.0..=max).contains(&s) {
         return Err(ApiError::bad(format!(
             "Invalid \"{field}\" for {act} action: {s} s is outside 0 to {max} s."
@@ -102,70 +103,64 @@ pub fn plan(
     };
     let at = point("coordinate", input.coordinate)?;
     let text = || input.text.as_deref().ok_or_else(|| missing("text", act));
-    let mods = || action::modifier_keys(act, input.text.as_deref());
+    let mods = || model::modifier_keys(act, input.text.as_deref());
+    let chords = || model::key_chords("text", act, text()?);
     let need_at = || at.ok_or_else(|| missing("coordinate", act));
     let mut with_shot = screenshot;
     let mut region = None;
     let op = match act {
-        "key" => {
-            let mut s = Vec::new();
-            for c in action::key_chords(act, text()?)? {
-                action::press(&c, &mut s);
-            }
-            Op::Input(s)
-        }
-        "type" => Op::Input(action::type_steps(&action::type_text(act, text()?)?)),
-        "mouse_move" => {
-            let (x, y) = need_at()?;
-            Op::Input(vec![Step::Move(x, y)])
-        }
+        "key" => Op::Input(Action::Keys(chords()?)),
+        "type" => Op::Input(Action::Type {
+            keysyms: model::type_text(act, text()?)?,
+            delay: Duration::ZERO,
+        }),
+        "mouse_move" => Op::Input(Action::Move(need_at()?)),
         "left_click" | "right_click" | "middle_click" | "double_click" | "triple_click" => {
-            let (b, n) = match act {
-                "left_click" => (1, 1),
-                "right_click" => (3, 1),
-                "middle_click" => (2, 1),
-                "double_click" => (1, 2),
-                _ => (1, 3),
-            };
-            Op::Input(action::click_steps(at, b, n, &mods()?))
+            let (button, count) = model::click_kind(act).unwrap_or((1, 1));
+            Op::Input(Action::Click {
+                at,
+                button,
+                count,
+                mods: mods()?,
+            })
         }
-        "left_click_drag" => {
-            let from = point("start_coordinate", input.start_coordinate)?;
-            Op::Input(action::drag_steps(from, need_at()?, 1, &[]))
-        }
-        "left_mouse_down" | "left_mouse_up" => {
-            let mut s = Vec::new();
-            if let Some((x, y)) = at {
-                s.push(Step::Move(x, y));
-            }
-            s.push(Step::Button(1, act == "left_mouse_down"));
-            Op::Input(s)
-        }
+        "left_click_drag" => Op::Input(Action::Drag {
+            from: point("start_coordinate", input.start_coordinate)?,
+            to: need_at()?,
+            button: 1,
+            mods: Vec::new(),
+        }),
+        "left_mouse_down" | "left_mouse_up" => Op::Input(Action::Button {
+            at,
+            button: 1,
+            down: act == "left_mouse_down",
+        }),
         "scroll" => {
             let amount = input.scroll_amount.unwrap_or(3);
-            if !(0..=action::MAX_SCROLL).contains(&amount) {
+            if amount < 0 {
                 return Err(ApiError::bad(format!(
                     "Invalid \"scroll_amount\" for scroll action: {amount}; use 0 to {}.",
-                    action::MAX_SCROLL
+                    model::MAX_SCROLL
                 )));
             }
+            let amount = model::scroll_amount("scroll_amount", act, amount)?;
             let dir = input
                 .scroll_direction
                 .as_deref()
                 .ok_or_else(|| missing("scroll_direction", act))?;
-            let s = action::scroll_steps(at, dir, amount, &mods()?)
+            let (dx, dy) = model::scroll_delta(dir, amount)
                 .ok_or_else(|| ApiError::bad(format!("Invalid scroll direction: {dir}")))?;
-            Op::Input(s)
+            Op::Input(Action::Scroll {
+                at,
+                dx,
+                dy,
+                mods: mods()?,
+            })
         }
-        "hold_key" => {
-            let d = seconds("duration", act, input.duration, 1.0)?;
-            let cs = action::key_chords(act, text()?)?;
-            let mut s: Vec<Step> = cs.iter().flatten().map(|k| Step::Key(*k, true)).collect();
-            s.push(Step::Sync);
-            s.push(Step::Sleep(d));
-            s.extend(cs.iter().flatten().rev().map(|k| Step::Key(*k, false)));
-            Op::Input(s)
-        }
+        "hold_key" => Op::Input(Action::Hold {
+            keys: chords()?.concat(),
+            duration: seconds("duration", act, input.duration, 1.0)?,
+        }),
         "wait" => Op::Wait(seconds("duration", act, input.duration, 1.0)?),
         "screenshot" => {
             with_shot = true;
@@ -257,6 +252,7 @@ pub async fn handle(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::model::Step;
 
     fn p(json: &str) -> Result<Plan, ApiError> {
         let r: Request = action::decode(json.as_bytes())?;
@@ -272,23 +268,27 @@ mod tests {
     #[test]
     fn wrapped_and_inline_inputs() {
         let a = p(r#"{"input":{"action":"left_click","coordinate":[512,320]},"display_width_px":1024,"display_height_px":640}"#).unwrap();
-        let Op::Input(s) = a.op else { panic!() };
+        let Op::Input(act) = a.op else { panic!() };
+        let s = act.steps();
         assert_eq!(s[0], Step::Move(640, 400));
         assert_eq!(a.shot.unwrap().size, Some((1024, 640)));
         let a = p(r#"{"action":"left_click"}"#).unwrap();
-        let Op::Input(s) = a.op else { panic!() };
+        let Op::Input(act) = a.op else { panic!() };
+        let s = act.steps();
         assert_eq!(s[0], Step::Button(1, true));
     }
 
     #[test]
     fn seconds_and_scroll() {
         let a = p(r#"{"action":"hold_key","text":"shift","duration":0.5}"#).unwrap();
-        let Op::Input(s) = a.op else { panic!() };
+        let Op::Input(act) = a.op else { panic!() };
+        let s = act.steps();
         assert!(s.contains(&Step::Sleep(Duration::from_millis(500))));
         let a = p(r#"{"action":"wait","duration":2}"#).unwrap();
         assert!(matches!(a.op, Op::Wait(d) if d == Duration::from_secs(2)));
         let a = p(r#"{"action":"scroll","coordinate":[10,10],"scroll_direction":"up","scroll_amount":2,"text":"ctrl"}"#).unwrap();
-        let Op::Input(s) = a.op else { panic!() };
+        let Op::Input(act) = a.op else { panic!() };
+        let s = act.steps();
         assert_eq!(s[1], Step::Key(0xffe3, true));
         assert_eq!(s.iter().filter(|x| **x == Step::Button(4, true)).count(), 2);
         assert!(p(r#"{"action":"scroll","coordinate":[1,1]}"#).is_err());

@@ -5,8 +5,10 @@
 pub mod action;
 pub mod clipboard;
 pub mod computer_use;
+pub mod error;
 pub mod keys;
 pub mod link;
+pub mod model;
 pub mod openapi;
 pub mod scale;
 pub mod screenshot;
@@ -40,23 +42,33 @@ pub struct ApiState {
     pub apps: Arc<crate::apps::Apps>,
     /// When the API started (the `startedAt` of a display deskd only attached to).
     pub started: std::time::SystemTime,
+    /// Screen recordings (`None` for a router built without deskd's server).
+    pub recorder: Option<crate::record::Recorder>,
 }
 
 /// Every API route: `/api/v0/desktop/...`, `/api/v0/openapi.json` and `/metrics`. The window
 /// endpoints connect to `display` with `$XAUTHORITY`; for a display deskd started, use
 /// [`router_with_server`] so they get its cookie and follow restarts.
 pub fn router(desktop: Desktop, display: String) -> Router {
-    build(desktop, display, None)
+    router_with(desktop, display, None, None)
 }
 
 /// [`router`] whose window endpoints connect through `server` (e.g.
 /// `RunningDesktop::server()`).
 pub fn router_with_server(desktop: Desktop, display: String, server: Arc<XServer>) -> Router {
-    build(desktop, display, Some(server))
+    router_with(desktop, display, Some(server), None)
 }
 
-fn build(desktop: Desktop, display: String, server: Option<Arc<XServer>>) -> Router {
+/// [`router`] with an optional X server handle and the recorder behind `/v1`'s recording
+/// endpoints.
+pub fn router_with(
+    desktop: Desktop,
+    display: String,
+    server: Option<Arc<XServer>>,
+    recorder: Option<crate::record::Recorder>,
+) -> Router {
     let state = ApiState {
+        recorder,
         windows: Arc::new(windows::Windows::new(display.clone(), server)),
         apps: Arc::new(crate::apps::Apps::new()),
         started: std::time::SystemTime::now(),

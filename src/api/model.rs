@@ -387,7 +387,9 @@ mod tests {
             keys: vec![0xffe1],
             duration: Duration::from_millis(5),
         };
-        assert!(hold.steps().contains(&Step::Sleep(Duration::from_millis(5))));
+        assert!(hold
+            .steps()
+            .contains(&Step::Sleep(Duration::from_millis(5))));
         let keys = Action::Keys(vec![vec![0xffe1, 0x61]]);
         assert_eq!(keys.steps()[1], Step::Key(0x41, true));
         let typed = Action::Type {

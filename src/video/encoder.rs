@@ -127,8 +127,10 @@ impl H264Encoder {
             .complexity(Complexity::Low)
             .intra_frame_period(IntraFramePeriod::from_num_frames(0))
             .sps_pps_strategy(SpsPpsStrategy::ConstantId)
-            .scene_change_detect(false)
-            // Screen-content mode supports neither (OpenH264 warns and turns them off).
+            // Screen-content mode requires scene-change detection (a new scene may start with
+            // an IDR) and supports neither adaptive quantization nor background detection
+            // (OpenH264 warns and overrides these otherwise).
+            .scene_change_detect(true)
             .adaptive_quantization(false)
             .background_detection(false)
             .num_threads(settings.threads.max(1))

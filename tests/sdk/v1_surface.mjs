@@ -265,6 +265,29 @@ async function main() {
     assert.ok(opened.pid > 0 && /^proc_\d+$/.test(opened.processId));
     await problem(sdk.launchDesktopApp({ app: 'no-such-app-deskd' }), 404, 'app_not_found');
 
+    // Recordings: deskd's own H.264 fragmented MP4.
+    await problem(sdk.stopDesktopRecording(), 409);
+    const rec = await sdk.startDesktopRecording({ fps: 10 });
+    assert.equal(rec.status, 'recording');
+    await problem(sdk.startDesktopRecording({}), 409);
+    await problem(sdk.deleteDesktopRecording(rec.id), 409);
+    for (let i = 0; i < 5; i++) {
+        await sdk.moveDesktopWindow(term.windowId, { x: 100 + i * 40, y: 120 });
+        await sleep(150);
+    }
+    const done = await sdk.stopDesktopRecording();
+    assert.equal(done.id, rec.id);
+    assert.equal(done.status, 'completed');
+    assert.ok(done.bytes > 0 && done.endedAt, JSON.stringify(done));
+    assert.ok((await sdk.listDesktopRecordings()).recordings.some((r) => r.id === rec.id));
+    assert.deepEqual(await sdk.getDesktopRecording(rec.id), done);
+    const mp4 = Buffer.from(await sdk.downloadDesktopRecording(rec.id));
+    assert.equal(mp4.length, done.bytes);
+    assert.equal(mp4.subarray(4, 8).toString(), 'ftyp');
+    await sdk.deleteDesktopRecording(rec.id);
+    await problem(sdk.getDesktopRecording(rec.id), 404);
+    log('recording ok', done.bytes, 'bytes');
+
     // Status lists the launched apps and the windows.
     st = await sdk.getDesktopStatus();
     assert.ok(st.processes.some((q) => q.name === 'xterm' && q.pid === term.pid && q.running), JSON.stringify(st.processes));

@@ -1,5 +1,5 @@
-//! Mouse and keyboard. Requests are checked and turned into the action API's input steps
-//! before anything reaches X; the steps run under the desktop's action lock. Mouse calls
+//! Mouse and keyboard. Requests are checked and turned into the typed [`Action`] model the
+//! other adapters use before anything reaches X; it runs under the desktop's action lock. Mouse calls
 //! answer with where the pointer ended up and the window under it, as the reference does.
 //! Coordinates are clamped to the screen (X clamps pointer motion the same way).
 
@@ -18,7 +18,8 @@ use super::types::{
     DesktopMouseMoveRequest, DesktopMousePositionResponse, DesktopMouseScrollRequest,
 };
 use super::{blocking, ensure_active, parse, V1};
-use crate::api::action::{self, Step};
+use crate::api::action;
+use crate::api::model::{self, Action};
 use crate::api::{keys, ApiState};
 use crate::desktop::DesktopError;
 
@@ -38,19 +39,11 @@ fn point(state: &ApiState, x: i32, y: i32) -> (u16, u16) {
     (clamp(x, w), clamp(y, h))
 }
 
-/// Run steps under the action lock, off the async threads.
-pub async fn run(state: &ApiState, steps: Vec<Step>) -> Result<(), Problem> {
-    let guard = Arc::clone(&state.desktop.action_lock).lock_owned().await;
-    let input = Arc::clone(&state.desktop.input);
-    crate::metrics::global().actions.add(1);
-    blocking(move || {
-        // The guard lives in the task, so a client going away mid-drag cannot let another
-        // action interleave.
-        let _guard = guard;
-        action::run_steps(input.as_ref(), &steps)
-    })
-    .await
-    .map_err(|e| input_failed(&e))
+/// Run an action under the action lock.
+pub async fn run(state: &ApiState, action: &Action) -> Result<(), Problem> {
+    action::perform(&state.desktop, action)
+        .await
+        .map_err(|e| input_failed(&e))
 }
 
 /// Where the pointer is and the window under it.
@@ -67,15 +60,15 @@ async fn position_of(state: &ApiState) -> V1<DesktopMousePositionResponse> {
     }))
 }
 
-/// Run `steps`, then answer where the pointer is. A window manager holding the pointer in a
+/// Run `action`, then answer where the pointer is. A window manager holding the pointer in a
 /// synchronous grab (openbox's click-to-focus) delays the queued motion past our round trip,
 /// so when the steps end at a known point, wait briefly until X reports it.
-async fn act_then_position(state: &ApiState, steps: Vec<Step>) -> V1<DesktopMousePositionResponse> {
-    let target = steps.iter().rev().find_map(|s| match *s {
-        Step::Move(x, y) => Some((i32::from(x), i32::from(y))),
+async fn act_then_position(state: &ApiState, action: Action) -> V1<DesktopMousePositionResponse> {
+    let target = action.steps().iter().rev().find_map(|s| match *s {
+        model::Step::Move(x, y) => Some((i32::from(x), i32::from(y))),
         _ => None,
     });
-    run(state, steps).await?;
+    run(state, &action).await?;
     let deadline = std::time::Instant::now() + Duration::from_millis(250);
     loop {
         let p = position_of(state).await?;
@@ -103,33 +96,31 @@ pub async fn mouse_move(
 ) -> V1<DesktopMousePositionResponse> {
     ensure_active(&state)?;
     let r: DesktopMouseMoveRequest = parse(&body)?;
-    let (x, y) = point(&state, r.x, r.y);
-    act_then_position(&state, vec![Step::Move(x, y)]).await
+    act_then_position(&state, Action::Move(point(&state, r.x, r.y))).await
 }
 
 /// `POST /v1/desktop/mouse/click`.
 pub async fn click(State(state): State<ApiState>, body: Bytes) -> V1<DesktopMousePositionResponse> {
     ensure_active(&state)?;
     let r: DesktopMouseClickRequest = parse(&body)?;
-    let count = r.click_count.unwrap_or(1);
-    let max = action::MAX_CLICKS as i32;
-    if !(1..=max).contains(&count) {
-        return Err(Problem::invalid(format!(
-            "clickCount must be between 1 and {max}"
-        )));
-    }
-    let at = point(&state, r.x, r.y);
-    let steps = action::click_steps(Some(at), button(r.button), count.unsigned_abs(), &[]);
-    act_then_position(&state, steps).await
+    let count = model::click_count("clickCount", "click", i64::from(r.click_count.unwrap_or(1)))
+        .map_err(|e| Problem::invalid(e.message))?;
+    let click = Action::Click {
+        at: Some(point(&state, r.x, r.y)),
+        button: button(r.button),
+        count,
+        mods: Vec::new(),
+    };
+    act_then_position(&state, click).await
 }
 
-fn optional_point(state: &ApiState, r: &DesktopMouseButtonRequest) -> Result<Vec<Step>, Problem> {
+fn optional_point(
+    state: &ApiState,
+    r: &DesktopMouseButtonRequest,
+) -> Result<Option<model::Point>, Problem> {
     match (r.x, r.y) {
-        (Some(x), Some(y)) => {
-            let (x, y) = point(state, x, y);
-            Ok(vec![Step::Move(x, y)])
-        }
-        (None, None) => Ok(Vec::new()),
+        (Some(x), Some(y)) => Ok(Some(point(state, x, y))),
+        (None, None) => Ok(None),
         _ => Err(Problem::invalid(
             "x and y must both be provided when setting coordinates",
         )),
@@ -143,9 +134,12 @@ async fn button_action(
 ) -> V1<DesktopMousePositionResponse> {
     ensure_active(&state)?;
     let r: DesktopMouseButtonRequest = parse(&body)?;
-    let mut steps = optional_point(&state, &r)?;
-    steps.push(Step::Button(button(r.button), down));
-    act_then_position(&state, steps).await
+    let action = Action::Button {
+        at: optional_point(&state, &r)?,
+        button: button(r.button),
+        down,
+    };
+    act_then_position(&state, action).await
 }
 
 /// `POST /v1/desktop/mouse/down`.
@@ -168,35 +162,29 @@ pub async fn mouse_up(
 pub async fn drag(State(state): State<ApiState>, body: Bytes) -> V1<DesktopMousePositionResponse> {
     ensure_active(&state)?;
     let r: DesktopMouseDragRequest = parse(&body)?;
-    let from = point(&state, r.start_x, r.start_y);
-    let to = point(&state, r.end_x, r.end_y);
-    act_then_position(
-        &state,
-        action::drag_steps(Some(from), to, button(r.button), &[]),
-    )
-    .await
+    let drag = Action::Drag {
+        from: Some(point(&state, r.start_x, r.start_y)),
+        to: point(&state, r.end_x, r.end_y),
+        button: button(r.button),
+        mods: Vec::new(),
+    };
+    act_then_position(&state, drag).await
 }
 
-/// The steps of a scroll: `delta_y` notches down (negative: up), then `delta_x` right.
-pub fn scroll_steps(at: (u16, u16), delta_x: i32, delta_y: i32) -> Result<Vec<Step>, Problem> {
+/// A scroll: `delta_y` notches down (negative: up) and `delta_x` right, at `at`.
+pub fn scroll_action(at: model::Point, delta_x: i32, delta_y: i32) -> Result<Action, Problem> {
     if delta_x == 0 && delta_y == 0 {
         return Err(Problem::invalid("deltaX or deltaY must be non-zero"));
     }
-    let max = action::MAX_SCROLL;
-    if i64::from(delta_x).abs() > max || i64::from(delta_y).abs() > max {
-        return Err(Problem::invalid(format!(
-            "deltaX and deltaY must be between -{max} and {max}"
-        )));
-    }
-    let mut steps = vec![Step::Move(at.0, at.1)];
-    for (dir, amount) in [("down", delta_y), ("right", delta_x)] {
-        if amount != 0 {
-            steps.extend(
-                action::scroll_steps(None, dir, i64::from(amount), &[]).unwrap_or_default(),
-            );
-        }
-    }
-    Ok(steps)
+    let check = |field, v: i32| {
+        model::scroll_amount(field, "scroll", i64::from(v)).map_err(|e| Problem::invalid(e.message))
+    };
+    Ok(Action::Scroll {
+        at: Some(at),
+        dx: check("deltaX", delta_x)?,
+        dy: check("deltaY", delta_y)?,
+        mods: Vec::new(),
+    })
 }
 
 /// `POST /v1/desktop/mouse/scroll`.
@@ -207,16 +195,16 @@ pub async fn scroll(
     ensure_active(&state)?;
     let r: DesktopMouseScrollRequest = parse(&body)?;
     let at = point(&state, r.x, r.y);
-    let steps = scroll_steps(at, r.delta_x.unwrap_or(0), r.delta_y.unwrap_or(0))?;
-    act_then_position(&state, steps).await
+    let action = scroll_action(at, r.delta_x.unwrap_or(0), r.delta_y.unwrap_or(0))?;
+    act_then_position(&state, action).await
 }
 
 fn key_error(field: &str, e: keys::KeyError) -> Problem {
     Problem::invalid(format!("invalid {field}: {e}"))
 }
 
-/// The steps that type `text`, pausing `delay_ms` after each character.
-pub fn type_steps(text: &str, delay_ms: u32) -> Result<Vec<Step>, Problem> {
+/// Typing `text`, pausing `delay_ms` after each character.
+pub fn type_action(text: &str, delay_ms: u32) -> Result<Action, Problem> {
     if text.is_empty() {
         return Err(Problem::invalid("text must not be empty"));
     }
@@ -225,33 +213,26 @@ pub fn type_steps(text: &str, delay_ms: u32) -> Result<Vec<Step>, Problem> {
             "delayMs must be at most {MAX_DELAY_MS}"
         )));
     }
-    let syms = action::type_text("type", text).map_err(|e| Problem::invalid(e.message))?;
-    let total = u64::from(delay_ms) * syms.len() as u64;
-    if total > action::MAX_DURATION_MS.unsigned_abs() {
+    let keysyms = model::type_text("type", text).map_err(|e| Problem::invalid(e.message))?;
+    let total = u64::from(delay_ms) * keysyms.len() as u64;
+    if total > model::MAX_DURATION_MS.unsigned_abs() {
         return Err(Problem::invalid(format!(
             "typing {} characters {delay_ms} ms apart takes longer than {} ms",
-            syms.len(),
-            action::MAX_DURATION_MS
+            keysyms.len(),
+            model::MAX_DURATION_MS
         )));
     }
-    if delay_ms == 0 {
-        return Ok(action::type_steps(&syms));
-    }
-    let pause = Duration::from_millis(u64::from(delay_ms));
-    let mut steps = Vec::with_capacity(syms.len() * 3);
-    for k in syms {
-        steps.push(Step::Key(k, true));
-        steps.push(Step::Key(k, false));
-        steps.push(Step::Sleep(pause));
-    }
-    Ok(steps)
+    Ok(Action::Type {
+        keysyms,
+        delay: Duration::from_millis(u64::from(delay_ms)),
+    })
 }
 
 /// `POST /v1/desktop/keyboard/type`.
 pub async fn type_text(State(state): State<ApiState>, body: Bytes) -> V1<DesktopActionResponse> {
     ensure_active(&state)?;
     let r: DesktopKeyboardTypeRequest = parse(&body)?;
-    run(&state, type_steps(&r.text, r.delay_ms.unwrap_or(0))?).await?;
+    run(&state, &type_action(&r.text, r.delay_ms.unwrap_or(0))?).await?;
     Ok(Json(DesktopActionResponse { ok: true }))
 }
 
@@ -268,17 +249,16 @@ pub fn modifier_keysyms(m: &DesktopKeyModifiers) -> Vec<u32> {
     .collect()
 }
 
-/// The steps of a key press: each chord of `key` pressed and released with the modifiers
-/// held around it.
-pub fn press_steps(key: &str, mods: &DesktopKeyModifiers) -> Result<Vec<Step>, Problem> {
-    let combos = keys::parse(key).map_err(|e| key_error("key", e))?;
+/// A key press: each chord of `key` pressed and released with the modifiers held around it.
+pub fn press_action(key: &str, mods: &DesktopKeyModifiers) -> Result<Action, Problem> {
+    let combos = model::key_chords("key", "press", key).map_err(|e| Problem::invalid(e.message))?;
     let mods = modifier_keysyms(mods);
-    let mut steps = Vec::new();
-    for c in &combos {
-        let chord: Vec<u32> = mods.iter().chain(c).copied().collect();
-        action::press(&chord, &mut steps);
-    }
-    Ok(steps)
+    Ok(Action::Keys(
+        combos
+            .into_iter()
+            .map(|c| mods.iter().copied().chain(c).collect())
+            .collect(),
+    ))
 }
 
 /// `POST /v1/desktop/keyboard/press`.
@@ -287,7 +267,7 @@ pub async fn press(State(state): State<ApiState>, body: Bytes) -> V1<DesktopActi
     let r: DesktopKeyboardPressRequest = parse(&body)?;
     run(
         &state,
-        press_steps(&r.key, &r.modifiers.unwrap_or_default())?,
+        &press_action(&r.key, &r.modifiers.unwrap_or_default())?,
     )
     .await?;
     Ok(Json(DesktopActionResponse { ok: true }))
@@ -296,13 +276,8 @@ pub async fn press(State(state): State<ApiState>, body: Bytes) -> V1<DesktopActi
 async fn key_action(state: ApiState, body: Bytes, down: bool) -> V1<DesktopActionResponse> {
     ensure_active(&state)?;
     let r: DesktopKeyboardKeyRequest = parse(&body)?;
-    let chord = keys::combo(r.key.trim()).map_err(|e| key_error("key", e))?;
-    let steps: Vec<Step> = if down {
-        chord.iter().map(|k| Step::Key(*k, true)).collect()
-    } else {
-        chord.iter().rev().map(|k| Step::Key(*k, false)).collect()
-    };
-    run(&state, steps).await?;
+    let keys = keys::combo(r.key.trim()).map_err(|e| key_error("key", e))?;
+    run(&state, &Action::KeyChord { keys, down }).await?;
     Ok(Json(DesktopActionResponse { ok: true }))
 }
 
@@ -319,24 +294,25 @@ pub async fn key_up(State(state): State<ApiState>, body: Bytes) -> V1<DesktopAct
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::model::Step;
 
     #[test]
     fn scrolls() {
-        let s = scroll_steps((5, 6), 0, 3).unwrap();
+        let s = scroll_action((5, 6), 0, 3).unwrap().steps();
         assert_eq!(s[0], Step::Move(5, 6));
         assert_eq!(s.iter().filter(|x| **x == Step::Button(5, true)).count(), 3);
-        let s = scroll_steps((5, 6), -2, -1).unwrap();
+        let s = scroll_action((5, 6), -2, -1).unwrap().steps();
         assert_eq!(s.iter().filter(|x| **x == Step::Button(4, true)).count(), 1);
         assert_eq!(s.iter().filter(|x| **x == Step::Button(6, true)).count(), 2);
-        assert!(scroll_steps((0, 0), 0, 0).is_err());
-        assert!(scroll_steps((0, 0), 0, i32::MIN).is_err());
+        assert!(scroll_action((0, 0), 0, 0).is_err());
+        assert!(scroll_action((0, 0), 0, i32::MIN).is_err());
     }
 
     #[test]
     fn typing_and_keys() {
-        assert!(type_steps("", 0).is_err());
-        assert!(type_steps("x", MAX_DELAY_MS + 1).is_err());
-        let s = type_steps("hi", 5).unwrap();
+        assert!(type_action("", 0).is_err());
+        assert!(type_action("x", MAX_DELAY_MS + 1).is_err());
+        let s = type_action("hi", 5).unwrap().steps();
         assert_eq!(s.len(), 6);
         assert_eq!(s[2], Step::Sleep(Duration::from_millis(5)));
         let mods = DesktopKeyModifiers {
@@ -344,7 +320,7 @@ mod tests {
             shift: Some(true),
             ..Default::default()
         };
-        let s = press_steps("a", &mods).unwrap();
+        let s = press_action("a", &mods).unwrap().steps();
         assert_eq!(
             s,
             vec![
@@ -356,12 +332,8 @@ mod tests {
                 Step::Key(0xffe3, false),
             ]
         );
-        assert!(press_steps("notakey", &DesktopKeyModifiers::default()).is_err());
-        assert_eq!(
-            press_steps("ctrl+a", &DesktopKeyModifiers::default())
-                .unwrap()
-                .len(),
-            4
-        );
+        assert!(press_action("notakey", &DesktopKeyModifiers::default()).is_err());
+        let s = press_action("ctrl+a", &DesktopKeyModifiers::default()).unwrap();
+        assert_eq!(s.steps().len(), 4);
     }
 }

@@ -15,9 +15,10 @@ use super::types::{
     DesktopDisplayInfoResponse, DesktopErrorInfo, DesktopProcessInfo, DesktopResolution,
     DesktopStartRequest, DesktopState, DesktopStatusResponse, HealthResponse,
 };
-use super::{blocking, ensure_active, parse, rfc3339, V1};
+use super::{blocking, ensure_active, parse, V1};
 use crate::api::ApiState;
 use crate::desktop::{DesktopError, DisplaySettings};
+use crate::record::rfc3339;
 
 /// The SDK's defaults for a desktop started without settings.
 pub const DEFAULT_SETTINGS: DisplaySettings = DisplaySettings {

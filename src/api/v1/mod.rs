@@ -14,12 +14,11 @@ pub mod clipboard;
 pub mod input;
 pub mod lifecycle;
 pub mod problem;
+pub mod recording;
 pub mod screen;
 pub mod stream;
 pub mod types;
 pub mod windows;
-
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::http::StatusCode;
 use axum::routing::{get, post};
@@ -65,6 +64,17 @@ pub fn router() -> Router<ApiState> {
         )
         .route("/v1/desktop/launch", post(apps::launch))
         .route("/v1/desktop/open", post(apps::open))
+        .route("/v1/desktop/recording/start", post(recording::start))
+        .route("/v1/desktop/recording/stop", post(recording::stop))
+        .route("/v1/desktop/recordings", get(recording::list))
+        .route(
+            "/v1/desktop/recordings/{id}",
+            get(recording::get).delete(recording::delete),
+        )
+        .route(
+            "/v1/desktop/recordings/{id}/download",
+            get(recording::download),
+        )
         .route("/v1/desktop/stream/status", get(stream::status))
         .route("/v1/desktop/stream/start", post(stream::start))
         .route("/v1/desktop/stream/stop", post(stream::stop))
@@ -107,44 +117,9 @@ pub async fn blocking<T: Send + 'static>(
         .map_err(|e| DesktopError::Other(format!("task failed: {e}")))?
 }
 
-/// RFC 3339 in UTC with nanoseconds, as the reference writes timestamps.
-pub fn rfc3339(t: SystemTime) -> String {
-    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = d.as_secs();
-    let days = i64::try_from(secs / 86_400).unwrap_or(0);
-    let rem = secs % 86_400;
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:09}+00:00",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60,
-        d.subsec_nanos()
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
-
-    #[test]
-    fn timestamps() {
-        assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00.000000000+00:00");
-        let t = UNIX_EPOCH + Duration::new(1_796_167_327, 503_408_130);
-        assert_eq!(rfc3339(t), "2026-12-01T23:22:07.503408130+00:00");
-        let leap = UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
-        assert!(rfc3339(leap).starts_with("2000-02-29T00:00:00"));
-    }
 
     #[test]
     fn bodies() {
