@@ -144,6 +144,7 @@ where
     {
         ctx.throttle_record(peer, ip, false);
     }
+    super::report(peer, &result);
     release_held(ctx, peer, &mut input).await;
     drop(out_tx);
     // Give the writer a moment to flush what is queued (a handshake failure reason, a last

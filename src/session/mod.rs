@@ -160,11 +160,17 @@ pub async fn serve<S>(stream: S, peer: String, ip: IpAddr, ctx: Arc<SessionConte
 where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
-    use rfb::handshake::HandshakeError;
-    use rfb::server::SessionError as E;
     ctx.active.fetch_add(1, Ordering::SeqCst);
     let _active = ActiveGuard(&ctx);
-    match driver::run(stream, &peer, ip, &ctx).await {
+    // The outcome is reported inside, before the connection closes.
+    let _ = driver::run(stream, &peer, ip, &ctx).await;
+}
+
+/// Log how a session ended; count protocol errors.
+fn report(peer: &str, result: &Result<(), DriverError>) {
+    use rfb::handshake::HandshakeError;
+    use rfb::server::SessionError as E;
+    match result {
         Ok(()) => {}
         Err(DriverError::Session(E::Handshake(HandshakeError::AuthFailed))) => {
             tracing::warn!(%peer, "rfb authentication failed (wrong password)");
