@@ -227,8 +227,8 @@ fn browser_default_settings_become_exact_once_still() {
         "noVNC's default"
     );
 
-    // Time from `still` until noVNC's canvas equals X: the page hashes its canvas every few
-    // milliseconds (reading it out through the driver would take longer than the refresh).
+    // Time from `still` until noVNC's canvas equals X: the page hashes its canvas every 30 ms
+    // (reading it out through the driver would take longer than the refresh).
     let exact_after = |what: &str, still: SystemTime, b: &mut Browser| {
         let (_, _, want) = x.root_rgb();
         let js = format!(
@@ -246,7 +246,8 @@ fn browser_default_settings_become_exact_once_still() {
                     }}
                     if ((h >>> 0) === {}) return Date.now();
                     if (Date.now() > end) return -1;
-                    await new Promise((r) => setTimeout(r, 5));
+                    // Leave the page's thread to noVNC most of the time.
+                    await new Promise((r) => setTimeout(r, 30));
                 }}
             }})()",
             WAIT.as_millis(),
