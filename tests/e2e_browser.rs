@@ -217,7 +217,7 @@ fn browser_input_clipboard_and_resize() {
 #[test]
 fn browser_default_settings_become_exact_once_still() {
     require_tool("xterm", "xterm");
-    let d = Deskd::start(800, 600, &[]);
+    let d = Deskd::start(640, 480, &[]);
     let x = X::connect(&d.display);
     let mut b = Browser::start();
     b.open(&d.url(""), 1024, 768);
@@ -313,9 +313,11 @@ fn fnv1a(rgb: &[u8]) -> u32 {
 /// each character's key code without the Shift a keyboard would need ('H' as KeyH alone), as
 /// on-screen keyboards and password managers do. The text must arrive as typed under X
 /// layouts other than the browser's, and with X's Caps Lock out of step with the browser.
+/// Then the X bell rings noVNC's bell.
 #[test]
 fn browser_types_what_was_meant() {
     require_tool("setxkbmap", "x11-xkb-utils");
+    require_tool("xkbbell", "x11-xkb-utils");
     require_tool("xdotool", "xdotool");
     let d = Deskd::start(640, 480, &[]);
     let rec = Recorder::start(&d.display, 0, 0, 640, 480);
@@ -348,6 +350,12 @@ fn browser_types_what_was_meant() {
         "text with X's Caps Lock on",
         "Caps Lock Is Not Inverted: aBc",
     );
+
+    // The X bell rings noVNC's bell.
+    b.eval("window.deskdRfb.addEventListener('bell', () => { window.bellRang = true; })");
+    let st = d.x_command("xkbbell").status().unwrap();
+    assert!(st.success(), "xkbbell failed");
+    b.call(json!({"cmd": "wait", "js": "window.bellRang === true", "timeout": 10000}));
 }
 
 #[test]
