@@ -13,7 +13,7 @@ use crate::api;
 use crate::desktop::Desktop;
 use crate::display::conn::XServer;
 use crate::session::{SessionConfig, SessionContext};
-use crate::transport::{assets, http, tcp};
+use crate::transport::{assets, http, slots, tcp};
 
 /// What to serve and how.
 #[derive(Clone)]
@@ -116,7 +116,7 @@ impl Server {
         let ctx =
             SessionContext::new(desktop.clone(), config.session.clone(), shutdown_rx.clone())?;
         let mut tasks = Vec::new();
-        let slots = http::RfbSlots::new(config.max_rfb_clients);
+        let slots = slots::RfbSlots::new(config.max_rfb_clients);
 
         let mut rfb_addr = None;
         if let Some(addr) = config.listen_rfb {
@@ -207,7 +207,7 @@ fn app(
     config: &Config,
     ctx: Arc<SessionContext>,
     listen: SocketAddr,
-    slots: http::RfbSlots,
+    slots: slots::RfbSlots,
 ) -> Router {
     let display = config.display.clone();
     let api = match &config.x_server {

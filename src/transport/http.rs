@@ -16,10 +16,11 @@ use axum::routing::get;
 use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpListener;
-use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{watch, Semaphore};
 use tower::ServiceExt as _;
 
-use super::log_limit::LogLimiter;
+use super::log_limit::{LogLimiter, LOG_INTERVAL};
+use super::slots::RfbSlots;
 use super::websocket;
 use crate::session::{self, SessionContext};
 
@@ -39,46 +40,6 @@ struct WsState {
     token: Option<Arc<str>>,
     slots: RfbSlots,
 }
-
-/// The cap on RFB clients, shared by the TCP listener and the WebSocket paths.
-#[derive(Clone)]
-pub struct RfbSlots {
-    slots: Arc<Semaphore>,
-    max: usize,
-    refused: Arc<std::sync::Mutex<LogLimiter>>,
-}
-
-impl RfbSlots {
-    /// Room for `max` clients at once.
-    pub fn new(max: usize) -> RfbSlots {
-        RfbSlots {
-            slots: Arc::new(Semaphore::new(max)),
-            max,
-            refused: Arc::new(std::sync::Mutex::new(LogLimiter::new(LOG_INTERVAL))),
-        }
-    }
-
-    /// A slot for one client, held for its whole session; `None` (logged, rate-limited) when
-    /// all are taken.
-    pub fn admit(&self, peer: &str) -> Option<OwnedSemaphorePermit> {
-        let permit = Arc::clone(&self.slots).try_acquire_owned().ok();
-        if permit.is_none() {
-            let mut log = self.refused.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(left_out) = log.allow(Instant::now()) {
-                tracing::warn!(
-                    %peer,
-                    max = self.max,
-                    left_out,
-                    "rfb client refused: too many clients (--max-rfb-clients)"
-                );
-            }
-        }
-        permit
-    }
-}
-
-/// Repeated warnings (refused clients, accept failures) are logged at most this often.
-const LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Routes serving RFB over WebSocket. Browsers may connect only from the page's own origin
 /// (the viewer deskd serves) or one in `allowed_origins` (`*` allows any): otherwise any web

@@ -4,6 +4,9 @@
 
 use std::time::{Duration, Instant};
 
+/// The interval deskd's repeated warnings (accept failures, refused clients) use.
+pub const LOG_INTERVAL: Duration = Duration::from_secs(10);
+
 /// One kind of repeated event.
 #[derive(Debug)]
 pub struct LogLimiter {

@@ -4,6 +4,7 @@
 pub mod assets;
 pub mod http;
 pub mod log_limit;
+pub mod slots;
 pub mod tcp;
 pub mod throttle;
 pub mod websocket;

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use super::http::RfbSlots;
-use super::log_limit::LogLimiter;
+use super::log_limit::{LogLimiter, LOG_INTERVAL};
+use super::slots::RfbSlots;
 use crate::session::{self, SessionContext};
 
 /// Accept clients on `listener` until `shutdown` turns true; each gets its own session task,
@@ -17,7 +17,7 @@ pub async fn serve(
     slots: RfbSlots,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let mut accept_errors = LogLimiter::new(std::time::Duration::from_secs(10));
+    let mut accept_errors = LogLimiter::new(LOG_INTERVAL);
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
