@@ -162,7 +162,9 @@ where
                 })
                 .await;
             }
-            return result.and(Err(DriverError::Io(std::io::ErrorKind::BrokenPipe.into())));
+            let result = result.and(Err(DriverError::Io(std::io::ErrorKind::BrokenPipe.into())));
+            super::report(peer, &result);
+            return result;
         }
     };
     ctx.throttle_record(peer, ip, true);
@@ -191,6 +193,7 @@ where
     if result.is_ok() {
         tracing::info!(%peer, "rfb client disconnected");
     }
+    super::report(peer, &result);
     drop(gauge);
     release_held(ctx, peer, &mut input).await;
     drop(out_tx);

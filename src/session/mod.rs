@@ -231,11 +231,17 @@ pub async fn serve<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    use rfb::handshake::HandshakeError;
-    use rfb::server::SessionError as E;
     ctx.active.fetch_add(1, Ordering::SeqCst);
     let _active = ActiveGuard(&ctx);
-    match driver::run(stream, &peer, ip, &ctx, &admission).await {
+    // The outcome is reported inside, before the connection closes.
+    let _ = driver::run(stream, &peer, ip, &ctx, &admission).await;
+}
+
+/// Log how a session ended; count protocol errors.
+fn report(peer: &str, result: &Result<(), DriverError>) {
+    use rfb::handshake::HandshakeError;
+    use rfb::server::SessionError as E;
+    match result {
         Ok(()) => {}
         Err(DriverError::Session(E::Handshake(HandshakeError::AuthFailed))) => {
             tracing::warn!(%peer, "rfb authentication failed (wrong password)");

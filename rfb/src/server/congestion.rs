@@ -232,14 +232,17 @@ impl Congestion {
     /// Whether a new update may start at `now`. Records that the window, not the screen,
     /// limited the sender (which lets the window grow).
     pub fn may_send(&mut self, now: Instant) -> bool {
-        let ok = match (self.bandwidth(), self.base_rtt()) {
-            // Paced while round trips show no standing queue; answer-gated otherwise.
-            (Some(bw), Some(base)) if !self.congested() => {
-                let cap = (bw * (base + MAX_QUEUE_DELAY).as_secs_f64()) as u64;
-                self.ready_at().is_none_or(|t| t <= now) && self.in_flight() < cap.max(self.window)
-            }
-            _ => self.in_flight() < self.window,
-        };
+        // The window (bytes not yet acknowledged) always gates; pacing may only let an update
+        // start earlier, while earlier ones are still unanswered but (by the bandwidth
+        // estimate) through the link, and never when round trips show a standing queue.
+        let ok = self.in_flight() < self.window
+            || match (self.bandwidth(), self.base_rtt()) {
+                (Some(bw), Some(base)) if !self.congested() => {
+                    let cap = (bw * (base + MAX_QUEUE_DELAY).as_secs_f64()) as u64;
+                    self.ready_at().is_none_or(|t| t <= now) && self.in_flight() < cap
+                }
+                _ => false,
+            };
         if !ok {
             self.window_limited = true;
         }

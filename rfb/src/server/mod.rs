@@ -800,7 +800,12 @@ impl ServerSession {
             write_desktop_name_rect(&mut pseudo, &self.name);
             count += 1;
         }
-        let encoding = self.settings.encoding;
+        let mut encoding = self.settings.encoding;
+        if plan.lossless && encoding == n::TIGHT && caps.supports(n::TIGHT_PNG) {
+            // A browser decodes PNG natively, far faster than Tight's zlib data in script:
+            // a full-screen refresh lands hundreds of milliseconds sooner in noVNC.
+            encoding = n::TIGHT_PNG;
+        }
         let encoder = match self.encoders.remove(&encoding) {
             Some(e) => e,
             None => new_encoder(encoding, self.config.encoder_threads)
