@@ -127,7 +127,8 @@ fn tight_sequence(frames: &[Frame]) -> Row {
     for f in frames {
         out.clear();
         let (t, c) = (Instant::now(), thread_cpu_ns());
-        enc.encode(&view(f), &[Rect::new(0, 0, W, H)], &params, &mut out);
+        enc.encode(&view(f), &[Rect::new(0, 0, W, H)], &params, &mut out)
+            .expect("encode");
         cpu += thread_cpu_ns() - c;
         wall.push(t.elapsed());
         bytes += out.len();
