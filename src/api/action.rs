@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use super::model::{self, Action};
 use super::scale::Axis;
 use super::screenshot::{self, Format, Region, Settle, Shot, ShotOptions};
+use super::screenshot_options::{OptionError, Rules, ScreenshotOptions, Size};
 use super::ApiState;
 use crate::desktop::{self, Desktop, DesktopError};
 use crate::input::held::Held;
@@ -263,23 +264,15 @@ pub fn button(b: &ButtonName) -> Result<u8, ApiError> {
         })
 }
 
-/// Screenshot options from the request's extension fields.
-fn shot_options(a: &DesktopAction, default_settle: bool) -> Result<ShotOptions, ApiError> {
-    let format = match &a.format {
-        None => Format::Png,
-        Some(f) => Format::parse(f).ok_or_else(|| {
-            ApiError::bad(format!("Invalid \"format\": {f:?}; use png, jpeg or webp."))
-        })?,
-    };
-    let quality = match a.quality {
-        None => None,
-        Some(q) if (1..=100).contains(&q) => Some(q as u8),
-        Some(q) => {
-            return Err(ApiError::bad(format!(
-                "Invalid \"quality\": {q}; use 1 to 100."
-            )))
-        }
-    };
+/// Screenshot options from the request's extension fields; `region` and `size` are the
+/// action's own (zoom region, scaled space).
+fn shot_options(
+    a: &DesktopAction,
+    default_settle: bool,
+    native: (u32, u32),
+    region: Option<Region>,
+    size: Size,
+) -> Result<ShotOptions, ApiError> {
     let timeout = match a.settle_timeout {
         None => Settle::DEFAULT_TIMEOUT,
         Some(t) => settle_ms("settle_timeout", t)?,
@@ -299,13 +292,30 @@ fn shot_options(a: &DesktopAction, default_settle: bool) -> Result<ShotOptions, 
             timeout,
         }),
     };
-    Ok(ShotOptions {
-        format,
-        quality,
-        region: None,
-        size: None,
+    ScreenshotOptions {
+        format: a.format.clone(),
+        quality: a.quality,
+        region,
+        size,
         cursor: a.cursor.unwrap_or(false),
         settle,
+    }
+    .validate(native, Rules::V0)
+    .map_err(|e| match e {
+        OptionError::Format(f) => {
+            ApiError::bad(format!("Invalid \"format\": {f:?}; use png, jpeg or webp."))
+        }
+        OptionError::Quality(q) => {
+            ApiError::bad(format!("Invalid \"quality\": {q}; use 1 to 100."))
+        }
+        OptionError::Width(_) | OptionError::Height(_) | OptionError::Scale(_) => {
+            ApiError::bad(format!(
+                "Invalid \"width\"/\"height\" for zoom action: {:?}x{:?}; give both, \
+                 1 to {MAX_SCALED}.",
+                a.width, a.height
+            ))
+        }
+        OptionError::Output(e) => ApiError::bad(e),
     })
 }
 
@@ -438,17 +448,11 @@ pub fn plan(a: &DesktopAction, native: (u32, u32)) -> Result<Plan, ApiError> {
         _ => return Err(ApiError::bad(format!("Unknown action: {act}"))),
     };
     let shot = if capture_only || a.screenshot_after == Some(true) {
-        let mut o = shot_options(a, !capture_only)?;
-        if act == "zoom" {
+        let (region, size) = if act == "zoom" {
             let r = a.region.ok_or_else(|| missing("region", act))?;
-            o.region = Some(space.region(act, r)?);
-            o.size = match (a.width, a.height) {
-                (None, None) => None,
-                (Some(w), Some(h))
-                    if (1..=MAX_SCALED).contains(&w) && (1..=MAX_SCALED).contains(&h) =>
-                {
-                    Some((w as u32, h as u32))
-                }
+            let size = match (a.width, a.height) {
+                (None, None) => Size::Native,
+                (Some(w), Some(h)) => Size::Exact(w, h),
                 (w, h) => {
                     return Err(ApiError::bad(format!(
                         "Invalid \"width\"/\"height\" for zoom action: {w:?}x{h:?}; give both, \
@@ -456,18 +460,17 @@ pub fn plan(a: &DesktopAction, native: (u32, u32)) -> Result<Plan, ApiError> {
                     )))
                 }
             };
+            (Some(space.region(act, r)?), size)
         } else {
-            o.size = Some((space.x.output_size(), space.y.output_size()));
-        }
-        Some(o)
+            (
+                None,
+                Size::Pixels(space.x.output_size(), space.y.output_size()),
+            )
+        };
+        Some(shot_options(a, !capture_only, native, region, size)?)
     } else {
         None
     };
-    if let Some((w, h)) = shot.as_ref().and_then(|o| o.size) {
-        if let Some(e) = screenshot::output_size_error(w, h) {
-            return Err(ApiError::bad(e));
-        }
-    }
     Ok(Plan {
         action: a.action.clone(),
         op,

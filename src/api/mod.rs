@@ -12,6 +12,7 @@ pub mod model;
 pub mod openapi;
 pub mod scale;
 pub mod screenshot;
+pub mod screenshot_options;
 pub mod status;
 pub mod v1;
 pub mod windows;

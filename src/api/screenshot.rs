@@ -467,6 +467,8 @@ fn get_options(
     native: (u32, u32),
 ) -> Result<ShotOptions, super::action::ApiError> {
     use super::action::ApiError;
+    use super::screenshot_options::{OptionError, Rules, ScreenshotOptions, Size};
+    use std::ops::RangeBounds;
     let bad = |name: &str, v: &str, want: &str| {
         ApiError::bad(format!("Invalid \"{name}\" query parameter {v:?}: {want}."))
     };
@@ -493,11 +495,6 @@ fn get_options(
             },
         }
     };
-    let format = match q.get("format") {
-        None => Format::Png,
-        Some(f) => Format::parse(f).ok_or_else(|| bad("format", f, "use png, jpeg or webp"))?,
-    };
-    let quality = int("quality", 1, 100)?.map(|v| v as u8);
     let region = match q.get("region") {
         None => None,
         Some(v) => {
@@ -535,35 +532,39 @@ fn get_options(
             }
         }
     };
-    let (rw, rh) = region.map_or(native, |r| (r.width, r.height));
-    let max = i64::from(MAX_SIDE);
-    let width = int("width", 1, max)?;
-    let height = int("height", 1, max)?;
+    // Range errors come back from the shared validator; the wording is v0's.
+    let raw = |name: &str| q.get(name).map_or("", String::as_str);
+    let range = |name: &str, hi: u32| {
+        bad(
+            name,
+            raw(name),
+            &format!("expected an integer from 1 to {hi}"),
+        )
+    };
+    let number = |name: &str, hi: u32| -> Result<Option<i64>, ApiError> {
+        q.get(name)
+            .map(|v| v.trim().parse::<i64>().map_err(|_| range(name, hi)))
+            .transpose()
+    };
+    let quality = number("quality", 100)?;
+    let width = number("width", MAX_SIDE)?;
+    let height = number("height", MAX_SIDE)?;
     let scale = match q.get("scale") {
         None => None,
         Some(v) => match v.trim().parse::<f64>() {
-            Ok(s) if s > 0.0 && s <= 4.0 => Some(s),
-            _ => return Err(bad("scale", v, "expected a number above 0 and at most 4")),
+            Ok(s) => Some(s),
+            Err(_) => return Err(bad("scale", v, SCALE_WANT)),
         },
     };
-    let keep = |num: u32, a: u32, b: u32| {
-        ((f64::from(num) * f64::from(a) / f64::from(b)).round() as u32).max(1)
-    };
     let size = match (width, height, scale) {
-        (Some(w), Some(h), _) => Some((w as u32, h as u32)),
-        (Some(w), None, _) => Some((w as u32, keep(w as u32, rh, rw))),
-        (None, Some(h), _) => Some((keep(h as u32, rw, rh), h as u32)),
-        (None, None, Some(s)) => Some((
-            ((f64::from(rw) * s).round() as u32).max(1),
-            ((f64::from(rh) * s).round() as u32).max(1),
-        )),
-        (None, None, None) => None,
+        // A bad scale is refused even when width/height take precedence.
+        (_, _, Some(s)) if !Rules::V0.scale.contains(&s) => Size::Scale(s),
+        (Some(w), Some(h), _) => Size::Exact(w, h),
+        (Some(w), None, _) => Size::Width(w),
+        (None, Some(h), _) => Size::Height(h),
+        (None, None, Some(s)) => Size::Scale(s),
+        (None, None, None) => Size::Native,
     };
-    if let Some((w, h)) = size {
-        if let Some(e) = output_size_error(w, h) {
-            return Err(ApiError::bad(e));
-        }
-    }
     let timeout = match int("settle_timeout", 0, Settle::MAX.as_millis() as i64)? {
         Some(t) => Duration::from_millis(t as u64),
         None => Settle::DEFAULT_TIMEOUT,
@@ -580,15 +581,27 @@ fn get_options(
             timeout,
         }),
     };
-    Ok(ShotOptions {
-        format,
+    let cursor = flag("cursor")?;
+    ScreenshotOptions {
+        format: q.get("format").cloned(),
         quality,
         region,
         size,
-        cursor: flag("cursor")?,
+        cursor,
         settle,
+    }
+    .validate(native, Rules::V0)
+    .map_err(|e| match e {
+        OptionError::Format(f) => bad("format", &f, "use png, jpeg or webp"),
+        OptionError::Quality(_) => range("quality", 100),
+        OptionError::Width(_) => range("width", MAX_SIDE),
+        OptionError::Height(_) => range("height", MAX_SIDE),
+        OptionError::Scale(_) => bad("scale", raw("scale"), SCALE_WANT),
+        OptionError::Output(e) => ApiError::bad(e),
     })
 }
+
+const SCALE_WANT: &str = "expected a number above 0 and at most 4";
 
 #[cfg(test)]
 mod tests {

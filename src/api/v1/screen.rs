@@ -10,7 +10,8 @@ use axum::response::{IntoResponse, Response};
 
 use super::ensure_active;
 use super::problem::Problem;
-use crate::api::screenshot::{self, Format, Region, ShotOptions};
+use crate::api::screenshot::{self, Region, ShotOptions};
+use crate::api::screenshot_options::{OptionError, Rules, ScreenshotOptions, Size};
 use crate::api::ApiState;
 
 fn bad_query(message: String) -> Problem {
@@ -35,41 +36,32 @@ pub fn options(
     screen: (u32, u32),
     region: Option<Region>,
 ) -> Result<ShotOptions, Problem> {
-    let format = match q.get("format").map(String::as_str) {
-        None => Format::Png,
-        Some(f @ ("png" | "jpeg" | "webp")) => Format::parse(f).unwrap_or_default(),
-        Some(f) => {
-            return Err(bad_query(format!(
-                "unknown variant `{f}`, expected one of `png`, `jpeg`, `webp`"
-            )))
-        }
-    };
-    let quality = match number::<i64>(q, "quality")? {
-        None => None,
-        Some(v) if (1..=100).contains(&v) => u8::try_from(v).ok(),
-        Some(_) => return Err(Problem::invalid("quality must be between 1 and 100")),
-    };
-    let scale = number::<f64>(q, "scale")?.unwrap_or(1.0);
-    if !(0.1..=1.0).contains(&scale) {
-        return Err(Problem::invalid("scale must be between 0.1 and 1.0"));
-    }
+    let quality = number::<i64>(q, "quality")?;
+    let scale = number::<f64>(q, "scale")?;
     let cursor = match q.get("showCursor").map(String::as_str) {
         None | Some("false" | "0") => false,
         Some("true" | "1") => true,
         Some(v) => return Err(bad_query(format!("invalid value {v:?} for `showCursor`"))),
     };
-    let (w, h) = region.map_or(screen, |r| (r.width, r.height));
-    let size = (scale < 1.0).then(|| {
-        let s = |v: u32| ((f64::from(v) * scale).round() as u32).max(1);
-        (s(w), s(h))
-    });
-    Ok(ShotOptions {
-        format,
+    ScreenshotOptions {
+        format: q.get("format").cloned(),
         quality,
         region,
-        size,
+        size: scale.map_or(Size::Native, Size::Scale),
         cursor,
         settle: None,
+    }
+    .validate(screen, Rules::V1)
+    .map_err(|e| match e {
+        OptionError::Format(f) => bad_query(format!(
+            "unknown variant `{f}`, expected one of `png`, `jpeg`, `webp`"
+        )),
+        OptionError::Quality(_) => Problem::invalid("quality must be between 1 and 100"),
+        OptionError::Scale(_) => Problem::invalid("scale must be between 0.1 and 1.0"),
+        OptionError::Width(_) | OptionError::Height(_) => {
+            Problem::invalid("width and height must be between 1 and 8192")
+        }
+        OptionError::Output(e) => Problem::invalid(e),
     })
 }
 
@@ -151,6 +143,7 @@ pub async fn region_shot(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::screenshot::Format;
 
     fn q(s: &str) -> HashMap<String, String> {
         s.split('&')
