@@ -55,6 +55,10 @@ if [ "${1:-}" != "--run-only" ]; then
 fi
 
 # noVNC is embedded in the binary at build time, so web/node_modules is needed to build.
-if [ ! -f web/node_modules/.package-lock.json ] || [ web/package-lock.json -nt web/node_modules/.package-lock.json ]; then
+# Reinstalled whenever the lock file differs from the one last installed (by content, not
+# mtime: a copied or restored node_modules can be newer than a changed lock file).
+lock_sum=$(sha256sum web/package-lock.json | cut -d' ' -f1)
+if [ "$(cat web/node_modules/.deskd-lock-sum 2>/dev/null)" != "$lock_sum" ]; then
   (cd web && npm ci --no-audit --no-fund)
+  echo "$lock_sum" > web/node_modules/.deskd-lock-sum
 fi
