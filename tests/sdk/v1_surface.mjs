@@ -217,7 +217,7 @@ async function main() {
     await sdk.keyUpDesktop({ key: 'alt' });
     const want = ['h', 'e', 'l', 'l', 'o', 'h', 'i', 'Shift_L', 'A', 'Control_L', 'Return', 'Alt_L'];
     await expect('typed keys', (ev) => ev.filter((e) => e.kind === 'KeyPress').map((e) => e.keysym).join(' ') === want.join(' '));
-    assert.ok(xev.events.some((e) => e.kind === 'KeyRelease' && e.keysym === 'Alt_L'));
+    await expect('alt released', (ev) => ev.some((e) => e.kind === 'KeyRelease' && e.keysym === 'Alt_L'));
     await problem(sdk.pressDesktopKey({ key: 'notakey' }), 400, 'desktop_invalid_action');
     await problem(sdk.typeDesktopText({ text: '' }), 400, 'desktop_invalid_action');
     log('input ok');
