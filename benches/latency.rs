@@ -257,8 +257,14 @@ struct ServerProc {
 /// Starts deskd on ephemeral ports and reads them from its one stdout line,
 /// `deskd: listening http=A rfb=B display=:N`.
 fn spawn_deskd(display: &str) -> ServerProc {
+    spawn_deskd_with(display, &[])
+}
+
+/// [`spawn_deskd`] with more arguments.
+fn spawn_deskd_with(display: &str, extra: &[&std::ffi::OsStr]) -> ServerProc {
     let mut child = Command::new(env!("CARGO_BIN_EXE_deskd"))
         .args(["--display", display])
+        .args(extra)
         .args([
             "--listen-http",
             "127.0.0.1:0",
@@ -1269,31 +1275,14 @@ fn skip_tight(s: &mut impl Read, r: &Rect) -> std::io::Result<usize> {
 
 /// deskd with a self-signed certificate in a fresh state directory, and the client trusting it.
 fn spawn_deskd_tls(display: &str, state: &std::path::Path) -> ServerProc {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_deskd"))
-        .args(["--display", display, "--tls-self-signed", "--state-dir"])
-        .arg(state)
-        .args([
-            "--listen-http",
-            "127.0.0.1:0",
-            "--listen-rfb",
-            "127.0.0.1:0",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn deskd");
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let proc = xvfb::ChildGuard(child);
-    let mut line = String::new();
-    stdout.read_line(&mut line).expect("deskd stdout");
-    thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
-    let rfb = line
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("rfb="))
-        .and_then(|a| a.parse::<std::net::SocketAddr>().ok())
-        .unwrap_or_else(|| panic!("no rfb address in deskd's line {line:?}"))
-        .port();
+    let server = spawn_deskd_with(
+        display,
+        &[
+            "--tls-self-signed".as_ref(),
+            "--state-dir".as_ref(),
+            state.as_os_str(),
+        ],
+    );
     let pem = std::fs::read(state.join("tls/cert.pem")).expect("deskd's self-signed certificate");
     let mut roots = rustls::RootCertStore::empty();
     let certs: Vec<_> = {
@@ -1312,9 +1301,8 @@ fn spawn_deskd_tls(display: &str, state: &std::path::Path) -> ServerProc {
     .with_no_client_auth();
     let _ = TLS_CLIENT.set(Arc::new(config));
     ServerProc {
-        proc,
-        rfb,
         http: None,
+        ..server
     }
 }
 
