@@ -405,6 +405,7 @@ fn run(cli: Cli) -> Result<(), String> {
         );
         let signal = wait_for_signal(tls.as_deref()).await;
         tracing::info!("{signal}: shutting down");
+        running.stopping();
         server.shutdown().await;
         Ok::<(), String>(())
     });

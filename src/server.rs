@@ -322,7 +322,7 @@ fn app(
     };
     let api = http::same_origin_only(api, config.allowed_origins.clone());
     let viewer = match &config.api_token {
-        Some(token) => http::token_cookie_from_query(assets::router(), token),
+        Some(token) => http::token_cookie_from_query(assets::router(), token, config.tls.is_some()),
         None => assets::router(),
     };
     let rfb = http::rfb_router(

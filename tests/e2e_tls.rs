@@ -54,7 +54,7 @@ fn vncviewer(
     security: &str,
     ca: &Path,
     password: Option<&str>,
-) -> ChildGuard {
+) -> Viewer {
     require_tool("vncviewer", "tigervnc-viewer");
     let home = tmp(&format!("viewer-home-{security}-{port}"));
     std::fs::create_dir_all(&home).unwrap();
@@ -86,7 +86,23 @@ fn vncviewer(
         // X509Plain asks for a username too (deskd does not check it).
         cmd.env("VNC_PASSWORD", p).env("VNC_USERNAME", "viewer");
     }
-    ChildGuard(cmd.spawn().expect("run vncviewer"))
+    Viewer {
+        child: Some(ChildGuard(cmd.spawn().expect("run vncviewer"))),
+        home,
+    }
+}
+
+/// A TigerVNC viewer and its private HOME, removed once the viewer is gone.
+struct Viewer {
+    child: Option<ChildGuard>,
+    home: std::path::PathBuf,
+}
+
+impl Drop for Viewer {
+    fn drop(&mut self) {
+        drop(self.child.take());
+        let _ = std::fs::remove_dir_all(&self.home);
+    }
 }
 
 /// What a viewer started by [`vncviewer`] wrote to stderr.
@@ -408,6 +424,15 @@ fn https_wss_novnc_api_links_and_reload() {
         )),
         "{text}"
     );
+
+    // The token from the viewer URL becomes a cookie that never travels over plain HTTP.
+    let out = curl(&["-i", "--cacert", cacert, &format!("{base}/?token=tok3n")]);
+    let head = String::from_utf8_lossy(&out.stdout).to_ascii_lowercase();
+    let cookie = head
+        .lines()
+        .find(|l| l.starts_with("set-cookie: deskd_token="))
+        .unwrap_or_else(|| panic!("no token cookie: {head}"));
+    assert!(cookie.contains("; secure"), "{cookie}");
 
     // noVNC over wss:// in Chromium trusting the test CA (the API token once in the URL, as
     // a cookie from then on): the password prompt, exact pixels, typing arrives.

@@ -659,6 +659,8 @@ async fn api_token_covers_rfb_over_websocket() {
         lower.contains("httponly") && lower.contains("samesite=strict"),
         "{resp}"
     );
+    // Secure only over HTTPS (tests/e2e_tls.rs): a browser would drop it on plain HTTP.
+    assert!(!lower.contains("; secure"), "{resp}");
     let (code, _) = http(
         fx.http(),
         &format!("GET /?token=guess HTTP/1.1\r\nHost: {host}"),

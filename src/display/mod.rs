@@ -136,6 +136,13 @@ impl RunningDesktop {
         self.supervisor.as_ref().and_then(|s| s.xvfb_pid())
     }
 
+    /// deskd is shutting down: Xvfb exiting from now on is not a crash to recover from.
+    pub fn stopping(&self) {
+        if let Some(s) = &self.supervisor {
+            s.stop_supervising();
+        }
+    }
+
     /// Stop capture and the clipboard, and kill the X server and window manager deskd started.
     /// Idempotent; also done on drop.
     pub fn shutdown(&mut self) {

@@ -231,6 +231,12 @@ impl Supervisor {
         lock(&self.inner.procs).xvfb.as_ref().map(|c| c.id())
     }
 
+    /// Stop supervising: deskd is shutting down, so Xvfb exiting from now on (a signal to the
+    /// whole process group reaches it too) is expected and not restarted or logged.
+    pub fn stop_supervising(&self) {
+        self.inner.stop.store(true, Ordering::SeqCst);
+    }
+
     /// Stop the window manager and Xvfb and wait for them.
     pub fn shutdown(&self) {
         self.inner.stop.store(true, Ordering::SeqCst);
@@ -380,6 +386,11 @@ impl Inner {
                 (x, w, p.started.elapsed())
             };
             if let Some(exit) = xvfb_exit {
+                // A SIGTERM to the whole process group reaches Xvfb and deskd together: give
+                // deskd's own shutdown a moment, so stopping is not logged as a crash.
+                if !self.sleep_unless_stopped(Duration::from_millis(250)) {
+                    break;
+                }
                 tracing::warn!("Xvfb exited ({exit}); restarting");
                 {
                     let mut s = lock(&self.status);

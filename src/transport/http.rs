@@ -207,8 +207,9 @@ fn percent_decode(s: &str) -> String {
 
 /// The viewer visited with `?token=...`: a right token becomes a same-site, HTTP-only cookie
 /// (which the viewer's WebSocket then carries) and the browser is sent to the same URL without
-/// the token, so it stays out of the address bar and history. A wrong one gets 401.
-pub fn token_cookie_from_query(router: Router, token: &str) -> Router {
+/// the token, so it stays out of the address bar and history. A wrong one gets 401. Over
+/// HTTPS (`secure`) the cookie is marked Secure, so it never travels in the clear.
+pub fn token_cookie_from_query(router: Router, token: &str, secure: bool) -> Router {
     let expected: Arc<str> = token.into();
     router.layer(axum::middleware::from_fn(
         move |req: axum::extract::Request, next: axum::middleware::Next| {
@@ -236,8 +237,9 @@ pub fn token_cookie_from_query(router: Router, token: &str) -> Router {
                     to.push('?');
                     to.push_str(&rest.join("&"));
                 }
+                let secure = if secure { "; Secure" } else { "" };
                 let cookie =
-                    format!("{TOKEN_COOKIE}={expected}; Path=/; HttpOnly; SameSite=Strict");
+                    format!("{TOKEN_COOKIE}={expected}; Path=/; HttpOnly; SameSite=Strict{secure}");
                 let headers = [
                     (LOCATION, HeaderValue::from_str(&to).ok()),
                     (SET_COOKIE, HeaderValue::from_str(&cookie).ok()),
