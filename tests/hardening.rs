@@ -359,6 +359,7 @@ async fn connections_are_capped_per_listener_and_headers_time_out() {
         http_limits: HttpLimits {
             max_connections: 8,
             header_timeout: Duration::from_secs(1),
+            body_timeout: Duration::from_secs(1),
         },
         ..Config::default()
     })
@@ -398,6 +399,31 @@ async fn connections_are_capped_per_listener_and_headers_time_out() {
             s.read_to_end(&mut rest),
         )
         .await;
+    }
+    assert_eq!(
+        http(fx.http(), &action(fx.http(), &host, ""), mv).await.0,
+        200
+    );
+    // A body trickled after the headers: refused once the body deadline passes, and the
+    // connection is closed, so the slot comes back.
+    let mut trickle = Vec::new();
+    for _ in 0..12 {
+        let mut s = TcpStream::connect(fx.http()).await.unwrap();
+        let head = action(fx.http(), &host, "\r\nContent-Type: application/json");
+        let head = format!("{head}\r\nContent-Length: 100\r\n\r\n");
+        s.write_all(head.as_bytes()).await.unwrap();
+        s.write_all(b"{\"action\":").await.unwrap();
+        trickle.push(s);
+    }
+    for s in &mut trickle {
+        let mut rest = Vec::new();
+        let _ = guard(
+            "the server to give up on a trickled body",
+            s.read_to_end(&mut rest),
+        )
+        .await;
+        let text = String::from_utf8_lossy(&rest);
+        assert!(text.is_empty() || text.starts_with("HTTP/1.1 4"), "{text}");
     }
     assert_eq!(
         http(fx.http(), &action(fx.http(), &host, ""), mv).await.0,

@@ -19,6 +19,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 use tower::ServiceExt as _;
 
+use super::body_deadline::DeadlineBody;
 use super::log_limit::{LogLimiter, LOG_INTERVAL};
 use super::slots::RfbSlots;
 use super::tls;
@@ -402,6 +403,8 @@ pub struct HttpLimits {
     /// How long a connection may take to send a request's headers, and stay idle between
     /// requests.
     pub header_timeout: Duration,
+    /// How long a request's body may take to arrive, in all.
+    pub body_timeout: Duration,
 }
 
 impl Default for HttpLimits {
@@ -409,6 +412,7 @@ impl Default for HttpLimits {
         HttpLimits {
             max_connections: 256,
             header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -453,7 +457,8 @@ pub async fn serve(
         let app = app.clone();
         let service =
             hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                let mut req = req.map(axum::body::Body::new);
+                let mut req =
+                    req.map(|b| axum::body::Body::new(DeadlineBody::new(b, limits.body_timeout)));
                 req.extensions_mut().insert(ConnectInfo(peer));
                 app.clone().oneshot(req)
             });

@@ -2,6 +2,7 @@
 //! byte stream.
 
 pub mod assets;
+pub mod body_deadline;
 pub mod http;
 pub mod log_limit;
 pub mod slots;
