@@ -1135,7 +1135,7 @@ async fn status_metrics_and_openapi() {
         let op = &doc["paths"][*path][verb.name()];
         assert!(op.is_object(), "OpenAPI lacks {} {path}", verb.name());
         let errors = &op["responses"]["4XX"]["content"];
-        if path.starts_with("/v1/") && *path != "/v1/health" {
+        if path.starts_with("/v1/") {
             assert_eq!(
                 errors["application/problem+json"]["schema"]["$ref"],
                 "#/components/schemas/ProblemBody",
@@ -1143,8 +1143,7 @@ async fn status_metrics_and_openapi() {
             );
         } else if errors.is_object() {
             assert_eq!(
-                errors["application/json"]["schema"]["$ref"],
-                "#/components/schemas/Error",
+                errors["application/json"]["schema"]["$ref"], "#/components/schemas/Error",
                 "{path}"
             );
         }

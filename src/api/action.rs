@@ -800,7 +800,11 @@ mod tests {
     fn every_documented_action_is_known() {
         for a in ACTIONS {
             if let Err(e) = act(&format!(r#"{{"action":"{a}"}}"#)) {
-                assert!(!e.message.starts_with("Unknown action"), "{a}: {}", e.message);
+                assert!(
+                    !e.message.starts_with("Unknown action"),
+                    "{a}: {}",
+                    e.message
+                );
             }
         }
     }

@@ -75,7 +75,7 @@ use super::{action, clipboard, computer_use, link, screenshot, status, v1, windo
         v1::stream::stop,
         v1::stream::signaling,
     ),
-    modifiers(&BearerToken),
+    modifiers(&BearerToken, &OperationIds),
     security(("bearer" = [])),
     tags(
         (name = "v0", description = "deskd's own API (Coder's action shape and extensions)"),
@@ -89,10 +89,38 @@ struct BearerToken;
 
 impl Modify for BearerToken {
     fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
-        doc.components.get_or_insert_with(Default::default).add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
-        );
+        doc.components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme(
+                "bearer",
+                SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+            );
+    }
+}
+
+/// Operation ids from method and path (`post_v1_desktop_mouse_click`): unique, where the
+/// handlers' own names (`list`, `status`, `handle`...) repeat across modules.
+struct OperationIds;
+
+impl Modify for OperationIds {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        for (path, item) in doc.paths.paths.iter_mut() {
+            let words: Vec<&str> = path
+                .split(|c: char| !c.is_ascii_alphanumeric())
+                .filter(|w| !w.is_empty())
+                .collect();
+            let ops = [
+                ("get", &mut item.get),
+                ("put", &mut item.put),
+                ("post", &mut item.post),
+                ("delete", &mut item.delete),
+            ];
+            for (method, op) in ops {
+                if let Some(op) = op {
+                    op.operation_id = Some(format!("{method}_{}", words.join("_")));
+                }
+            }
+        }
     }
 }
 
@@ -110,5 +138,9 @@ pub fn document_json() -> &'static str {
 #[utoipa::path(get, path = "/api/v0/openapi.json", tag = "v0",
     responses((status = 200, description = "OpenAPI 3.1", content_type = "application/json", body = Object)))]
 pub async fn document() -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], document_json()).into_response()
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        document_json(),
+    )
+        .into_response()
 }

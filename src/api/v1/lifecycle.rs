@@ -11,6 +11,7 @@ use axum::http::StatusCode;
 use axum::Json;
 
 use super::problem::Problem;
+use super::timestamp;
 use super::types::{
     DesktopDisplayInfoResponse, DesktopErrorInfo, DesktopProcessInfo, DesktopResolution,
     DesktopStartRequest, DesktopState, DesktopStatusResponse, HealthResponse,
@@ -18,7 +19,6 @@ use super::types::{
 use super::{blocking, ensure_active, parse, V1};
 use crate::api::ApiState;
 use crate::desktop::{DesktopError, DisplaySettings};
-use super::timestamp;
 
 /// The SDK's defaults for a desktop started without settings.
 pub const DEFAULT_SETTINGS: DisplaySettings = DisplaySettings {

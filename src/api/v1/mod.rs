@@ -69,7 +69,11 @@ pub fn routes() -> Vec<Route<ApiState>> {
         route(Get, "/v1/desktop/recordings", recording::list),
         route(Get, "/v1/desktop/recordings/{id}", recording::get),
         route(Delete, "/v1/desktop/recordings/{id}", recording::delete),
-        route(Get, "/v1/desktop/recordings/{id}/download", recording::download),
+        route(
+            Get,
+            "/v1/desktop/recordings/{id}/download",
+            recording::download,
+        ),
         route(Get, "/v1/desktop/stream/status", stream::status),
         route(Post, "/v1/desktop/stream/start", stream::start),
         route(Post, "/v1/desktop/stream/stop", stream::stop),

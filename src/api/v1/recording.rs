@@ -13,9 +13,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::problem::Problem;
+use super::timestamp;
 use super::{ensure_active, parse, V1};
 use crate::api::ApiState;
-use super::timestamp;
 use crate::record::{RecordError, Recorder, RecordingInfo, RecordingStatus, StartOptions};
 
 /// `POST /v1/desktop/recording/start`.
