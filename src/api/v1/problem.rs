@@ -222,10 +222,11 @@ pub struct ProblemBody {
 
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
+        // Serialized from the struct, so the fields keep the reference's order.
         (
             self.status,
             [(header::CONTENT_TYPE, "application/problem+json")],
-            self.body().to_string(),
+            serde_json::to_string(&self.wire()).unwrap_or_default(),
         )
             .into_response()
     }
@@ -259,7 +260,7 @@ mod tests {
         assert_eq!(p.status, StatusCode::SERVICE_UNAVAILABLE);
         // Exactly what sandbox-agent 0.4.2 `server --token` answers without the token.
         assert_eq!(
-            Problem::token_invalid().body().to_string(),
+            serde_json::to_string(&Problem::token_invalid().wire()).unwrap(),
             r#"{"type":"urn:sandbox-agent:error:token_invalid","title":"Token Invalid","status":401,"detail":"token invalid","details":{"message":"missing or invalid bearer token"}}"#
         );
     }
