@@ -1126,22 +1126,55 @@ async fn status_metrics_and_openapi() {
     assert_eq!(s, StatusCode::OK);
     let doc: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(doc["openapi"].as_str().unwrap().get(..3), Some("3.1"));
-    for path in [
-        "/api/v0/desktop/action",
-        "/api/v0/desktop/computer-use",
-        "/api/v0/desktop/screenshot",
-        "/api/v0/desktop/windows",
-        "/api/v0/desktop/windows/{id}/focus",
-        "/api/v0/desktop/windows/{id}/close",
-        "/api/v0/desktop/windows/{id}/move",
-        "/api/v0/desktop/windows/{id}/resize",
-        "/api/v0/desktop/clipboard",
-        "/api/v0/desktop/status",
-        "/metrics",
-        "/api/v0/openapi.json",
-    ] {
-        assert!(doc["paths"][path].is_object(), "OpenAPI lacks {path}");
+    // Every route the routers register is documented with its method, from the same tables
+    // the routers are built from (a route added without docs fails here); /v1 errors are
+    // problem+json, /api/v0 errors Coder's shape.
+    let routes = deskd::api::registered_routes();
+    assert!(routes.len() > 45, "{} routes", routes.len());
+    for (verb, path) in &routes {
+        let op = &doc["paths"][*path][verb.name()];
+        assert!(op.is_object(), "OpenAPI lacks {} {path}", verb.name());
+        let errors = &op["responses"]["4XX"]["content"];
+        if path.starts_with("/v1/") {
+            assert_eq!(
+                errors["application/problem+json"]["schema"]["$ref"],
+                "#/components/schemas/ProblemBody",
+                "{path}"
+            );
+        } else if errors.is_object() {
+            assert_eq!(
+                errors["application/json"]["schema"]["$ref"], "#/components/schemas/Error",
+                "{path}"
+            );
+        }
     }
+    // And nothing else: the document describes no route that is not served.
+    let documented: usize = doc["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|item| item.as_object().unwrap().len())
+        .sum();
+    assert_eq!(documented, routes.len());
+    // Request and response bodies come from the types.
+    let schemas = &doc["components"]["schemas"];
+    for name in [
+        "DesktopActionResponse",
+        "ComputerUseRequest",
+        "ContentBlock",
+        "Window",
+        "Status",
+        "DesktopStatusResponse",
+        "DesktopMouseClickRequest",
+        "DesktopKeyModifiers",
+        "DesktopRecordingInfo",
+    ] {
+        assert!(schemas[name].is_object(), "OpenAPI lacks schema {name}");
+    }
+    assert_eq!(
+        schemas["DesktopStatusResponse"]["properties"]["startedAt"]["type"],
+        json!(["string", "null"])
+    );
     // Every action the endpoint accepts is documented.
     let actions = doc["components"]["schemas"]["DesktopAction"]["properties"]["action"]["enum"]
         .as_array()

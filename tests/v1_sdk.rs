@@ -68,3 +68,40 @@ fn sdk_drives_the_whole_desktop_surface() {
         d.log_text()
     );
 }
+
+/// Attach mode (`--display`, an Xvfb deskd did not start) through the SDK: status says active,
+/// stop refuses with a problem and leaves X running, screenshots and input still work; the
+/// 401 without the token is sandbox-agent's own.
+#[test]
+fn sdk_on_an_attached_display() {
+    for (tool, package) in [
+        ("node", "nodejs"),
+        ("xev", "x11-utils"),
+        ("xdpyinfo", "x11-utils"),
+        ("xdotool", "xdotool"),
+        ("stdbuf", "coreutils"),
+        ("import", "imagemagick"),
+    ] {
+        require_tool(tool, package);
+    }
+    let token = "v1-attach-test-token";
+    let d = Deskd::start(1024, 768, &["--api-token", token]);
+    // An orange rectangle the screenshots must show.
+    let x = e2e_support::X::connect(&d.display);
+    x.fill(100, 80, 200, 120, 0xff8000);
+    let out = Command::new("node")
+        .arg(root().join("tests/sdk/v1_attach.mjs"))
+        .env("DESKD_URL", format!("http://{}", d.http))
+        .env("DESKD_TOKEN", token)
+        .env("DISPLAY_NUM", d.display.trim_start_matches(':'))
+        .output()
+        .expect("node");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stdout.contains("all checks passed"),
+        "SDK script failed:\n{stdout}\n{stderr}\ndeskd log:\n{}",
+        d.log_text()
+    );
+    drop(x);
+}

@@ -19,6 +19,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::model::{self, Action};
 use super::scale::Axis;
@@ -36,11 +37,48 @@ pub use super::model::{
 /// Largest `scaled_width` / `scaled_height` / zoom size.
 pub const MAX_SCALED: i64 = screenshot::MAX_SIDE as i64;
 
+/// Every action name [`plan`] accepts (the OpenAPI document's enum).
+pub const ACTIONS: &[&str] = &[
+    "key",
+    "type",
+    "cursor_position",
+    "mouse_move",
+    "left_click",
+    "right_click",
+    "middle_click",
+    "double_click",
+    "triple_click",
+    "left_click_drag",
+    "left_mouse_down",
+    "left_mouse_up",
+    "mouse_down",
+    "mouse_up",
+    "click",
+    "scroll",
+    "hold_key",
+    "key_down",
+    "key_up",
+    "wait",
+    "screenshot",
+    "zoom",
+];
+
+fn action_names() -> utoipa::openapi::schema::Schema {
+    utoipa::openapi::schema::Schema::Object(
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .enum_values(Some(ACTIONS.iter().copied()))
+            .description(Some("The action name."))
+            .build(),
+    )
+}
+
 /// The request body (Coder's `DesktopAction` plus extensions).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 pub struct DesktopAction {
     /// The action name.
     #[serde(default)]
+    #[schema(schema_with = action_names)]
     pub action: String,
     /// Target point `[x, y]`.
     pub coordinate: Option<[i64; 2]>,
@@ -83,7 +121,7 @@ pub struct DesktopAction {
 }
 
 /// A button given as a name or a number.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(untagged)]
 pub enum ButtonName {
     /// 1..=9.
@@ -93,7 +131,7 @@ pub enum ButtonName {
 }
 
 /// `settle: true` or `settle: 250`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(untagged)]
 pub enum SettleValue {
     /// true: the default quiet period; false: no settling.
@@ -104,7 +142,7 @@ pub enum SettleValue {
 
 /// The response body (Coder's `DesktopActionResponse` plus `screenshot_format`/`settled`
 /// when those options were used).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 pub struct DesktopActionResponse {
     /// What happened.
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -707,7 +745,17 @@ pub fn decode<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError
         .map_err(|e| ApiError::bad("Failed to decode request body.").with_detail(e.to_string()))
 }
 
-/// The handler.
+/// Run one action (Coder's `DesktopAction` plus extensions).
+///
+/// Requests that fail validation change nothing. With `scaled_width`/`scaled_height`
+/// coordinates are in the agent's space and screenshots come back at that size.
+#[utoipa::path(post, path = "/api/v0/desktop/action", tag = "v0",
+    request_body = DesktopAction,
+    responses(
+        (status = 200, description = "Done", body = DesktopActionResponse),
+        (status = "4XX", description = "Bad request", body = super::error::ErrorBody),
+        (status = "5XX", description = "The desktop failed", body = super::error::ErrorBody),
+    ))]
 pub async fn handle(State(state): State<ApiState>, body: Bytes) -> Response {
     let action: DesktopAction = match decode(&body) {
         Ok(a) => a,
@@ -746,6 +794,19 @@ mod tests {
         let e = act(json).unwrap_err();
         assert_eq!(e.status, StatusCode::BAD_REQUEST);
         e.message
+    }
+
+    #[test]
+    fn every_documented_action_is_known() {
+        for a in ACTIONS {
+            if let Err(e) = act(&format!(r#"{{"action":"{a}"}}"#)) {
+                assert!(
+                    !e.message.starts_with("Unknown action"),
+                    "{a}: {}",
+                    e.message
+                );
+            }
+        }
     }
 
     #[test]

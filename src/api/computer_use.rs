@@ -17,8 +17,8 @@ use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::Engine;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::action::{self, ApiError, Op, Plan, Space};
 use super::model::{self, Action};
@@ -26,7 +26,7 @@ use super::screenshot::{Settle, ShotOptions};
 use super::ApiState;
 
 /// The tool input.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 pub struct ToolInput {
     /// The action.
     #[serde(default)]
@@ -48,7 +48,8 @@ pub struct ToolInput {
 }
 
 /// The request body.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[schema(as = ComputerUseRequest)]
 pub struct Request {
     /// The tool input, when wrapped.
     pub input: Option<ToolInput>,
@@ -196,7 +197,56 @@ pub fn plan(
     })
 }
 
-/// The handler.
+/// A tool_result content block.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum ContentBlock {
+    /// The action's output.
+    Text {
+        /// What happened.
+        text: String,
+    },
+    /// A screenshot.
+    Image {
+        /// The image.
+        source: ImageSource,
+    },
+}
+
+/// An inline image.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ImageSource {
+    /// Always base64.
+    #[serde(rename = "type")]
+    pub kind: ImageSourceKind,
+    /// image/png, image/jpeg or image/webp.
+    pub media_type: String,
+    /// The encoded image.
+    pub data: String,
+}
+
+/// How an image is carried.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ImageSourceKind {
+    /// Base64 in `data`.
+    Base64,
+}
+
+/// Run Anthropic computer tool input (computer_20250124 / computer_20251124).
+///
+/// Body: the tool_use input (optionally wrapped as `{"input": ...}`) plus
+/// display_width_px/display_height_px from the tool definition. Durations are seconds.
+/// Answers with tool_result content blocks: a text block with the output and, except for
+/// cursor_position, an image block with a settled screenshot at the declared display size.
+#[utoipa::path(post, path = "/api/v0/desktop/computer-use", tag = "v0",
+    request_body = Request,
+    params(("screenshot" = Option<bool>, Query, description = "false: no screenshot after actions")),
+    responses(
+        (status = 200, description = "tool_result content blocks", body = Vec<ContentBlock>),
+        (status = "4XX", description = "Bad request", body = super::error::ErrorBody),
+        (status = "5XX", description = "The desktop failed", body = super::error::ErrorBody),
+    ))]
 pub async fn handle(
     State(state): State<ApiState>,
     Query(q): Query<HashMap<String, String>>,
@@ -230,21 +280,20 @@ pub async fn handle(
             if is_cursor {
                 // The reference implementation's spelling.
                 let text = out.output.replace("x=", "X=").replace("y=", "Y=");
-                blocks.push(json!({"type": "text", "text": text}));
+                blocks.push(ContentBlock::Text { text });
             } else if !is_capture {
-                blocks.push(json!({"type": "text", "text": out.output}));
+                blocks.push(ContentBlock::Text { text: out.output });
             }
             if let Some(s) = out.shot {
-                blocks.push(json!({
-                    "type": "image",
-                    "source": {
-                        "type": "base64",
-                        "media_type": s.format.media_type(),
-                        "data": base64::engine::general_purpose::STANDARD.encode(&s.data),
-                    }
-                }));
+                blocks.push(ContentBlock::Image {
+                    source: ImageSource {
+                        kind: ImageSourceKind::Base64,
+                        media_type: s.format.media_type().into(),
+                        data: base64::engine::general_purpose::STANDARD.encode(&s.data),
+                    },
+                });
             }
-            Json(Value::Array(blocks)).into_response()
+            Json(blocks).into_response()
         }
     }
 }

@@ -50,13 +50,43 @@ impl ApiError {
     }
 }
 
+/// The wire body of an [`ApiError`].
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = Error)]
+pub struct ErrorBody {
+    /// Short message.
+    pub message: String,
+    /// Details.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub detail: String,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut body = serde_json::Map::new();
-        body.insert("message".into(), self.message.into());
-        if !self.detail.is_empty() {
-            body.insert("detail".into(), self.detail.into());
-        }
-        (self.status, Json(serde_json::Value::Object(body))).into_response()
+        let body = ErrorBody {
+            message: self.message,
+            detail: self.detail,
+        };
+        (self.status, Json(body)).into_response()
     }
+}
+
+/// The 401 of a request without the API token: sandbox-agent's problem under `/v1` (as its
+/// own server answers), Coder's shape elsewhere.
+pub fn unauthorized(path: &str) -> Response {
+    let mut resp = if path == "/v1" || path.starts_with("/v1/") {
+        super::v1::problem::Problem::token_invalid().into_response()
+    } else {
+        ApiError {
+            status: StatusCode::UNAUTHORIZED,
+            message: "Missing or wrong API token.".into(),
+            detail: "send Authorization: Bearer <token> (deskd --api-token)".into(),
+        }
+        .into_response()
+    };
+    resp.headers_mut().insert(
+        axum::http::header::WWW_AUTHENTICATE,
+        axum::http::HeaderValue::from_static("Bearer"),
+    );
+    resp
 }

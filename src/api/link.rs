@@ -5,20 +5,22 @@ use axum::extract::State;
 use axum::http::header::HOST;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
+use super::routes::{route, Route, Verb};
 use crate::links::{self, LinkSecret};
 
+/// The link route's state.
 #[derive(Clone)]
-struct LinkState {
+pub struct LinkState {
     secret: LinkSecret,
     scheme: &'static str,
 }
 
 /// The request: both fields optional.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct LinkRequest {
     /// The viewer may only watch (default false).
@@ -28,11 +30,16 @@ struct LinkRequest {
     ttl: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+/// A signed viewer link.
+#[derive(Debug, Serialize, ToSchema)]
 struct LinkResponse {
+    /// The viewer URL with the token.
     url: String,
+    /// The token alone.
     token: String,
+    /// Expiry, unix seconds.
     expires_at: u64,
+    /// Whether the viewer may only watch.
     view_only: bool,
 }
 
@@ -42,9 +49,12 @@ pub fn router(secret: LinkSecret, https: bool) -> Router {
         secret,
         scheme: if https { "https" } else { "http" },
     };
-    Router::new()
-        .route("/api/v0/desktop/link", post(issue))
-        .with_state(state)
+    super::routes::router(routes()).with_state(state)
+}
+
+/// The link route.
+pub fn routes() -> Vec<Route<LinkState>> {
+    vec![route(Verb::Post, "/api/v0/desktop/link", issue)]
 }
 
 fn error(status: StatusCode, message: &str, detail: String) -> Response {
@@ -55,7 +65,15 @@ fn error(status: StatusCode, message: &str, detail: String) -> Response {
         .into_response()
 }
 
-async fn issue(State(state): State<LinkState>, headers: HeaderMap, body: String) -> Response {
+/// Issue a signed, expiring viewer link.
+#[utoipa::path(post, path = "/api/v0/desktop/link", tag = "v0",
+    request_body(content = LinkRequest, description = "Optional; an empty body takes the defaults"),
+    responses(
+        (status = 200, description = "The link", body = LinkResponse),
+        (status = 400, description = "Bad request", body = super::error::ErrorBody),
+        (status = 500, description = "Cannot sign links", body = super::error::ErrorBody),
+    ))]
+pub async fn issue(State(state): State<LinkState>, headers: HeaderMap, body: String) -> Response {
     let req: LinkRequest = if body.trim().is_empty() {
         LinkRequest {
             view_only: false,

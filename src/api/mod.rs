@@ -10,6 +10,7 @@ pub mod keys;
 pub mod link;
 pub mod model;
 pub mod openapi;
+pub mod routes;
 pub mod scale;
 pub mod screenshot;
 pub mod screenshot_options;
@@ -20,11 +21,11 @@ pub mod windows;
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
 use axum::Router;
 
 use crate::desktop::Desktop;
 use crate::display::conn::XServer;
+use routes::{route, Route, Verb};
 
 /// Bodies above this are refused (413) before parsing; below it, oversized fields such as a
 /// 1 MB `type` text get a 400 that names them.
@@ -76,25 +77,39 @@ pub fn router_with(
         desktop,
         display,
     };
-    Router::new()
-        .route("/api/v0/desktop/action", post(action::handle))
-        .route("/api/v0/desktop/computer-use", post(computer_use::handle))
-        .route("/api/v0/desktop/screenshot", get(screenshot::handle_get))
-        .route("/api/v0/desktop/windows", get(windows::list))
-        .route("/api/v0/desktop/windows/{id}/focus", post(windows::focus))
-        .route("/api/v0/desktop/windows/{id}/close", post(windows::close))
-        .route("/api/v0/desktop/windows/{id}/move", post(windows::move_to))
-        .route("/api/v0/desktop/windows/{id}/resize", post(windows::resize))
-        .route(
-            "/api/v0/desktop/clipboard",
-            get(clipboard::get_text).put(clipboard::put_text),
-        )
-        .route("/api/v0/desktop/status", get(status::status))
-        .route("/metrics", get(status::metrics))
-        .route("/api/v0/openapi.json", get(openapi::document))
-        .merge(v1::router())
+    routes::router(v0_routes())
+        .merge(routes::router(v1::routes()))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
+}
+
+/// The `/api/v0` routes, `/metrics` and the OpenAPI document.
+fn v0_routes() -> Vec<Route<ApiState>> {
+    use Verb::{Get, Post, Put};
+    vec![
+        route(Post, "/api/v0/desktop/action", action::handle),
+        route(Post, "/api/v0/desktop/computer-use", computer_use::handle),
+        route(Get, "/api/v0/desktop/screenshot", screenshot::handle_get),
+        route(Get, "/api/v0/desktop/windows", windows::list),
+        route(Post, "/api/v0/desktop/windows/{id}/focus", windows::focus),
+        route(Post, "/api/v0/desktop/windows/{id}/close", windows::close),
+        route(Post, "/api/v0/desktop/windows/{id}/move", windows::move_to),
+        route(Post, "/api/v0/desktop/windows/{id}/resize", windows::resize),
+        route(Get, "/api/v0/desktop/clipboard", clipboard::get_text),
+        route(Put, "/api/v0/desktop/clipboard", clipboard::put_text),
+        route(Get, "/api/v0/desktop/status", status::status),
+        route(Get, "/metrics", status::metrics),
+        route(Get, "/api/v0/openapi.json", openapi::document),
+    ]
+}
+
+/// Every (method, path) the API serves: [`router_with`]'s routes and [`link::router`]'s. The
+/// OpenAPI document must describe each.
+pub fn registered_routes() -> Vec<(Verb, &'static str)> {
+    let mut all = routes::listed(v0_routes());
+    all.extend(routes::listed(v1::routes()));
+    all.extend(routes::listed(link::routes()));
+    all
 }
 
 #[cfg(test)]

@@ -428,6 +428,22 @@ fn encode_webp(img: &Bgrx<'_>) -> Result<Vec<u8>, DesktopError> {
 /// `GET /api/v0/desktop/screenshot?format=&quality=&width=&height=&scale=&region=&cursor=&settle=`:
 /// the image bytes with their Content-Type. `region` is `x1,y1,x2,y2` in native pixels;
 /// `width`/`height` (one keeps the aspect ratio) or `scale` set the output size.
+#[utoipa::path(get, path = "/api/v0/desktop/screenshot", tag = "v0",
+    params(
+        ("format" = Option<String>, Query, description = "png (default), jpeg or webp"),
+        ("quality" = Option<i64>, Query, description = "JPEG/WebP quality 1..=100"),
+        ("width" = Option<i64>, Query, description = "Output width (alone: keeps the aspect ratio)"),
+        ("height" = Option<i64>, Query, description = "Output height (alone: keeps the aspect ratio)"),
+        ("scale" = Option<f64>, Query, description = "Output scale"),
+        ("region" = Option<String>, Query, description = "x1,y1,x2,y2 in native pixels"),
+        ("cursor" = Option<bool>, Query, description = "Draw the pointer"),
+        ("settle" = Option<String>, Query, description = "true or a quiet period in ms to wait for first"),
+    ),
+    responses(
+        (status = 200, description = "The image", content((Vec<u8> = "image/png"), (Vec<u8> = "image/jpeg"), (Vec<u8> = "image/webp"))),
+        (status = "4XX", description = "Bad request", body = super::error::ErrorBody),
+        (status = "5XX", description = "The desktop failed", body = super::error::ErrorBody),
+    ))]
 pub async fn handle_get(
     axum::extract::State(state): axum::extract::State<super::ApiState>,
     axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,

@@ -15,7 +15,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
-use serde_json::json;
+use utoipa::ToSchema;
 use x11rb::connection::Connection;
 use x11rb::protocol::xproto::{
     AtomEnum, ClientMessageEvent, ConfigureWindowAux, ConnectionExt as _, EventMask, InputFocus,
@@ -45,7 +45,7 @@ x11rb::atom_manager! {
 }
 
 /// A position and size in root coordinates.
-#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq, ToSchema)]
 pub struct Geometry {
     /// Left.
     pub x: i32,
@@ -58,7 +58,8 @@ pub struct Geometry {
 }
 
 /// One top-level window.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = Window)]
 pub struct WindowInfo {
     /// X window id.
     pub id: u32,
@@ -521,18 +522,53 @@ async fn window_id(state: &ApiState, raw: &str) -> Result<u32, ApiError> {
 }
 
 /// `GET /api/v0/desktop/windows`: `{"windows": [...]}`.
+/// The window list.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct WindowList {
+    /// Top-level windows.
+    pub windows: Vec<WindowInfo>,
+}
+
+/// The answer of focus, close, move and resize.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct WindowResult {
+    /// What was done.
+    pub output: String,
+    /// The window.
+    pub id: u32,
+}
+
+/// A move (`x`, `y`: the frame's top-left corner) or a resize (`width`, `height`: the client
+/// area).
+#[derive(serde::Deserialize, ToSchema)]
+#[schema(as = WindowChange)]
+struct Body {
+    x: Option<i64>,
+    y: Option<i64>,
+    width: Option<i64>,
+    height: Option<i64>,
+}
+
+/// List top-level windows.
+#[utoipa::path(get, path = "/api/v0/desktop/windows", tag = "v0",
+    responses((status = 200, description = "Windows", body = WindowList), (status = "4XX", description = "Bad request or unknown window", body = super::error::ErrorBody), (status = "5XX", description = "The desktop failed", body = super::error::ErrorBody)))]
 pub async fn list(State(state): State<ApiState>) -> Response {
     match blocking(&state, "Window listing failed.", |w| w.list()).await {
-        Ok(ws) => Json(json!({ "windows": ws })).into_response(),
+        Ok(windows) => Json(WindowList { windows }).into_response(),
         Err(e) => e.into_response(),
     }
 }
 
 fn done(what: &str, id: u32) -> Response {
-    Json(json!({"output": format!("{what} action performed"), "id": id})).into_response()
+    Json(WindowResult {
+        output: format!("{what} action performed"),
+        id,
+    })
+    .into_response()
 }
 
 /// `POST /api/v0/desktop/windows/{id}/focus`.
+#[utoipa::path(post, path = "/api/v0/desktop/windows/{id}/focus", tag = "v0", params(("id" = String, Path, description = "X window id, decimal or 0x hex")), responses((status = 200, description = "Done", body = WindowResult), (status = "4XX", description = "Bad request or unknown window", body = super::error::ErrorBody), (status = "5XX", description = "The desktop failed", body = super::error::ErrorBody)))]
 pub async fn focus(State(state): State<ApiState>, Path(raw): Path<String>) -> Response {
     let id = match window_id(&state, &raw).await {
         Ok(id) => id,
@@ -545,6 +581,7 @@ pub async fn focus(State(state): State<ApiState>, Path(raw): Path<String>) -> Re
 }
 
 /// `POST /api/v0/desktop/windows/{id}/close`.
+#[utoipa::path(post, path = "/api/v0/desktop/windows/{id}/close", tag = "v0", params(("id" = String, Path, description = "X window id, decimal or 0x hex")), responses((status = 200, description = "Done", body = WindowResult), (status = "4XX", description = "Bad request or unknown window", body = super::error::ErrorBody), (status = "5XX", description = "The desktop failed", body = super::error::ErrorBody)))]
 pub async fn close(State(state): State<ApiState>, Path(raw): Path<String>) -> Response {
     let id = match window_id(&state, &raw).await {
         Ok(id) => id,
@@ -554,14 +591,6 @@ pub async fn close(State(state): State<ApiState>, Path(raw): Path<String>) -> Re
         Ok(()) => done("close", id),
         Err(e) => e.into_response(),
     }
-}
-
-#[derive(serde::Deserialize)]
-struct Body {
-    x: Option<i64>,
-    y: Option<i64>,
-    width: Option<i64>,
-    height: Option<i64>,
 }
 
 fn field(v: Option<i64>, name: &str, what: &str, lo: i64, hi: i64) -> Result<i64, ApiError> {
@@ -575,6 +604,7 @@ fn field(v: Option<i64>, name: &str, what: &str, lo: i64, hi: i64) -> Result<i64
 }
 
 /// `POST /api/v0/desktop/windows/{id}/move` with `{"x": .., "y": ..}`.
+#[utoipa::path(post, path = "/api/v0/desktop/windows/{id}/move", tag = "v0", params(("id" = String, Path, description = "X window id, decimal or 0x hex")), request_body = Body, responses((status = 200, description = "Done", body = WindowResult), (status = "4XX", description = "Bad request or unknown window", body = super::error::ErrorBody), (status = "5XX", description = "The desktop failed", body = super::error::ErrorBody)))]
 pub async fn move_to(
     State(state): State<ApiState>,
     Path(raw): Path<String>,
@@ -605,6 +635,7 @@ pub async fn move_to(
 }
 
 /// `POST /api/v0/desktop/windows/{id}/resize` with `{"width": .., "height": ..}`.
+#[utoipa::path(post, path = "/api/v0/desktop/windows/{id}/resize", tag = "v0", params(("id" = String, Path, description = "X window id, decimal or 0x hex")), request_body = Body, responses((status = 200, description = "Done", body = WindowResult), (status = "4XX", description = "Bad request or unknown window", body = super::error::ErrorBody), (status = "5XX", description = "The desktop failed", body = super::error::ErrorBody)))]
 pub async fn resize(
     State(state): State<ApiState>,
     Path(raw): Path<String>,

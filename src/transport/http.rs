@@ -117,7 +117,7 @@ pub fn bearer_token_required(router: Router, token: &str) -> Router {
                 if token_presented(req.headers(), None, &expected) {
                     next.run(req).await
                 } else {
-                    unauthorized()
+                    crate::api::error::unauthorized(req.uri().path())
                 }
             }
         },
@@ -125,15 +125,7 @@ pub fn bearer_token_required(router: Router, token: &str) -> Router {
 }
 
 fn unauthorized() -> Response {
-    (
-        StatusCode::UNAUTHORIZED,
-        [(axum::http::header::WWW_AUTHENTICATE, "Bearer")],
-        axum::Json(serde_json::json!({
-            "message": "Missing or wrong API token.",
-            "detail": "send Authorization: Bearer <token> (deskd --api-token)",
-        })),
-    )
-        .into_response()
+    crate::api::error::unauthorized("")
 }
 
 /// Whether a request carries the API token `expected`: in `Authorization: Bearer`, or (when

@@ -69,6 +69,7 @@ async fn window_of(state: &ApiState, app: &Launched, before: HashSet<u32>) -> Op
 }
 
 /// `POST /v1/desktop/launch`.
+#[utoipa::path(post, path = "/v1/desktop/launch", tag = "v1", request_body = crate::api::v1::types::DesktopLaunchRequest, responses((status = 200, description = "OK", body = crate::api::v1::types::DesktopLaunchResponse), (status = "4XX", description = "A problem (400 bad input, 404 unknown id, 409 desktop not active)", body = crate::api::v1::problem::ProblemBody, content_type = "application/problem+json"), (status = "5XX", description = "The desktop failed", body = crate::api::v1::problem::ProblemBody, content_type = "application/problem+json")))]
 pub async fn launch(State(state): State<ApiState>, body: Bytes) -> V1<DesktopLaunchResponse> {
     ensure_active(&state)?;
     let r: DesktopLaunchRequest = parse(&body)?;
@@ -105,6 +106,7 @@ pub async fn launch(State(state): State<ApiState>, body: Bytes) -> V1<DesktopLau
 }
 
 /// `POST /v1/desktop/open`: `xdg-open <target>`.
+#[utoipa::path(post, path = "/v1/desktop/open", tag = "v1", request_body = crate::api::v1::types::DesktopOpenRequest, responses((status = 200, description = "OK", body = crate::api::v1::types::DesktopOpenResponse), (status = "4XX", description = "A problem (400 bad input, 404 unknown id, 409 desktop not active)", body = crate::api::v1::problem::ProblemBody, content_type = "application/problem+json"), (status = "5XX", description = "The desktop failed", body = crate::api::v1::problem::ProblemBody, content_type = "application/problem+json")))]
 pub async fn open(State(state): State<ApiState>, body: Bytes) -> V1<DesktopOpenResponse> {
     ensure_active(&state)?;
     let r: DesktopOpenRequest = parse(&body)?;

@@ -36,6 +36,7 @@ fn clipboard_failed(e: &DesktopError) -> Problem {
 }
 
 /// `GET /v1/desktop/clipboard?selection=`.
+#[utoipa::path(get, path = "/v1/desktop/clipboard", tag = "v1", params(("selection" = Option<String>, Query, description = "clipboard (default) or primary")), responses((status = 200, description = "OK", body = crate::api::v1::types::DesktopClipboardResponse), (status = "4XX", description = "A problem (400 bad input, 404 unknown id, 409 desktop not active)", body = crate::api::v1::problem::ProblemBody, content_type = "application/problem+json"), (status = "5XX", description = "The desktop failed", body = crate::api::v1::problem::ProblemBody, content_type = "application/problem+json")))]
 pub async fn read(
     State(state): State<ApiState>,
     Query(q): Query<HashMap<String, String>>,
@@ -53,6 +54,7 @@ pub async fn read(
 }
 
 /// `POST /v1/desktop/clipboard`.
+#[utoipa::path(post, path = "/v1/desktop/clipboard", tag = "v1", request_body = crate::api::v1::types::DesktopClipboardWriteRequest, responses((status = 200, description = "OK", body = crate::api::v1::types::DesktopActionResponse), (status = "4XX", description = "A problem (400 bad input, 404 unknown id, 409 desktop not active)", body = crate::api::v1::problem::ProblemBody, content_type = "application/problem+json"), (status = "5XX", description = "The desktop failed", body = crate::api::v1::problem::ProblemBody, content_type = "application/problem+json")))]
 pub async fn write(State(state): State<ApiState>, body: Bytes) -> V1<DesktopActionResponse> {
     ensure_active(&state)?;
     let r: DesktopClipboardWriteRequest = parse(&body)?;

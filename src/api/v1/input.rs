@@ -84,12 +84,14 @@ fn button(b: Option<DesktopMouseButton>) -> u8 {
 }
 
 /// `GET /v1/desktop/mouse/position`.
+#[utoipa::path(get, path = "/v1/desktop/mouse/position", tag = "v1", responses((status = 200, description = "OK", body = crate::api::v1::types::DesktopMousePositionResponse), (status = "4XX", description = "A problem (400 bad input, 404 unknown id, 409 desktop not active)", body = crate::api::v1::problem::ProblemBody, content_type = "application/problem+json"), (status = "5XX", description = "The desktop failed", body = crate::api::v1::problem::ProblemBody, content_type = "application/problem+json")))]
 pub async fn position(State(state): State<ApiState>) -> V1<DesktopMousePositionResponse> {
     ensure_active(&state)?;
     position_of(&state).await
 }
 
 /// `POST /v1/desktop/mouse/move`.
+#[utoipa::path(post, path = "/v1/desktop/mouse/move", tag = "v1", request_body = crate::api::v1::types::DesktopMouseMoveRequest, responses((status = 200, description = "OK", body = crate::api::v1::types::DesktopMousePositionResponse), (status = "4XX", description = "A problem (400 bad input, 404 unknown id, 409 desktop not active)", body = crate::api::v1::problem::ProblemBody, content_type = "application/problem+json"), (status = "5XX", description = "The desktop failed", body = crate::api::v1::problem::ProblemBody, content_type = "application/problem+json")))]
 pub async fn mouse_move(
     State(state): State<ApiState>,
     body: Bytes,
@@ -100,6 +102,7 @@ pub async fn mouse_move(
 }
 
 /// `POST /v1/desktop/mouse/click`.
+#[utoipa::path(post, path = "/v1/desktop/mouse/click", tag = "v1", request_body = crate::api::v1::types::DesktopMouseClickRequest, responses((status = 200, description = "OK", body = crate::api::v1::types::DesktopMousePositionResponse), (status = "4XX", description = "A problem (400 bad input, 404 unknown id, 409 desktop not active)", body = crate::api::v1::problem::ProblemBody, content_type = "application/problem+json"), (status = "5XX", description = "The desktop failed", body = crate::api::v1::problem::ProblemBody, content_type = "application/problem+json")))]
 pub async fn click(State(state): State<ApiState>, body: Bytes) -> V1<DesktopMousePositionResponse> {
     ensure_active(&state)?;
     let r: DesktopMouseClickRequest = parse(&body)?;
@@ -143,6 +146,7 @@ async fn button_action(
 }
 
 /// `POST /v1/desktop/mouse/down`.
+#[utoipa::path(post, path = "/v1/desktop/mouse/down", tag = "v1", request_body = crate::api::v1::types::DesktopMouseButtonRequest, responses((status = 200, description = "OK", body = crate::api::v1::types::DesktopMousePositionResponse), (status = "4XX", description = "A problem (400 bad input, 404 unknown id, 409 desktop not active)", body = crate::api::v1::problem::ProblemBody, content_type = "application/problem+json"), (status = "5XX", description = "The desktop failed", body = crate::api::v1::problem::ProblemBody, content_type = "application/problem+json")))]
 pub async fn mouse_down(
     State(state): State<ApiState>,
     body: Bytes,
@@ -151,6 +155,7 @@ pub async fn mouse_down(
 }
 
 /// `POST /v1/desktop/mouse/up`.
+#[utoipa::path(post, path = "/v1/desktop/mouse/up", tag = "v1", request_body = crate::api::v1::types::DesktopMouseButtonRequest, responses((status = 200, description = "OK", body = crate::api::v1::types::DesktopMousePositionResponse), (status = "4XX", description = "A problem (400 bad input, 404 unknown id, 409 desktop not active)", body = crate::api::v1::problem::ProblemBody, content_type = "application/problem+json"), (status = "5XX", description = "The desktop failed", body = crate::api::v1::problem::ProblemBody, content_type = "application/problem+json")))]
 pub async fn mouse_up(
     State(state): State<ApiState>,
     body: Bytes,
@@ -159,6 +164,7 @@ pub async fn mouse_up(
 }
 
 /// `POST /v1/desktop/mouse/drag`.
+#[utoipa::path(post, path = "/v1/desktop/mouse/drag", tag = "v1", request_body = crate::api::v1::types::DesktopMouseDragRequest, responses((status = 200, description = "OK", body = crate::api::v1::types::DesktopMousePositionResponse), (status = "4XX", description = "A problem (400 bad input, 404 unknown id, 409 desktop not active)", body = crate::api::v1::problem::ProblemBody, content_type = "application/problem+json"), (status = "5XX", description = "The desktop failed", body = crate::api::v1::problem::ProblemBody, content_type = "application/problem+json")))]
 pub async fn drag(State(state): State<ApiState>, body: Bytes) -> V1<DesktopMousePositionResponse> {
     ensure_active(&state)?;
     let r: DesktopMouseDragRequest = parse(&body)?;
@@ -188,6 +194,7 @@ pub fn scroll_action(at: model::Point, delta_x: i32, delta_y: i32) -> Result<Act
 }
 
 /// `POST /v1/desktop/mouse/scroll`.
+#[utoipa::path(post, path = "/v1/desktop/mouse/scroll", tag = "v1", request_body = crate::api::v1::types::DesktopMouseScrollRequest, responses((status = 200, description = "OK", body = crate::api::v1::types::DesktopMousePositionResponse), (status = "4XX", description = "A problem (400 bad input, 404 unknown id, 409 desktop not active)", body = crate::api::v1::problem::ProblemBody, content_type = "application/problem+json"), (status = "5XX", description = "The desktop failed", body = crate::api::v1::problem::ProblemBody, content_type = "application/problem+json")))]
 pub async fn scroll(
     State(state): State<ApiState>,
     body: Bytes,
@@ -229,6 +236,7 @@ pub fn type_action(text: &str, delay_ms: u32) -> Result<Action, Problem> {
 }
 
 /// `POST /v1/desktop/keyboard/type`.
+#[utoipa::path(post, path = "/v1/desktop/keyboard/type", tag = "v1", request_body = crate::api::v1::types::DesktopKeyboardTypeRequest, responses((status = 200, description = "OK", body = crate::api::v1::types::DesktopActionResponse), (status = "4XX", description = "A problem (400 bad input, 404 unknown id, 409 desktop not active)", body = crate::api::v1::problem::ProblemBody, content_type = "application/problem+json"), (status = "5XX", description = "The desktop failed", body = crate::api::v1::problem::ProblemBody, content_type = "application/problem+json")))]
 pub async fn type_text(State(state): State<ApiState>, body: Bytes) -> V1<DesktopActionResponse> {
     ensure_active(&state)?;
     let r: DesktopKeyboardTypeRequest = parse(&body)?;
@@ -262,6 +270,7 @@ pub fn press_action(key: &str, mods: &DesktopKeyModifiers) -> Result<Action, Pro
 }
 
 /// `POST /v1/desktop/keyboard/press`.
+#[utoipa::path(post, path = "/v1/desktop/keyboard/press", tag = "v1", request_body = crate::api::v1::types::DesktopKeyboardPressRequest, responses((status = 200, description = "OK", body = crate::api::v1::types::DesktopActionResponse), (status = "4XX", description = "A problem (400 bad input, 404 unknown id, 409 desktop not active)", body = crate::api::v1::problem::ProblemBody, content_type = "application/problem+json"), (status = "5XX", description = "The desktop failed", body = crate::api::v1::problem::ProblemBody, content_type = "application/problem+json")))]
 pub async fn press(State(state): State<ApiState>, body: Bytes) -> V1<DesktopActionResponse> {
     ensure_active(&state)?;
     let r: DesktopKeyboardPressRequest = parse(&body)?;
@@ -282,11 +291,13 @@ async fn key_action(state: ApiState, body: Bytes, down: bool) -> V1<DesktopActio
 }
 
 /// `POST /v1/desktop/keyboard/down`.
+#[utoipa::path(post, path = "/v1/desktop/keyboard/down", tag = "v1", request_body = crate::api::v1::types::DesktopKeyboardKeyRequest, responses((status = 200, description = "OK", body = crate::api::v1::types::DesktopActionResponse), (status = "4XX", description = "A problem (400 bad input, 404 unknown id, 409 desktop not active)", body = crate::api::v1::problem::ProblemBody, content_type = "application/problem+json"), (status = "5XX", description = "The desktop failed", body = crate::api::v1::problem::ProblemBody, content_type = "application/problem+json")))]
 pub async fn key_down(State(state): State<ApiState>, body: Bytes) -> V1<DesktopActionResponse> {
     key_action(state, body, true).await
 }
 
 /// `POST /v1/desktop/keyboard/up`.
+#[utoipa::path(post, path = "/v1/desktop/keyboard/up", tag = "v1", request_body = crate::api::v1::types::DesktopKeyboardKeyRequest, responses((status = 200, description = "OK", body = crate::api::v1::types::DesktopActionResponse), (status = "4XX", description = "A problem (400 bad input, 404 unknown id, 409 desktop not active)", body = crate::api::v1::problem::ProblemBody, content_type = "application/problem+json"), (status = "5XX", description = "The desktop failed", body = crate::api::v1::problem::ProblemBody, content_type = "application/problem+json")))]
 pub async fn key_up(State(state): State<ApiState>, body: Bytes) -> V1<DesktopActionResponse> {
     key_action(state, body, false).await
 }

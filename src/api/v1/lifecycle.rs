@@ -11,6 +11,7 @@ use axum::http::StatusCode;
 use axum::Json;
 
 use super::problem::Problem;
+use super::timestamp;
 use super::types::{
     DesktopDisplayInfoResponse, DesktopErrorInfo, DesktopProcessInfo, DesktopResolution,
     DesktopStartRequest, DesktopState, DesktopStatusResponse, HealthResponse,
@@ -18,7 +19,6 @@ use super::types::{
 use super::{blocking, ensure_active, parse, V1};
 use crate::api::ApiState;
 use crate::desktop::{DesktopError, DisplaySettings};
-use crate::record::rfc3339;
 
 /// The SDK's defaults for a desktop started without settings.
 pub const DEFAULT_SETTINGS: DisplaySettings = DisplaySettings {
@@ -35,6 +35,7 @@ pub const MAX_SIDE: i32 = crate::api::screenshot::MAX_SIDE as i32;
 const CAPTURE_WAIT: Duration = Duration::from_secs(10);
 
 /// `GET /v1/health`.
+#[utoipa::path(get, path = "/v1/health", tag = "v1", responses((status = 200, description = "OK", body = crate::api::v1::types::HealthResponse), (status = "4XX", description = "A problem (400 bad input, 404 unknown id, 409 desktop not active)", body = crate::api::v1::problem::ProblemBody, content_type = "application/problem+json"), (status = "5XX", description = "The desktop failed", body = crate::api::v1::problem::ProblemBody, content_type = "application/problem+json")))]
 pub async fn health() -> Json<HealthResponse> {
     Json(HealthResponse {
         status: "ok".into(),
@@ -98,13 +99,14 @@ pub async fn status_of(state: &ApiState) -> DesktopStatusResponse {
     if st == DesktopState::Active {
         r.display = Some(raw.display);
         r.resolution = resolution(state).await.ok();
-        r.started_at = Some(rfc3339(started));
+        r.started_at = Some(timestamp::format(started));
         r.windows = super::windows::all(state).await.ok();
     }
     r
 }
 
 /// `GET /v1/desktop/status`.
+#[utoipa::path(get, path = "/v1/desktop/status", tag = "v1", responses((status = 200, description = "OK", body = crate::api::v1::types::DesktopStatusResponse), (status = "4XX", description = "A problem (400 bad input, 404 unknown id, 409 desktop not active)", body = crate::api::v1::problem::ProblemBody, content_type = "application/problem+json"), (status = "5XX", description = "The desktop failed", body = crate::api::v1::problem::ProblemBody, content_type = "application/problem+json")))]
 pub async fn status(State(state): State<ApiState>) -> Json<DesktopStatusResponse> {
     Json(status_of(&state).await)
 }
@@ -180,6 +182,7 @@ async fn capture_follows(state: &ApiState, size: (u16, u16)) -> Result<(), Deskt
 /// already is): the status, as the reference answers. Otherwise the display restarts with the
 /// requested settings (the SDK's 1440x900 at 96 dpi where unset; the same display number
 /// unless `displayNum` names another); launched applications end with it.
+#[utoipa::path(post, path = "/v1/desktop/start", tag = "v1", request_body = crate::api::v1::types::DesktopStartRequest, responses((status = 200, description = "OK", body = crate::api::v1::types::DesktopStatusResponse), (status = "4XX", description = "A problem (400 bad input, 404 unknown id, 409 desktop not active)", body = crate::api::v1::problem::ProblemBody, content_type = "application/problem+json"), (status = "5XX", description = "The desktop failed", body = crate::api::v1::problem::ProblemBody, content_type = "application/problem+json")))]
 pub async fn start(State(state): State<ApiState>, body: Bytes) -> V1<DesktopStatusResponse> {
     let req: DesktopStartRequest = parse(&body)?;
     check(&req)?;
@@ -235,6 +238,7 @@ fn start_failed(e: &DesktopError) -> Problem {
 
 /// `POST /v1/desktop/stop`: stops launched applications, the window manager and Xvfb. Refused
 /// (409) when deskd is attached to a display it did not start.
+#[utoipa::path(post, path = "/v1/desktop/stop", tag = "v1", responses((status = 200, description = "OK", body = crate::api::v1::types::DesktopStatusResponse), (status = "4XX", description = "A problem (400 bad input, 404 unknown id, 409 desktop not active)", body = crate::api::v1::problem::ProblemBody, content_type = "application/problem+json"), (status = "5XX", description = "The desktop failed", body = crate::api::v1::problem::ProblemBody, content_type = "application/problem+json")))]
 pub async fn stop(State(state): State<ApiState>) -> V1<DesktopStatusResponse> {
     let source = Arc::clone(&state.desktop.status);
     if source.control().is_none() {
@@ -264,6 +268,7 @@ pub async fn stop(State(state): State<ApiState>) -> V1<DesktopStatusResponse> {
 }
 
 /// `GET /v1/desktop/display/info`.
+#[utoipa::path(get, path = "/v1/desktop/display/info", tag = "v1", responses((status = 200, description = "OK", body = crate::api::v1::types::DesktopDisplayInfoResponse), (status = "4XX", description = "A problem (400 bad input, 404 unknown id, 409 desktop not active)", body = crate::api::v1::problem::ProblemBody, content_type = "application/problem+json"), (status = "5XX", description = "The desktop failed", body = crate::api::v1::problem::ProblemBody, content_type = "application/problem+json")))]
 pub async fn display_info(State(state): State<ApiState>) -> V1<DesktopDisplayInfoResponse> {
     ensure_active(&state)?;
     let resolution = resolution(&state)

@@ -17,14 +17,15 @@ pub mod problem;
 pub mod recording;
 pub mod screen;
 pub mod stream;
+pub mod timestamp;
 pub mod types;
 pub mod windows;
 
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::de::DeserializeOwned;
 
+use super::routes::{route, Route, Verb};
 use super::ApiState;
 use crate::desktop::DesktopError;
 use problem::Problem;
@@ -33,52 +34,51 @@ use problem::Problem;
 pub type V1<T> = Result<Json<T>, Problem>;
 
 /// Every `/v1` route.
-pub fn router() -> Router<ApiState> {
-    Router::new()
-        .route("/v1/health", get(lifecycle::health))
-        .route("/v1/desktop/status", get(lifecycle::status))
-        .route("/v1/desktop/start", post(lifecycle::start))
-        .route("/v1/desktop/stop", post(lifecycle::stop))
-        .route("/v1/desktop/display/info", get(lifecycle::display_info))
-        .route("/v1/desktop/screenshot", get(screen::full))
-        .route("/v1/desktop/screenshot/region", get(screen::region_shot))
-        .route("/v1/desktop/mouse/position", get(input::position))
-        .route("/v1/desktop/mouse/move", post(input::mouse_move))
-        .route("/v1/desktop/mouse/click", post(input::click))
-        .route("/v1/desktop/mouse/down", post(input::mouse_down))
-        .route("/v1/desktop/mouse/up", post(input::mouse_up))
-        .route("/v1/desktop/mouse/drag", post(input::drag))
-        .route("/v1/desktop/mouse/scroll", post(input::scroll))
-        .route("/v1/desktop/keyboard/type", post(input::type_text))
-        .route("/v1/desktop/keyboard/press", post(input::press))
-        .route("/v1/desktop/keyboard/down", post(input::key_down))
-        .route("/v1/desktop/keyboard/up", post(input::key_up))
-        .route("/v1/desktop/windows", get(windows::list))
-        .route("/v1/desktop/windows/focused", get(windows::focused))
-        .route("/v1/desktop/windows/{id}/focus", post(windows::focus))
-        .route("/v1/desktop/windows/{id}/move", post(windows::move_to))
-        .route("/v1/desktop/windows/{id}/resize", post(windows::resize))
-        .route(
-            "/v1/desktop/clipboard",
-            get(clipboard::read).post(clipboard::write),
-        )
-        .route("/v1/desktop/launch", post(apps::launch))
-        .route("/v1/desktop/open", post(apps::open))
-        .route("/v1/desktop/recording/start", post(recording::start))
-        .route("/v1/desktop/recording/stop", post(recording::stop))
-        .route("/v1/desktop/recordings", get(recording::list))
-        .route(
-            "/v1/desktop/recordings/{id}",
-            get(recording::get).delete(recording::delete),
-        )
-        .route(
+pub fn routes() -> Vec<Route<ApiState>> {
+    use Verb::{Delete, Get, Post};
+    vec![
+        route(Get, "/v1/health", lifecycle::health),
+        route(Get, "/v1/desktop/status", lifecycle::status),
+        route(Post, "/v1/desktop/start", lifecycle::start),
+        route(Post, "/v1/desktop/stop", lifecycle::stop),
+        route(Get, "/v1/desktop/display/info", lifecycle::display_info),
+        route(Get, "/v1/desktop/screenshot", screen::full),
+        route(Get, "/v1/desktop/screenshot/region", screen::region_shot),
+        route(Get, "/v1/desktop/mouse/position", input::position),
+        route(Post, "/v1/desktop/mouse/move", input::mouse_move),
+        route(Post, "/v1/desktop/mouse/click", input::click),
+        route(Post, "/v1/desktop/mouse/down", input::mouse_down),
+        route(Post, "/v1/desktop/mouse/up", input::mouse_up),
+        route(Post, "/v1/desktop/mouse/drag", input::drag),
+        route(Post, "/v1/desktop/mouse/scroll", input::scroll),
+        route(Post, "/v1/desktop/keyboard/type", input::type_text),
+        route(Post, "/v1/desktop/keyboard/press", input::press),
+        route(Post, "/v1/desktop/keyboard/down", input::key_down),
+        route(Post, "/v1/desktop/keyboard/up", input::key_up),
+        route(Get, "/v1/desktop/windows", windows::list),
+        route(Get, "/v1/desktop/windows/focused", windows::focused),
+        route(Post, "/v1/desktop/windows/{id}/focus", windows::focus),
+        route(Post, "/v1/desktop/windows/{id}/move", windows::move_to),
+        route(Post, "/v1/desktop/windows/{id}/resize", windows::resize),
+        route(Get, "/v1/desktop/clipboard", clipboard::read),
+        route(Post, "/v1/desktop/clipboard", clipboard::write),
+        route(Post, "/v1/desktop/launch", apps::launch),
+        route(Post, "/v1/desktop/open", apps::open),
+        route(Post, "/v1/desktop/recording/start", recording::start),
+        route(Post, "/v1/desktop/recording/stop", recording::stop),
+        route(Get, "/v1/desktop/recordings", recording::list),
+        route(Get, "/v1/desktop/recordings/{id}", recording::get),
+        route(Delete, "/v1/desktop/recordings/{id}", recording::delete),
+        route(
+            Get,
             "/v1/desktop/recordings/{id}/download",
-            get(recording::download),
-        )
-        .route("/v1/desktop/stream/status", get(stream::status))
-        .route("/v1/desktop/stream/start", post(stream::start))
-        .route("/v1/desktop/stream/stop", post(stream::stop))
-        .route("/v1/desktop/stream/signaling", get(stream::signaling))
+            recording::download,
+        ),
+        route(Get, "/v1/desktop/stream/status", stream::status),
+        route(Post, "/v1/desktop/stream/start", stream::start),
+        route(Post, "/v1/desktop/stream/stop", stream::stop),
+        route(Get, "/v1/desktop/stream/signaling", stream::signaling),
+    ]
 }
 
 /// Decode a JSON body (an empty one reads as `{}`): syntax errors are 400, well-formed bodies

@@ -4,7 +4,8 @@
 
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde_json::{json, Map, Value};
+use serde::Serialize;
+use serde_json::{json, Value};
 
 use crate::desktop::DesktopError;
 
@@ -168,32 +169,64 @@ impl Problem {
         }
     }
 
+    /// 401 `token_invalid`: no or a wrong bearer token (with `--api-token`).
+    pub fn token_invalid() -> Problem {
+        Problem {
+            status: StatusCode::UNAUTHORIZED,
+            code: "token_invalid",
+            title: "Token Invalid",
+            detail: "token invalid".into(),
+            desktop: false,
+            details: Some(json!({ "message": "missing or invalid bearer token" })),
+        }
+    }
+
+    /// The wire body.
+    pub fn wire(&self) -> ProblemBody {
+        ProblemBody {
+            kind: format!("urn:sandbox-agent:error:{}", self.code),
+            title: self.title.into(),
+            status: self.status.as_u16(),
+            detail: self.detail.clone(),
+            code: self.desktop.then(|| self.code.into()),
+            details: self.details.clone(),
+        }
+    }
+
     /// The JSON body.
     pub fn body(&self) -> Value {
-        let mut m = Map::new();
-        m.insert(
-            "type".into(),
-            format!("urn:sandbox-agent:error:{}", self.code).into(),
-        );
-        m.insert("title".into(), self.title.into());
-        m.insert("status".into(), self.status.as_u16().into());
-        m.insert("detail".into(), self.detail.clone().into());
-        if self.desktop {
-            m.insert("code".into(), self.code.into());
-        }
-        if let Some(d) = &self.details {
-            m.insert("details".into(), d.clone());
-        }
-        Value::Object(m)
+        serde_json::to_value(self.wire()).unwrap_or(Value::Null)
     }
+}
+
+/// An RFC 9457 problem as sandbox-agent writes it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ProblemBody {
+    /// `urn:sandbox-agent:error:<code>`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Human title.
+    pub title: String,
+    /// HTTP status.
+    pub status: u16,
+    /// What went wrong.
+    pub detail: String,
+    /// Desktop errors' machine-readable code.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    /// Generic errors' details.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub details: Option<Value>,
 }
 
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
+        // Serialized from the struct, so the fields keep the reference's order.
         (
             self.status,
             [(header::CONTENT_TYPE, "application/problem+json")],
-            self.body().to_string(),
+            serde_json::to_string(&self.wire()).unwrap_or_default(),
         )
             .into_response()
     }
@@ -225,5 +258,10 @@ mod tests {
             &DesktopError::Unavailable("gone".into()),
         );
         assert_eq!(p.status, StatusCode::SERVICE_UNAVAILABLE);
+        // Exactly what sandbox-agent 0.4.2 `server --token` answers without the token.
+        assert_eq!(
+            serde_json::to_string(&Problem::token_invalid().wire()).unwrap(),
+            r#"{"type":"urn:sandbox-agent:error:token_invalid","title":"Token Invalid","status":401,"detail":"token invalid","details":{"message":"missing or invalid bearer token"}}"#
+        );
     }
 }

@@ -10,14 +10,16 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::problem::Problem;
+use super::timestamp;
 use super::{ensure_active, parse, V1};
 use crate::api::ApiState;
-use crate::record::{rfc3339, RecordError, Recorder, RecordingInfo, RecordingStatus, StartOptions};
+use crate::record::{RecordError, Recorder, RecordingInfo, RecordingStatus, StartOptions};
 
 /// `POST /v1/desktop/recording/start`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DesktopRecordingStartRequest {
     /// At most this many frames a second (30); frames are written only when the screen changes.
@@ -25,12 +27,13 @@ pub struct DesktopRecordingStartRequest {
 }
 
 /// A recording.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DesktopRecordingInfo {
     /// Identifier.
     pub id: String,
     /// recording, completed or failed.
+    #[schema(value_type = String, example = "completed")]
     pub status: RecordingStatus,
     /// The recorder's process (none: deskd records in-process).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -47,7 +50,7 @@ pub struct DesktopRecordingInfo {
 }
 
 /// `GET /v1/desktop/recordings`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DesktopRecordingListResponse {
     /// Oldest first.
@@ -61,8 +64,8 @@ fn to_v1(i: RecordingInfo) -> DesktopRecordingInfo {
         process_id: None,
         file_name: i.file_name,
         bytes: i.size_bytes,
-        started_at: rfc3339(i.started_at),
-        ended_at: i.ended_at.map(rfc3339),
+        started_at: timestamp::format(i.started_at),
+        ended_at: i.ended_at.map(timestamp::format),
     }
 }
 
@@ -110,6 +113,7 @@ async fn on_recorder<T: Send + 'static>(
 }
 
 /// `POST /v1/desktop/recording/start`.
+#[utoipa::path(post, path = "/v1/desktop/recording/start", tag = "v1", request_body = DesktopRecordingStartRequest, responses((status = 200, description = "OK", body = DesktopRecordingInfo), (status = "4XX", description = "A problem (400 bad input, 404 unknown id, 409 desktop not active)", body = crate::api::v1::problem::ProblemBody, content_type = "application/problem+json"), (status = "5XX", description = "The desktop failed", body = crate::api::v1::problem::ProblemBody, content_type = "application/problem+json")))]
 pub async fn start(State(state): State<ApiState>, body: Bytes) -> V1<DesktopRecordingInfo> {
     ensure_active(&state)?;
     let r: DesktopRecordingStartRequest = parse(&body)?;
@@ -122,11 +126,13 @@ pub async fn start(State(state): State<ApiState>, body: Bytes) -> V1<DesktopReco
 }
 
 /// `POST /v1/desktop/recording/stop`.
+#[utoipa::path(post, path = "/v1/desktop/recording/stop", tag = "v1", responses((status = 200, description = "OK", body = DesktopRecordingInfo), (status = "4XX", description = "A problem (400 bad input, 404 unknown id, 409 desktop not active)", body = crate::api::v1::problem::ProblemBody, content_type = "application/problem+json"), (status = "5XX", description = "The desktop failed", body = crate::api::v1::problem::ProblemBody, content_type = "application/problem+json")))]
 pub async fn stop(State(state): State<ApiState>) -> V1<DesktopRecordingInfo> {
     Ok(Json(to_v1(on_recorder(&state, |rec| rec.stop()).await?)))
 }
 
 /// `GET /v1/desktop/recordings`.
+#[utoipa::path(get, path = "/v1/desktop/recordings", tag = "v1", responses((status = 200, description = "OK", body = DesktopRecordingListResponse), (status = "4XX", description = "A problem (400 bad input, 404 unknown id, 409 desktop not active)", body = crate::api::v1::problem::ProblemBody, content_type = "application/problem+json"), (status = "5XX", description = "The desktop failed", body = crate::api::v1::problem::ProblemBody, content_type = "application/problem+json")))]
 pub async fn list(State(state): State<ApiState>) -> V1<DesktopRecordingListResponse> {
     let recordings = match &state.recorder {
         Some(r) => r.list().into_iter().map(to_v1).collect(),
@@ -136,6 +142,7 @@ pub async fn list(State(state): State<ApiState>) -> V1<DesktopRecordingListRespo
 }
 
 /// `GET /v1/desktop/recordings/{id}`.
+#[utoipa::path(get, path = "/v1/desktop/recordings/{id}", tag = "v1", params(("id" = String, Path, description = "Recording id")), responses((status = 200, description = "OK", body = DesktopRecordingInfo), (status = "4XX", description = "A problem (400 bad input, 404 unknown id, 409 desktop not active)", body = crate::api::v1::problem::ProblemBody, content_type = "application/problem+json"), (status = "5XX", description = "The desktop failed", body = crate::api::v1::problem::ProblemBody, content_type = "application/problem+json")))]
 pub async fn get(
     State(state): State<ApiState>,
     Path(id): Path<String>,
@@ -148,6 +155,7 @@ pub async fn get(
 
 /// `GET /v1/desktop/recordings/{id}/download`: the MP4, streamed from disk (a recording in
 /// progress plays up to its last fragment).
+#[utoipa::path(get, path = "/v1/desktop/recordings/{id}/download", tag = "v1", params(("id" = String, Path, description = "Recording id")), responses((status = 200, description = "The fragmented MP4", content_type = "video/mp4", body = Vec<u8>), (status = "4XX", description = "A problem (400 bad input, 404 unknown id, 409 desktop not active)", body = crate::api::v1::problem::ProblemBody, content_type = "application/problem+json"), (status = "5XX", description = "The desktop failed", body = crate::api::v1::problem::ProblemBody, content_type = "application/problem+json")))]
 pub async fn download(State(state): State<ApiState>, Path(id): Path<String>) -> Response {
     let path = match on_recorder(&state, move |rec| rec.file(&id)).await {
         Ok(p) => p,
@@ -185,6 +193,7 @@ pub async fn download(State(state): State<ApiState>, Path(id): Path<String>) -> 
 }
 
 /// `DELETE /v1/desktop/recordings/{id}`: 204; 409 while it records.
+#[utoipa::path(delete, path = "/v1/desktop/recordings/{id}", tag = "v1", params(("id" = String, Path, description = "Recording id")), responses((status = 204, description = "Deleted"), (status = "4XX", description = "A problem (400 bad input, 404 unknown id, 409 desktop not active)", body = crate::api::v1::problem::ProblemBody, content_type = "application/problem+json"), (status = "5XX", description = "The desktop failed", body = crate::api::v1::problem::ProblemBody, content_type = "application/problem+json")))]
 pub async fn delete(State(state): State<ApiState>, Path(id): Path<String>) -> Response {
     let rec = match recorder(&state) {
         Ok(r) => Arc::new(r),

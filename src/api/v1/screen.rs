@@ -111,6 +111,7 @@ async fn shoot(state: &ApiState, opts: ShotOptions) -> Response {
 }
 
 /// `GET /v1/desktop/screenshot`.
+#[utoipa::path(get, path = "/v1/desktop/screenshot", tag = "v1", params(("format" = Option<String>, Query, description = "png (default), jpeg or webp"), ("quality" = Option<i64>, Query, description = "JPEG/WebP quality 1..=100"), ("scale" = Option<f64>, Query, description = "Output scale 0.1..=1"), ("showCursor" = Option<bool>, Query, description = "Draw the pointer")), responses((status = 200, description = "The image", content((Vec<u8> = "image/png"), (Vec<u8> = "image/jpeg"), (Vec<u8> = "image/webp"))), (status = "4XX", description = "A problem (400 bad input, 404 unknown id, 409 desktop not active)", body = crate::api::v1::problem::ProblemBody, content_type = "application/problem+json"), (status = "5XX", description = "The desktop failed", body = crate::api::v1::problem::ProblemBody, content_type = "application/problem+json")))]
 pub async fn full(
     State(state): State<ApiState>,
     Query(q): Query<HashMap<String, String>>,
@@ -126,6 +127,7 @@ pub async fn full(
 }
 
 /// `GET /v1/desktop/screenshot/region`.
+#[utoipa::path(get, path = "/v1/desktop/screenshot/region", tag = "v1", params(("x" = i64, Query), ("y" = i64, Query), ("width" = i64, Query), ("height" = i64, Query), ("format" = Option<String>, Query, description = "png (default), jpeg or webp"), ("quality" = Option<i64>, Query, description = "JPEG/WebP quality 1..=100"), ("scale" = Option<f64>, Query, description = "Output scale 0.1..=1"), ("showCursor" = Option<bool>, Query, description = "Draw the pointer")), responses((status = 200, description = "The image", content((Vec<u8> = "image/png"), (Vec<u8> = "image/jpeg"), (Vec<u8> = "image/webp"))), (status = "4XX", description = "A problem (400 bad input, 404 unknown id, 409 desktop not active)", body = crate::api::v1::problem::ProblemBody, content_type = "application/problem+json"), (status = "5XX", description = "The desktop failed", body = crate::api::v1::problem::ProblemBody, content_type = "application/problem+json")))]
 pub async fn region_shot(
     State(state): State<ApiState>,
     Query(q): Query<HashMap<String, String>>,

@@ -22,21 +22,25 @@ fn inactive() -> Json<DesktopStreamStatusResponse> {
 }
 
 /// `GET /v1/desktop/stream/status`.
+#[utoipa::path(get, path = "/v1/desktop/stream/status", tag = "v1", responses((status = 200, description = "OK", body = crate::api::v1::types::DesktopStreamStatusResponse), (status = "4XX", description = "A problem (400 bad input, 404 unknown id, 409 desktop not active)", body = crate::api::v1::problem::ProblemBody, content_type = "application/problem+json"), (status = "5XX", description = "The desktop failed", body = crate::api::v1::problem::ProblemBody, content_type = "application/problem+json")))]
 pub async fn status() -> Json<DesktopStreamStatusResponse> {
     inactive()
 }
 
 /// `POST /v1/desktop/stream/start`: 409.
+#[utoipa::path(post, path = "/v1/desktop/stream/start", tag = "v1", responses((status = 200, description = "OK", body = crate::api::v1::types::DesktopStreamStatusResponse), (status = "4XX", description = "A problem (400 bad input, 404 unknown id, 409 desktop not active)", body = crate::api::v1::problem::ProblemBody, content_type = "application/problem+json"), (status = "5XX", description = "The desktop failed", body = crate::api::v1::problem::ProblemBody, content_type = "application/problem+json")))]
 pub async fn start() -> V1<DesktopStreamStatusResponse> {
     Err(Problem::conflict(UNAVAILABLE))
 }
 
 /// `POST /v1/desktop/stream/stop`: nothing runs, so nothing to stop.
+#[utoipa::path(post, path = "/v1/desktop/stream/stop", tag = "v1", responses((status = 200, description = "OK", body = crate::api::v1::types::DesktopStreamStatusResponse), (status = "4XX", description = "A problem (400 bad input, 404 unknown id, 409 desktop not active)", body = crate::api::v1::problem::ProblemBody, content_type = "application/problem+json"), (status = "5XX", description = "The desktop failed", body = crate::api::v1::problem::ProblemBody, content_type = "application/problem+json")))]
 pub async fn stop() -> Json<DesktopStreamStatusResponse> {
     inactive()
 }
 
 /// `GET /v1/desktop/stream/signaling`: 409, before any WebSocket upgrade.
+#[utoipa::path(get, path = "/v1/desktop/stream/signaling", tag = "v1", responses((status = 200, description = "OK", body = crate::api::v1::types::DesktopStreamStatusResponse), (status = "4XX", description = "A problem (400 bad input, 404 unknown id, 409 desktop not active)", body = crate::api::v1::problem::ProblemBody, content_type = "application/problem+json"), (status = "5XX", description = "The desktop failed", body = crate::api::v1::problem::ProblemBody, content_type = "application/problem+json")))]
 pub async fn signaling() -> V1<DesktopStreamStatusResponse> {
     Err(Problem::conflict(UNAVAILABLE))
 }

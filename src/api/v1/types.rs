@@ -2,16 +2,17 @@
 //! `dist/index.d.ts`): camelCase, unset optionals omitted, window ids as decimal strings.
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 /// `GET /v1/health`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct HealthResponse {
     /// Always "ok".
     pub status: String,
 }
 
 /// A screen size.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DesktopResolution {
     /// Pixels.
@@ -24,7 +25,7 @@ pub struct DesktopResolution {
 }
 
 /// Why the desktop failed.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DesktopErrorInfo {
     /// Machine-readable code.
@@ -34,7 +35,7 @@ pub struct DesktopErrorInfo {
 }
 
 /// A supervised process.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DesktopProcessInfo {
     /// Program name.
@@ -51,7 +52,7 @@ pub struct DesktopProcessInfo {
 
 /// A top-level window. `x`/`y` are the client area's top-left corner in root coordinates (as
 /// `xwininfo` reports it), `width`/`height` its size.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DesktopWindowInfo {
     /// X window id, decimal.
@@ -72,7 +73,7 @@ pub struct DesktopWindowInfo {
 
 /// inactive, starting, active, stopping, failed (install_required never: deskd has what it
 /// needs or does not start).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DesktopState {
     /// Stopped.
@@ -90,7 +91,7 @@ pub enum DesktopState {
 }
 
 /// `GET /v1/desktop/status`, also the answer of start and stop.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DesktopStatusResponse {
     /// Lifecycle state.
@@ -117,7 +118,7 @@ pub struct DesktopStatusResponse {
 }
 
 /// `POST /v1/desktop/start`. The stream and recording settings are accepted and ignored.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DesktopStartRequest {
     /// X display number.
@@ -131,7 +132,7 @@ pub struct DesktopStartRequest {
 }
 
 /// `GET /v1/desktop/display/info`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DesktopDisplayInfoResponse {
     /// X display name.
@@ -141,7 +142,7 @@ pub struct DesktopDisplayInfoResponse {
 }
 
 /// Where the pointer is, answered by every mouse call.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DesktopMousePositionResponse {
     /// Root x.
@@ -157,7 +158,7 @@ pub struct DesktopMousePositionResponse {
 }
 
 /// left, middle, right.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DesktopMouseButton {
     /// Button 1.
@@ -180,7 +181,7 @@ impl DesktopMouseButton {
 }
 
 /// `POST /v1/desktop/mouse/move`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DesktopMouseMoveRequest {
     /// Target x.
@@ -190,7 +191,7 @@ pub struct DesktopMouseMoveRequest {
 }
 
 /// `POST /v1/desktop/mouse/click`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DesktopMouseClickRequest {
     /// Button (left).
@@ -205,7 +206,7 @@ pub struct DesktopMouseClickRequest {
 
 /// `POST /v1/desktop/mouse/down` and `up`: at (x, y) when both are given, else where the
 /// pointer is.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DesktopMouseButtonRequest {
     /// Button (left).
@@ -217,7 +218,7 @@ pub struct DesktopMouseButtonRequest {
 }
 
 /// `POST /v1/desktop/mouse/drag`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DesktopMouseDragRequest {
     /// Button (left).
@@ -233,7 +234,7 @@ pub struct DesktopMouseDragRequest {
 }
 
 /// `POST /v1/desktop/mouse/scroll`: wheel notches, positive down / right.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DesktopMouseScrollRequest {
     /// Horizontal notches.
@@ -247,7 +248,7 @@ pub struct DesktopMouseScrollRequest {
 }
 
 /// `POST /v1/desktop/keyboard/type`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DesktopKeyboardTypeRequest {
     /// Pause between characters in ms.
@@ -257,7 +258,7 @@ pub struct DesktopKeyboardTypeRequest {
 }
 
 /// Modifiers held during a key press.
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DesktopKeyModifiers {
     /// Alt.
@@ -271,7 +272,7 @@ pub struct DesktopKeyModifiers {
 }
 
 /// `POST /v1/desktop/keyboard/press`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DesktopKeyboardPressRequest {
     /// xdotool key syntax: `Return`, `ctrl+a`, `a b`.
@@ -281,7 +282,7 @@ pub struct DesktopKeyboardPressRequest {
 }
 
 /// `POST /v1/desktop/keyboard/down` and `up`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DesktopKeyboardKeyRequest {
     /// A key name (or a `+` chord).
@@ -289,7 +290,8 @@ pub struct DesktopKeyboardKeyRequest {
 }
 
 /// `{"ok": true}`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(as = v1::DesktopActionResponse)]
 #[serde(rename_all = "camelCase")]
 pub struct DesktopActionResponse {
     /// Done.
@@ -297,7 +299,7 @@ pub struct DesktopActionResponse {
 }
 
 /// `GET /v1/desktop/windows`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DesktopWindowListResponse {
     /// Top-level windows.
@@ -305,7 +307,7 @@ pub struct DesktopWindowListResponse {
 }
 
 /// `POST /v1/desktop/windows/{id}/move`: the frame's top-left corner goes to (x, y).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DesktopWindowMoveRequest {
     /// Left.
@@ -315,7 +317,7 @@ pub struct DesktopWindowMoveRequest {
 }
 
 /// `POST /v1/desktop/windows/{id}/resize`: the client area's size.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DesktopWindowResizeRequest {
     /// Width.
@@ -325,7 +327,7 @@ pub struct DesktopWindowResizeRequest {
 }
 
 /// `GET /v1/desktop/clipboard`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DesktopClipboardResponse {
     /// clipboard or primary.
@@ -335,7 +337,7 @@ pub struct DesktopClipboardResponse {
 }
 
 /// `POST /v1/desktop/clipboard`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DesktopClipboardWriteRequest {
     /// clipboard (default) or primary.
@@ -345,7 +347,7 @@ pub struct DesktopClipboardWriteRequest {
 }
 
 /// `POST /v1/desktop/launch`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DesktopLaunchRequest {
     /// Program name (looked up in PATH) or path.
@@ -357,7 +359,7 @@ pub struct DesktopLaunchRequest {
 }
 
 /// The answer of launch.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DesktopLaunchResponse {
     /// deskd's id (`proc_N`).
@@ -371,7 +373,7 @@ pub struct DesktopLaunchResponse {
 }
 
 /// `POST /v1/desktop/open`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DesktopOpenRequest {
     /// A path or URL for `xdg-open`.
@@ -379,7 +381,7 @@ pub struct DesktopOpenRequest {
 }
 
 /// The answer of open.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DesktopOpenResponse {
     /// deskd's id (`proc_N`).
@@ -390,7 +392,7 @@ pub struct DesktopOpenResponse {
 }
 
 /// `GET /v1/desktop/stream/status` (and the answer of stop).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DesktopStreamStatusResponse {
     /// Whether a WebRTC stream runs (never, in deskd).

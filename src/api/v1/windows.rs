@@ -59,6 +59,7 @@ pub async fn all(state: &ApiState) -> Result<Vec<DesktopWindowInfo>, Problem> {
 }
 
 /// `GET /v1/desktop/windows`.
+#[utoipa::path(get, path = "/v1/desktop/windows", tag = "v1", responses((status = 200, description = "OK", body = crate::api::v1::types::DesktopWindowListResponse), (status = "4XX", description = "A problem (400 bad input, 404 unknown id, 409 desktop not active)", body = crate::api::v1::problem::ProblemBody, content_type = "application/problem+json"), (status = "5XX", description = "The desktop failed", body = crate::api::v1::problem::ProblemBody, content_type = "application/problem+json")))]
 pub async fn list(State(state): State<ApiState>) -> V1<DesktopWindowListResponse> {
     ensure_active(&state)?;
     Ok(Json(DesktopWindowListResponse {
@@ -67,6 +68,7 @@ pub async fn list(State(state): State<ApiState>) -> V1<DesktopWindowListResponse
 }
 
 /// `GET /v1/desktop/windows/focused`.
+#[utoipa::path(get, path = "/v1/desktop/windows/focused", tag = "v1", responses((status = 200, description = "OK", body = crate::api::v1::types::DesktopWindowInfo), (status = "4XX", description = "A problem (400 bad input, 404 unknown id, 409 desktop not active)", body = crate::api::v1::problem::ProblemBody, content_type = "application/problem+json"), (status = "5XX", description = "The desktop failed", body = crate::api::v1::problem::ProblemBody, content_type = "application/problem+json")))]
 pub async fn focused(State(state): State<ApiState>) -> V1<DesktopWindowInfo> {
     ensure_active(&state)?;
     match with_windows(&state, |w| w.active()).await? {
@@ -106,6 +108,7 @@ async fn settled(
 }
 
 /// `POST /v1/desktop/windows/{id}/focus`.
+#[utoipa::path(post, path = "/v1/desktop/windows/{id}/focus", tag = "v1", params(("id" = String, Path, description = "Decimal X window id")), responses((status = 200, description = "OK", body = crate::api::v1::types::DesktopWindowInfo), (status = "4XX", description = "A problem (400 bad input, 404 unknown id, 409 desktop not active)", body = crate::api::v1::problem::ProblemBody, content_type = "application/problem+json"), (status = "5XX", description = "The desktop failed", body = crate::api::v1::problem::ProblemBody, content_type = "application/problem+json")))]
 pub async fn focus(
     State(state): State<ApiState>,
     Path(raw): Path<String>,
@@ -117,6 +120,7 @@ pub async fn focus(
 }
 
 /// `POST /v1/desktop/windows/{id}/move`: the frame's top-left corner to (x, y).
+#[utoipa::path(post, path = "/v1/desktop/windows/{id}/move", tag = "v1", request_body = crate::api::v1::types::DesktopWindowMoveRequest, params(("id" = String, Path, description = "Decimal X window id")), responses((status = 200, description = "OK", body = crate::api::v1::types::DesktopWindowInfo), (status = "4XX", description = "A problem (400 bad input, 404 unknown id, 409 desktop not active)", body = crate::api::v1::problem::ProblemBody, content_type = "application/problem+json"), (status = "5XX", description = "The desktop failed", body = crate::api::v1::problem::ProblemBody, content_type = "application/problem+json")))]
 pub async fn move_to(
     State(state): State<ApiState>,
     Path(raw): Path<String>,
@@ -135,6 +139,7 @@ pub async fn move_to(
 
 /// `POST /v1/desktop/windows/{id}/resize`: the client area to width x height (applications
 /// may round it, e.g. terminals to whole character cells).
+#[utoipa::path(post, path = "/v1/desktop/windows/{id}/resize", tag = "v1", request_body = crate::api::v1::types::DesktopWindowResizeRequest, params(("id" = String, Path, description = "Decimal X window id")), responses((status = 200, description = "OK", body = crate::api::v1::types::DesktopWindowInfo), (status = "4XX", description = "A problem (400 bad input, 404 unknown id, 409 desktop not active)", body = crate::api::v1::problem::ProblemBody, content_type = "application/problem+json"), (status = "5XX", description = "The desktop failed", body = crate::api::v1::problem::ProblemBody, content_type = "application/problem+json")))]
 pub async fn resize(
     State(state): State<ApiState>,
     Path(raw): Path<String>,
