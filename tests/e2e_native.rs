@@ -2,9 +2,11 @@
 //! hextile, zrle; lossless PNG captures), TigerVNC's vncviewer on a second Xvfb (tight without
 //! JPEG, zrle, hextile, raw; its window read back from that X server), and vncsnapshot (zlib
 //! and tight; it only writes JPEG files, so compared by PSNR). Then eight clients at once with
-//! one client that never reads.
+//! one client that never reads. And TigerVNC's viewer with JPEG: exact once still (lossless
+//! refresh), and the X bell ringing its bell.
 //!
-//! Needs: Xvfb, python3 with vncdotool, tigervnc-viewer, vncsnapshot, imagemagick.
+//! Needs: Xvfb, python3 with vncdotool, tigervnc-viewer, vncsnapshot, imagemagick,
+//! x11-xkb-utils.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;

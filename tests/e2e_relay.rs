@@ -2,9 +2,9 @@
 //! user-space bottleneck (8 Mbit/s, 40 ms RTT, a bounded queue) while a full-screen animation
 //! plays at 30 Hz. Every key's echo must reach the canvas; how fast (target: RTT + 150 ms at
 //! the median, and no worse than x0vncserver) is measured by `cargo bench --bench latency`
-//! (its `echo` part), not here.
+//! (its `echo` part), not here. Then TigerVNC's viewer types through the same kind of link.
 //!
-//! Needs: Xvfb, node, chromium, and `npm ci` in web/.
+//! Needs: Xvfb, node, chromium, `npm ci` in web/, tigervnc-viewer, xdotool.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -171,9 +171,18 @@ fn tigervnc_viewer_types_through_a_slow_link() {
             .unwrap();
         assert!(st.success(), "xdotool {args:?} failed");
     };
-    // The pointer over the viewer gives it the keyboard focus (no window manager).
+    // No window manager: give the viewer's window the keyboard focus, the pointer over it.
     let (px, py) = ((wx + 320).to_string(), (wy + 240).to_string());
     xdotool(&["mousemove", &px, &py]);
+    xdotool(&[
+        "search",
+        "--sync",
+        "--onlyvisible",
+        "--name",
+        "TigerVNC",
+        "windowfocus",
+        "--sync",
+    ]);
     let text = "Hello, VNC! <x_y> 42 @#{Qz}";
     xdotool(&["type", "--delay", "30", text]);
     rec.wait(
