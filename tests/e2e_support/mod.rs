@@ -113,7 +113,14 @@ impl Deskd {
         drop(tx);
         let (mut http, mut rfb, mut display, mut xauthority) = (None, None, None, None);
         let deadline = Instant::now() + Duration::from_secs(30);
-        while http.is_none() || rfb.is_none() || display.is_none() {
+        // With its own X server deskd also logs the Xauthority file, on stderr: the stdout line
+        // may come first.
+        let managed = !mode.contains(&"--display");
+        while http.is_none()
+            || rfb.is_none()
+            || display.is_none()
+            || (managed && xauthority.is_none())
+        {
             let left = deadline.saturating_duration_since(Instant::now());
             let line = match rx.recv_timeout(left) {
                 Ok(l) => l,
