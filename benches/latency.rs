@@ -29,6 +29,23 @@
 //! (X509None, rustls on both ends), and deskd's CPU while the whole screen changes 30 times a
 //! second with the client asking for Tight + JPEG (three interleaved rounds of each).
 //!
+//! Then the streaming engine against x0vncserver (`LATENCY_STREAM_SERVERS=deskd,x0vncserver`),
+//! each server alone on the same Xvfb with the same client; `LATENCY_STREAM=rate,photo,cpu,
+//! echo,refresh` picks the parts (default all):
+//! - rate: updates per second a client that re-requests at once receives while a 32x32 square
+//!   changes 100 times a second (Tight JPEG q6, noVNC's default);
+//! - photo: a full-screen photo-like change at 1920x1080, from X having drawn it to the last
+//!   byte covering the screen, and the bytes, with Tight lossless and Tight JPEG q6;
+//! - cpu: the server's utime + stime while the whole screen changes 30 times a second (JPEG);
+//! - echo: key-echo latency through the bottleneck relay of `tests/e2e_support/relay.rs` at
+//!   8 Mbit/s & 40 ms RTT and at 2 Mbit/s & 100 ms while photo-like frames play at 30 Hz: from
+//!   the KeyEvent to the echo window's new colour in the client's decoded picture;
+//! - refresh: after a full-screen photo change and stillness, the time until the decoded
+//!   picture of a Tight JPEG q6 client equals X's (lossless refresh).
+//!
+//! `LATENCY_SECTIONS=servers,gateways,tls,stream` runs only the named sections (default all),
+//! e.g. `LATENCY_SECTIONS=stream LATENCY_STREAM=echo cargo bench --bench latency`.
+//!
 //! A missing peer binary fails the bench with a message naming the package to install.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -38,20 +55,30 @@
 #[allow(dead_code)]
 mod xvfb;
 
+/// The user-space bottleneck relay of the end-to-end tests.
+#[path = "../tests/e2e_support/relay.rs"]
+mod relay;
+
+/// The test clients' Tight decoder.
+#[path = "../tests/e2e_support/tight.rs"]
+mod tight;
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest, Message, WebSocket};
 use x11rb::connection::Connection;
 use x11rb::protocol::xproto::{
-    ChangeGCAux, ConnectionExt as _, CreateGCAux, ImageFormat, Rectangle,
+    ChangeGCAux, ConnectionExt as _, CreateGCAux, CreateWindowAux, EventMask, ImageFormat,
+    InputFocus, Rectangle, WindowClass,
 };
 use x11rb::rust_connection::RustConnection;
 
@@ -60,6 +87,12 @@ const MOVER: u16 = 200;
 
 fn main() {
     // `cargo bench` passes `--bench`; ignore arguments.
+    let sections: Vec<String> = std::env::var("LATENCY_SECTIONS")
+        .unwrap_or_else(|_| "servers,gateways,tls,stream".into())
+        .split(',')
+        .map(|s| s.trim().to_string())
+        .collect();
+    let section = |name: &str| sections.iter().any(|s| s == name);
     let servers: Vec<String> = std::env::var("LATENCY_SERVERS")
         .unwrap_or_else(|_| "deskd,x11vnc,x0vncserver".into())
         .split(',')
@@ -82,6 +115,16 @@ fn main() {
         .filter(|s| !s.is_empty() && *s != "none")
         .map(Gateway::from_name)
         .collect();
+    let servers: Vec<String> = if section("servers") {
+        servers
+    } else {
+        Vec::new()
+    };
+    let gateways: Vec<Gateway> = if section("gateways") {
+        gateways
+    } else {
+        Vec::new()
+    };
 
     for s in &servers {
         Server::from_name(s).check_installed();
@@ -93,7 +136,12 @@ fn main() {
 
     let mut table: Vec<(String, BTreeMap<String, Report>)> = Vec::new();
     let mut gw_table: Vec<(String, BTreeMap<String, Report>)> = Vec::new();
-    for (w, h) in [(1280u16, 800u16), (1920, 1080)] {
+    let geometries = if servers.is_empty() && gateways.is_empty() {
+        &[][..]
+    } else {
+        &[(1280u16, 800u16), (1920, 1080)][..]
+    };
+    for &(w, h) in geometries {
         let xvfb = Xvfb::start(w, h);
         let mut row = BTreeMap::new();
         for name in &servers {
@@ -118,8 +166,11 @@ fn main() {
     if !gateways.is_empty() {
         print_gateway_table(&gateways, &gw_table, encoding);
     }
-    if std::env::var("LATENCY_TLS").as_deref() != Ok("0") {
+    if section("tls") && std::env::var("LATENCY_TLS").as_deref() != Ok("0") {
         run_tls(samples);
+    }
+    if section("stream") {
+        run_stream();
     }
 }
 
@@ -127,8 +178,10 @@ fn main() {
 enum Encoding {
     Raw,
     Zrle,
-    /// Tight with JPEG quality level 6 (the TLS section's streaming load).
+    /// Tight with JPEG quality level 6 (noVNC's default; the TLS section's streaming load).
     TightJpeg,
+    /// Tight without JPEG.
+    TightLossless,
 }
 
 impl Encoding {
@@ -138,6 +191,7 @@ impl Encoding {
             Encoding::Raw => &[0],
             Encoding::Zrle => &[16],
             Encoding::TightJpeg => &[7, -26],
+            Encoding::TightLossless => &[7],
         }
     }
 }
@@ -561,6 +615,14 @@ struct Client {
     updates: Receiver<Update>,
     width: u16,
     height: u16,
+    /// What the client shows, when it decodes (see [`connect_decoding`]).
+    fb: Option<Arc<Mutex<tight::Fb>>>,
+}
+
+/// The decoding state of a client that keeps a framebuffer.
+struct Decoding {
+    tight: tight::TightDecoder,
+    fb: Arc<Mutex<tight::Fb>>,
 }
 
 impl Drop for Client {
@@ -642,6 +704,19 @@ impl Write for WsStream {
 }
 
 fn connect_client(port: u16, via: Via, encoding: Encoding) -> Client {
+    connect_with(port, via, encoding, false)
+}
+
+/// A client over TCP that decodes Tight into a framebuffer, as a viewer would, and can type.
+fn connect_decoding(port: u16, encoding: Encoding) -> Client {
+    assert!(
+        matches!(encoding, Encoding::TightJpeg | Encoding::TightLossless),
+        "the bench client decodes Tight only"
+    );
+    connect_with(port, Via::Tcp, encoding, true)
+}
+
+fn connect_with(port: u16, via: Via, encoding: Encoding, decode: bool) -> Client {
     let socket = TcpStream::connect(("127.0.0.1", port))
         .unwrap_or_else(|e| panic!("connect to port {port}: {e}"));
     socket.set_nodelay(true).unwrap();
@@ -695,9 +770,14 @@ fn connect_client(port: u16, via: Via, encoding: Encoding) -> Client {
 
     let (tx, rx) = mpsc::channel();
     socket.set_read_timeout(None).unwrap();
+    let fb = decode.then(|| Arc::new(Mutex::new(tight::Fb::new(width, height))));
+    let mut decoding = fb.as_ref().map(|fb| Decoding {
+        tight: tight::TightDecoder::default(),
+        fb: Arc::clone(fb),
+    });
     thread::spawn(move || {
         let (mut w, mut h) = (width, height);
-        while let Ok(u) = read_message(&mut s, &mut w, &mut h) {
+        while let Ok(u) = read_message(&mut s, &mut w, &mut h, &mut decoding) {
             if let Some(u) = u {
                 // Ask for the next one at once, so a request is always waiting at the server.
                 if request(&mut s, true, w, h).is_err() || tx.send(u).is_err() {
@@ -711,6 +791,7 @@ fn connect_client(port: u16, via: Via, encoding: Encoding) -> Client {
         updates: rx,
         width,
         height,
+        fb,
     }
 }
 
@@ -747,7 +828,12 @@ fn skip(s: &mut impl Read, n: u64) -> std::io::Result<()> {
 }
 
 /// Reads one server message; returns the update if it was a FramebufferUpdate.
-fn read_message(s: &mut impl Read, w: &mut u16, h: &mut u16) -> std::io::Result<Option<Update>> {
+fn read_message(
+    s: &mut impl Read,
+    w: &mut u16,
+    h: &mut u16,
+    decoding: &mut Option<Decoding>,
+) -> std::io::Result<Option<Update>> {
     let mut b = [0u8; 1];
     s.read_exact(&mut b)?;
     let first = Instant::now();
@@ -782,10 +868,21 @@ fn read_message(s: &mut impl Read, w: &mut u16, h: &mut u16) -> std::io::Result<
                         skip(s, len)?;
                         bytes += 4 + len as usize;
                     }
-                    7 => bytes += skip_tight(s, &rect)?,
+                    7 => match decoding {
+                        Some(d) => {
+                            let (rgb, n) = d.tight.rect(s, rect.w, rect.h)?;
+                            let mut fb = d.fb.lock().unwrap();
+                            fb.put(rect.x, rect.y, rect.w, rect.h, &rgb)?;
+                            bytes += n;
+                        }
+                        None => bytes += skip_tight(s, &rect)?,
+                    },
                     -223 => {
                         *w = rect.w;
                         *h = rect.h;
+                        if let Some(d) = decoding {
+                            *d.fb.lock().unwrap() = tight::Fb::new(rect.w, rect.h);
+                        }
                         continue;
                     }
                     other => {
@@ -840,11 +937,12 @@ impl Client {
     }
 
     /// Waits until updates received after `since` cover the whole screen; returns the time
-    /// of the last byte of the completing update.
-    fn wait_full(&self, since: Instant, timeout: Duration) -> Option<Instant> {
+    /// of the last byte of the completing update and the bytes of those updates.
+    fn wait_full(&self, since: Instant, timeout: Duration) -> Option<(Instant, usize)> {
         let (w, h) = (self.width as usize, self.height as usize);
         let mut covered = vec![false; w * h];
         let mut count = 0usize;
+        let mut bytes = 0usize;
         let deadline = Instant::now() + timeout;
         loop {
             let left = deadline.checked_duration_since(Instant::now())?;
@@ -856,6 +954,7 @@ impl Client {
             if u.first < since {
                 continue;
             }
+            bytes += u.bytes;
             for r in &u.rects {
                 for y in r.y as usize..(r.y as usize + r.h as usize).min(h) {
                     for x in r.x as usize..(r.x as usize + r.w as usize).min(w) {
@@ -867,13 +966,39 @@ impl Client {
                 }
             }
             if count == w * h {
-                return Some(u.last);
+                return Some((u.last, bytes));
             }
         }
     }
 
     fn drain(&self) -> Vec<Update> {
         self.updates.try_iter().collect()
+    }
+
+    /// Waits for the updates that cover the whole screen once (the first full frame).
+    fn first_frame(&self, timeout: Duration) {
+        self.wait_full(Instant::now() - Duration::from_secs(60), timeout)
+            .expect("no initial full frame");
+    }
+
+    /// Presses and releases a key (over TCP: the socket is written directly; a write this
+    /// small is never interleaved with the reader thread's requests).
+    fn key(&self, keysym: u32) {
+        for down in [1u8, 0] {
+            let mut m = vec![4u8, down, 0, 0];
+            m.extend_from_slice(&keysym.to_be_bytes());
+            (&self.socket).write_all(&m).unwrap();
+        }
+    }
+
+    /// The decoded pixel at (x, y).
+    fn pixel(&self, x: u16, y: u16) -> [u8; 3] {
+        self.fb
+            .as_ref()
+            .expect("a decoding client")
+            .lock()
+            .unwrap()
+            .at(x, y)
     }
 }
 
@@ -957,12 +1082,7 @@ fn measure(
         (xvfb.width, xvfb.height),
         "screen size"
     );
-    client
-        .wait_full(
-            Instant::now() - Duration::from_secs(60),
-            Duration::from_secs(20),
-        )
-        .expect("no initial full frame");
+    client.first_frame(Duration::from_secs(20));
 
     // Warm up: let the server settle its capture path and encoders.
     for i in 0..10u16 {
@@ -1051,7 +1171,7 @@ fn measure(
         let start = Instant::now();
         painter.put_full(&picture);
         let drawn = Instant::now();
-        if let Some(last) = client.wait_full(start, Duration::from_secs(10)) {
+        if let Some((last, _)) = client.wait_full(start, Duration::from_secs(10)) {
             full.push(last.saturating_duration_since(drawn).as_secs_f64() * 1000.0);
         }
         thread::sleep(Duration::from_millis(200));
@@ -1226,27 +1346,12 @@ fn start_vencrypt(
     Box::new(rustls::StreamOwned::new(conn, socket.try_clone().unwrap()))
 }
 
-/// Tight's compact length: 1 to 3 bytes, 7 bits each.
-fn read_compact(s: &mut impl Read) -> std::io::Result<(u64, usize)> {
-    let mut len = 0u64;
-    for i in 0..3 {
-        let mut b = [0u8; 1];
-        s.read_exact(&mut b)?;
-        let bits = if i == 2 { b[0] } else { b[0] & 0x7f };
-        len |= u64::from(bits) << (7 * i);
-        if i == 2 || b[0] & 0x80 == 0 {
-            return Ok((len, i + 1));
-        }
-    }
-    unreachable!()
-}
-
 /// Skips one Tight rectangle (32 bpp depth 24: 3-byte TPIXELs); returns its size.
 fn skip_tight(s: &mut impl Read, r: &Rect) -> std::io::Result<usize> {
     let control = read_u8(s);
     let (len, head) = match control >> 4 {
         8 => (3, 0),
-        9 => read_compact(s)?,
+        9 => tight::read_compact(s)?,
         0..=7 => {
             let filter = if control & 0x40 != 0 { read_u8(s) } else { 0 };
             let (w, h) = (u64::from(r.w), u64::from(r.h));
@@ -1260,7 +1365,11 @@ fn skip_tight(s: &mut impl Read, r: &Rect) -> std::io::Result<usize> {
                 _ => (w * 3, 0),
             };
             let raw = row * h;
-            let (len, n) = if raw < 12 { (raw, 0) } else { read_compact(s)? };
+            let (len, n) = if raw < 12 {
+                (raw, 0)
+            } else {
+                tight::read_compact(s)?
+            };
             (len, n + palette as usize + usize::from(control & 0x40 != 0))
         }
         other => {
@@ -1364,12 +1473,7 @@ fn run_tls(samples: usize) {
                 round + 1
             );
             let client = connect_client(server.rfb, via, Encoding::TightJpeg);
-            client
-                .wait_full(
-                    Instant::now() - Duration::from_secs(60),
-                    Duration::from_secs(20),
-                )
-                .expect("no initial full frame");
+            client.first_frame(Duration::from_secs(20));
             streams[i].push(stream_cpu(&painter, &client, &pictures, pid));
         }
     }
@@ -1423,5 +1527,526 @@ fn run_tls(samples: usize) {
             None => String::new(),
         };
         println!("{label:<36}{p:>12.2}{t:>12.2}{ratio:>12.2}{goal:>14}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The streaming engine: deskd against x0vncserver on the same Xvfb, by the same client
+
+/// Key-echo links: Mbit/s and RTT in ms.
+const LINKS: [(f64, u64); 2] = [(8.0, 40), (2.0, 100)];
+/// The echo window's side; it sits at the top left, over the animation.
+const ECHO: u16 = 64;
+const ECHO_COLOURS: [u32; 4] = [0xff0000, 0x00ff00, 0x0000ff, 0xffff00];
+/// How long one echo or one refresh may take before it counts as missed.
+const STREAM_TIMEOUT: Duration = Duration::from_secs(5);
+/// Photo-like pictures per server and encoding (even: see [`Painter::photo_picture`]).
+const PHOTOS: u32 = 6;
+const ECHO_SAMPLES: usize = 9;
+
+#[derive(Default)]
+struct StreamReport {
+    rate_ups: f64,
+    /// Tight lossless, Tight JPEG q6.
+    photo_ms: [f64; 2],
+    photo_kib: [f64; 2],
+    cpu_pct: f64,
+    cpu_ups: f64,
+    cpu_kib_s: f64,
+    /// Per link of [`LINKS`]; a missed echo counts as [`STREAM_TIMEOUT`].
+    echo_ms: [f64; 2],
+    echo_missed: [f64; 2],
+    refresh_ms: f64,
+    refresh_never: f64,
+    refresh_psnr: f64,
+}
+
+impl Painter {
+    /// A photo-like full-screen picture (BGRX): smooth colour fields with sensor-like noise.
+    /// The red channel's low bit is the seed's, so consecutive seeds differ in every pixel, and
+    /// an odd seed differs from the plain background.
+    fn photo_picture(&self, seed: u32) -> Vec<u8> {
+        let (w, h) = (self.width as usize, self.height as usize);
+        let s = seed as f32;
+        let mut noise = seed.wrapping_mul(2_654_435_761) | 1;
+        let mut buf = vec![0u8; w * h * 4];
+        for y in 0..h {
+            let fy = y as f32 / h as f32;
+            for x in 0..w {
+                let fx = x as f32 / w as f32;
+                noise ^= noise << 13;
+                noise ^= noise >> 17;
+                noise ^= noise << 5;
+                let n = (noise & 7) as f32 - 3.5;
+                let r = 128.0 + 100.0 * (fx * 6.0 + s).sin() * (fy * 3.0 + s * 0.7).cos() + n;
+                let g = 128.0 + 100.0 * ((fx + fy) * 5.0 + s * 1.3).sin() + n;
+                let b = 128.0 + 100.0 * (fy * 7.0 - fx * 2.0 + s * 0.4).cos() + n;
+                let r = (r as u8 & !1) | (seed & 1) as u8;
+                let i = (y * w + x) * 4;
+                buf[i..i + 4].copy_from_slice(&[b as u8, g as u8, r, 0]);
+            }
+        }
+        buf
+    }
+}
+
+/// A window at the top left that fills itself with the next of [`ECHO_COLOURS`] on every key
+/// press; returns the count of presses so far.
+fn echo_window(display: &str) -> Arc<AtomicUsize> {
+    let (conn, screen) = x11rb::connect(Some(display)).expect("connect to Xvfb");
+    let root = conn.setup().roots[screen].root;
+    let win = conn.generate_id().unwrap();
+    conn.create_window(
+        0,
+        win,
+        root,
+        0,
+        0,
+        ECHO,
+        ECHO,
+        0,
+        WindowClass::INPUT_OUTPUT,
+        0,
+        &CreateWindowAux::new()
+            .background_pixel(0)
+            .override_redirect(1)
+            .event_mask(EventMask::KEY_PRESS),
+    )
+    .unwrap();
+    let gc = conn.generate_id().unwrap();
+    conn.create_gc(gc, win, &CreateGCAux::new()).unwrap();
+    conn.map_window(win).unwrap();
+    conn.set_input_focus(InputFocus::POINTER_ROOT, win, 0u32)
+        .unwrap();
+    conn.get_input_focus().unwrap().reply().unwrap();
+    let presses = Arc::new(AtomicUsize::new(0));
+    let count = Arc::clone(&presses);
+    thread::spawn(move || {
+        while let Ok(ev) = conn.wait_for_event() {
+            if let x11rb::protocol::Event::KeyPress(_) = ev {
+                let colour = ECHO_COLOURS[count.fetch_add(1, Ordering::SeqCst) % 4];
+                let _ = conn.change_gc(gc, &ChangeGCAux::new().foreground(colour));
+                let r = Rectangle {
+                    x: 0,
+                    y: 0,
+                    width: ECHO,
+                    height: ECHO,
+                };
+                let _ = conn.poly_fill_rectangle(win, gc, &[r]);
+                let _ = conn.flush();
+            }
+        }
+    });
+    presses
+}
+
+/// Outside the echo window.
+fn outside_echo(x: usize, y: usize) -> bool {
+    x >= ECHO as usize || y >= ECHO as usize
+}
+
+/// A BGRX picture as the RGB a client shows.
+fn rgb_of(bgrx: &[u8]) -> Vec<u8> {
+    bgrx.chunks_exact(4)
+        .flat_map(|p| [p[2], p[1], p[0]])
+        .collect()
+}
+
+/// Whether a client's picture equals RGB `want`, the echo window left out (row slices, so it
+/// is quick enough to poll without holding up the client's decoder).
+fn fb_exact(fb: &tight::Fb, want: &[u8]) -> bool {
+    let (row, skip) = (fb.width as usize * 3, ECHO as usize * 3);
+    fb.rgb
+        .chunks_exact(row)
+        .zip(want.chunks_exact(row))
+        .enumerate()
+        .all(|(y, (g, w))| {
+            if y < ECHO as usize {
+                g[skip..] == w[skip..]
+            } else {
+                g == w
+            }
+        })
+}
+
+/// A client's picture against RGB `want` (the echo window left out): PSNR in dB.
+fn fb_psnr(fb: &tight::Fb, want: &[u8]) -> f64 {
+    let w = fb.width as usize;
+    let (mut sq, mut n) = (0u64, 0u64);
+    for (i, (got, want)) in fb.rgb.chunks_exact(3).zip(want.chunks_exact(3)).enumerate() {
+        if outside_echo(i % w, i / w) {
+            for (g, e) in got.iter().zip(want) {
+                let d = i64::from(*g) - i64::from(*e);
+                sq += (d * d) as u64;
+            }
+            n += 3;
+        }
+    }
+    if sq == 0 {
+        return f64::INFINITY;
+    }
+    10.0 * (255.0f64 * 255.0 / (sq as f64 / n as f64)).log10()
+}
+
+/// Updates per second a client that re-requests at once receives while a 32x32 square
+/// changes 100 times a second (Tight JPEG q6, noVNC's default).
+fn stream_rate(painter: &Painter, port: u16) -> f64 {
+    let client = connect_client(port, Via::Tcp, Encoding::TightJpeg);
+    client.first_frame(Duration::from_secs(20));
+    thread::sleep(Duration::from_millis(300));
+    client.drain();
+    let (span, tick) = (Duration::from_secs(3), Duration::from_millis(10));
+    let start = Instant::now();
+    let mut k = 0u32;
+    while start.elapsed() < span {
+        let x = ECHO + (k * 97) as u16 % (painter.width - ECHO - SMALL);
+        let y = ECHO + (k * 61) as u16 % (painter.height - ECHO - SMALL);
+        painter.fill(
+            x,
+            y,
+            SMALL,
+            SMALL,
+            0x40_80_c0 ^ ((k * 0x01_03_07) & 0xff_ffff),
+        );
+        k += 1;
+        if let Some(wait) = (start + tick * k).checked_duration_since(Instant::now()) {
+            thread::sleep(wait);
+        }
+    }
+    let end = Instant::now();
+    let got = client.drain();
+    let n = got
+        .iter()
+        .filter(|u| u.first >= start && u.first < end)
+        .count();
+    n as f64 / (end - start).as_secs_f64()
+}
+
+/// Full-screen photo changes: from X having drawn the picture to the last byte of the
+/// updates covering the screen, and their bytes (medians: ms, KiB).
+fn stream_photo(painter: &Painter, port: u16, enc: Encoding, pictures: &[Vec<u8>]) -> (f64, f64) {
+    let client = connect_client(port, Via::Tcp, enc);
+    client.first_frame(Duration::from_secs(30));
+    let (mut ms, mut kib) = (Vec::new(), Vec::new());
+    for pic in pictures {
+        // Still for a while: the previous picture's refresh is over.
+        thread::sleep(Duration::from_millis(1500));
+        client.drain();
+        let start = Instant::now();
+        painter.put_full(pic);
+        let drawn = Instant::now();
+        if let Some((last, bytes)) = client.wait_full(start, Duration::from_secs(20)) {
+            ms.push(last.saturating_duration_since(drawn).as_secs_f64() * 1000.0);
+            kib.push(bytes as f64 / 1024.0);
+        }
+    }
+    (median(&mut ms), median(&mut kib))
+}
+
+/// After a full-screen photo change and stillness, the time until a Tight JPEG q6 client's
+/// picture equals X's; returns the median over those that became exact, how many never did
+/// within [`STREAM_TIMEOUT`], and their median PSNR.
+fn stream_refresh(painter: &Painter, port: u16, pictures: &[Vec<u8>]) -> (f64, f64, f64) {
+    let client = connect_decoding(port, Encoding::TightJpeg);
+    client.first_frame(Duration::from_secs(20));
+    let fb = client.fb.clone().unwrap();
+    let (mut ms, mut never) = (Vec::new(), Vec::new());
+    for pic in pictures {
+        let want = rgb_of(pic);
+        thread::sleep(Duration::from_millis(1000));
+        painter.put_full(pic);
+        let still = Instant::now();
+        loop {
+            if fb_exact(&fb.lock().unwrap(), &want) {
+                ms.push(still.elapsed().as_secs_f64() * 1000.0);
+                break;
+            }
+            if still.elapsed() > STREAM_TIMEOUT {
+                never.push(fb_psnr(&fb.lock().unwrap(), &want));
+                break;
+            }
+            thread::sleep(Duration::from_millis(5));
+        }
+        client.drain();
+    }
+    let n = never.len() as f64;
+    (median(&mut ms), n, median(&mut never))
+}
+
+/// Key-echo latency through the bottleneck relay while full-screen photo-like pictures play
+/// at 30 Hz: from sending the key to the echo window's new colour in the client's decoded
+/// picture (median, misses counted as [`STREAM_TIMEOUT`]; and the number missed).
+fn stream_echo(
+    xvfb: &Xvfb,
+    port: u16,
+    link: relay::Link,
+    presses: &AtomicUsize,
+    pictures: &Arc<Vec<Vec<u8>>>,
+) -> (f64, f64) {
+    let upstream = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let relay = relay::Relay::start(upstream, link);
+    let client = connect_decoding(relay.addr.port(), Encoding::TightJpeg);
+    client.first_frame(Duration::from_secs(60));
+    let stop = Arc::new(AtomicBool::new(false));
+    let animation = {
+        let (stop, pictures) = (Arc::clone(&stop), Arc::clone(pictures));
+        let painter = Painter::new(xvfb);
+        thread::spawn(move || {
+            let start = Instant::now();
+            let tick = Duration::from_micros(33_333);
+            let mut k = 0usize;
+            while !stop.load(Ordering::SeqCst) {
+                painter.put_full(&pictures[k % pictures.len()]);
+                k += 1;
+                if let Some(wait) = (start + tick * k as u32).checked_duration_since(Instant::now())
+                {
+                    thread::sleep(wait);
+                }
+            }
+        })
+    };
+    // Let the animation fill the link first.
+    thread::sleep(Duration::from_secs(2));
+    let (mut ms, mut missed) = (Vec::new(), 0);
+    for _ in 0..ECHO_SAMPLES {
+        let want = ECHO_COLOURS[presses.load(Ordering::SeqCst) % 4];
+        let want = [(want >> 16) as u8, (want >> 8) as u8, want as u8];
+        client.drain();
+        let t0 = Instant::now();
+        client.key(0x61);
+        loop {
+            let got = client.pixel(8, 8);
+            if got.iter().zip(want).all(|(g, w)| g.abs_diff(w) <= 48) {
+                ms.push(t0.elapsed().as_secs_f64() * 1000.0);
+                break;
+            }
+            if t0.elapsed() > STREAM_TIMEOUT {
+                ms.push(STREAM_TIMEOUT.as_secs_f64() * 1000.0);
+                missed += 1;
+                break;
+            }
+            thread::sleep(Duration::from_millis(1));
+        }
+        thread::sleep(Duration::from_millis(300));
+    }
+    stop.store(true, Ordering::SeqCst);
+    animation.join().unwrap();
+    (median(&mut ms), missed as f64)
+}
+
+fn run_stream() {
+    let list = |var: &str, default: &str| -> Vec<String> {
+        std::env::var(var)
+            .unwrap_or_else(|_| default.into())
+            .split(',')
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect()
+    };
+    let parts = list("LATENCY_STREAM", "rate,photo,cpu,echo,refresh");
+    let part = |name: &str| parts.iter().any(|p| p == name);
+    let names = list("LATENCY_STREAM_SERVERS", "deskd,x0vncserver");
+    for n in &names {
+        Server::from_name(n).check_installed();
+    }
+    let mut reports: Vec<StreamReport> = names.iter().map(|_| StreamReport::default()).collect();
+
+    if part("photo") {
+        let xvfb = Xvfb::start(1920, 1080);
+        let painter = prepare(&xvfb);
+        let pictures: Vec<Vec<u8>> = (1..=PHOTOS).map(|s| painter.photo_picture(s)).collect();
+        for (name, report) in names.iter().zip(&mut reports) {
+            let server = Server::from_name(name).spawn(&xvfb.display);
+            for (i, enc) in [Encoding::TightLossless, Encoding::TightJpeg]
+                .into_iter()
+                .enumerate()
+            {
+                eprintln!("latency: {name} 1920x1080 photo changes, {enc:?}");
+                (report.photo_ms[i], report.photo_kib[i]) =
+                    stream_photo(&painter, server.rfb, enc, &pictures);
+            }
+        }
+    }
+
+    if ["rate", "cpu", "echo", "refresh"].iter().any(|p| part(p)) {
+        let xvfb = Xvfb::start(1280, 800);
+        let painter = prepare(&xvfb);
+        let pictures: Arc<Vec<Vec<u8>>> = Arc::new(
+            (1..=PHOTOS)
+                .map(|s| painter.photo_picture(s + 100))
+                .collect(),
+        );
+        let presses = echo_window(&xvfb.display);
+        for (name, report) in names.iter().zip(&mut reports) {
+            painter.fill(0, 0, xvfb.width, xvfb.height, 0x203040);
+            painter.sync();
+            let server = Server::from_name(name).spawn(&xvfb.display);
+            if part("rate") {
+                eprintln!("latency: {name} updates/s at 100 Hz small changes");
+                report.rate_ups = stream_rate(&painter, server.rfb);
+            }
+            if part("cpu") {
+                eprintln!("latency: {name} CPU, 30 Hz full frames, Tight JPEG");
+                let client = connect_client(server.rfb, Via::Tcp, Encoding::TightJpeg);
+                client.first_frame(Duration::from_secs(20));
+                (report.cpu_pct, report.cpu_ups, report.cpu_kib_s) =
+                    stream_cpu(&painter, &client, &pictures, server.proc.0.id());
+            }
+            if part("refresh") {
+                eprintln!("latency: {name} exact after a photo change, Tight JPEG q6");
+                (report.refresh_ms, report.refresh_never, report.refresh_psnr) =
+                    stream_refresh(&painter, server.rfb, &pictures[..4]);
+            }
+            if part("echo") {
+                for (i, (mbit, rtt)) in LINKS.into_iter().enumerate() {
+                    eprintln!("latency: {name} key echo, {mbit} Mbit/s, {rtt} ms RTT");
+                    (report.echo_ms[i], report.echo_missed[i]) = stream_echo(
+                        &xvfb,
+                        server.rfb,
+                        relay::Link::new(mbit, rtt),
+                        &presses,
+                        &pictures,
+                    );
+                }
+            }
+        }
+    }
+    print_stream(&names, &reports, &part);
+}
+
+fn print_stream(names: &[String], reports: &[StreamReport], run: &dyn Fn(&str) -> bool) {
+    /// What deskd's figure must meet; `AtMostAndPeer` also asks for no worse than the peer.
+    enum Target {
+        Any,
+        AtLeast(f64),
+        AtMostAndPeer(f64),
+    }
+    type Get = fn(&StreamReport) -> f64;
+    /// The part that measures it, label, figure, target.
+    type Row = (&'static str, String, Get, Target);
+    let base: [Row; 8] = [
+        (
+            "rate",
+            "updates/s, 100 Hz small changes".into(),
+            |r| r.rate_ups,
+            Target::AtLeast(60.0),
+        ),
+        (
+            "photo",
+            "1920x1080 photo, Tight lossless ms".into(),
+            |r| r.photo_ms[0],
+            Target::Any,
+        ),
+        ("photo", "  KiB".into(), |r| r.photo_kib[0], Target::Any),
+        (
+            "photo",
+            "1920x1080 photo, Tight JPEG q6 ms".into(),
+            |r| r.photo_ms[1],
+            Target::Any,
+        ),
+        ("photo", "  KiB".into(), |r| r.photo_kib[1], Target::Any),
+        (
+            "cpu",
+            "CPU %, 30 Hz full frames, JPEG".into(),
+            |r| r.cpu_pct,
+            Target::Any,
+        ),
+        (
+            "cpu",
+            "  updates/s delivered".into(),
+            |r| r.cpu_ups,
+            Target::Any,
+        ),
+        (
+            "cpu",
+            "  KiB/s delivered".into(),
+            |r| r.cpu_kib_s,
+            Target::Any,
+        ),
+    ];
+    let mut rows: Vec<Row> = base.into();
+    let echo: [(Get, Get); 2] = [
+        (|r| r.echo_ms[0], |r| r.echo_missed[0]),
+        (|r| r.echo_ms[1], |r| r.echo_missed[1]),
+    ];
+    for ((mbit, rtt), (ms, missed)) in LINKS.into_iter().zip(echo) {
+        rows.push((
+            "echo",
+            format!("key echo {mbit} Mbit/s {rtt} ms RTT, ms"),
+            ms,
+            Target::AtMostAndPeer(rtt as f64 + 150.0),
+        ));
+        rows.push((
+            "echo",
+            format!("  echoes missed (of {ECHO_SAMPLES})"),
+            missed,
+            Target::Any,
+        ));
+    }
+    rows.push((
+        "refresh",
+        "exact after photo + still, q6, ms".into(),
+        |r| r.refresh_ms,
+        Target::AtMostAndPeer(1000.0),
+    ));
+    rows.push((
+        "refresh",
+        "  never exact within 5 s (of 4)".into(),
+        |r| r.refresh_never,
+        Target::Any,
+    ));
+    rows.push((
+        "refresh",
+        "  PSNR dB of those never exact".into(),
+        |r| r.refresh_psnr,
+        Target::Any,
+    ));
+
+    let deskd = names.iter().position(|n| n == "deskd");
+    let peer = names.iter().position(|n| n != "deskd");
+    println!();
+    println!(
+        "Streaming (issue 9): same Xvfb, same client, servers one after another; medians \
+         (echo misses count as {} ms)",
+        STREAM_TIMEOUT.as_millis()
+    );
+    print!("{:<38}", "");
+    for n in names {
+        print!("{n:>14}");
+    }
+    let ratio = deskd.zip(peer);
+    if ratio.is_some() {
+        print!("{:>16}", "deskd/peer");
+    }
+    println!("{:>22}", "target (deskd)");
+    for (_, label, get, target) in rows.into_iter().filter(|r| run(r.0)) {
+        let v: Vec<f64> = reports.iter().map(get).collect();
+        print!("{label:<38}");
+        for x in &v {
+            print!("{x:>14.2}");
+        }
+        if let Some((d, p)) = ratio {
+            if v[p] != 0.0 && v[p].is_finite() {
+                print!("{:>16.2}", v[d] / v[p]);
+            } else {
+                print!("{:>16}", "-");
+            }
+        }
+        let goal = match (target, deskd) {
+            (Target::AtLeast(min), Some(d)) => {
+                format!(">={min} {}", if v[d] >= min { "met" } else { "MISSED" })
+            }
+            (Target::AtMostAndPeer(max), Some(d)) => {
+                let peer_ok = peer.is_none_or(|p| v[p].is_nan() || v[d] <= v[p]);
+                let ok = v[d] <= max && peer_ok;
+                format!(
+                    "<={max}{} {}",
+                    if peer.is_some() { ", <=peer" } else { "" },
+                    if ok { "met" } else { "MISSED" }
+                )
+            }
+            _ => String::new(),
+        };
+        println!("{goal:>22}");
     }
 }

@@ -102,7 +102,8 @@ struct Cli {
     #[arg(long, env = "DESKD_MAX_HTTP_CONNECTIONS", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     max_http_connections: u32,
 
-    /// Desktop name shown by viewers (default: "deskd <display>").
+    /// Desktop name shown by viewers (default: "deskd <display>", following the display when
+    /// `/v1/desktop/start` moves it).
     #[arg(long, env = "DESKD_NAME")]
     name: Option<String>,
 
@@ -377,9 +378,6 @@ fn run(cli: Cli) -> Result<(), String> {
         .then(|| display::demo::Demo::start(&running.client_env()));
 
     config.display = display_name.clone();
-    if config.session.name.is_empty() {
-        config.session.name = format!("deskd {display_name}");
-    }
     config.x_server = Some(std::sync::Arc::clone(running.server()));
 
     let runtime = tokio::runtime::Builder::new_multi_thread()

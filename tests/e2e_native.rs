@@ -2,9 +2,11 @@
 //! hextile, zrle; lossless PNG captures), TigerVNC's vncviewer on a second Xvfb (tight without
 //! JPEG, zrle, hextile, raw; its window read back from that X server), and vncsnapshot (zlib
 //! and tight; it only writes JPEG files, so compared by PSNR). Then eight clients at once with
-//! one client that never reads.
+//! one client that never reads. And TigerVNC's viewer with JPEG: exact once still (lossless
+//! refresh), and the X bell ringing its bell.
 //!
-//! Needs: Xvfb, python3 with vncdotool, tigervnc-viewer, vncsnapshot, imagemagick.
+//! Needs: Xvfb, python3 with vncdotool, tigervnc-viewer, vncsnapshot, imagemagick,
+//! x11-xkb-utils.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -277,4 +279,50 @@ fn eight_clients_and_one_that_never_reads() {
     wait_equal(&x, "a client connecting after the stall", WAIT, || {
         late.pixels()
     });
+}
+
+/// TigerVNC's viewer with JPEG at quality 6 (its Tight settings, not auto-selected): after
+/// a few photo-like frames in a row and stillness, lossless refresh makes its window equal to
+/// X pixel for pixel. Then the X bell rings the viewer's bell on its own X server.
+#[test]
+fn tigervnc_viewer_jpeg_becomes_exact_and_rings() {
+    require_tool("xkbbell", "x11-xkb-utils");
+    let d = Deskd::start(640, 480, &[]);
+    let x = X::connect(&d.display);
+    let (_viewer_x, viewer_display) = bare_xvfb(800, 600, &[]);
+    let vx = X::connect(&viewer_display);
+    let bells = e2e_support::BellCounter::start(&viewer_display);
+    let _viewer = e2e_support::tigervnc_viewer(
+        &viewer_display,
+        d.rfb,
+        &[
+            "-AutoSelect=0",
+            "-PreferredEncoding=Tight",
+            "-QualityLevel=6",
+            "-ViewOnly",
+            "-geometry",
+            "640x480+0+0",
+        ],
+    );
+    let (wx, wy) = vx.wait_window(640, 480, WAIT);
+    let crop = || (640u16, 480u16, vx.region_rgb(wx, wy, 640, 480));
+    // Motion: pictures in a row, then the screen stays still.
+    for seed in 40..44 {
+        x.draw_picture(seed);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    wait_equal(&x, "TigerVNC viewer (JPEG) once still", WAIT, crop);
+
+    let before = bells.count();
+    let st = d.x_command("xkbbell").status().unwrap();
+    assert!(st.success(), "xkbbell failed");
+    let deadline = std::time::Instant::now() + WAIT;
+    while bells.count() == before {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the viewer never rang its bell; deskd log:\n{}",
+            d.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }

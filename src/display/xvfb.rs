@@ -451,18 +451,19 @@ impl Inner {
                 p.display_number = n;
                 p.started = Instant::now();
             }
+            // The status names the new display before capture can reach it: sessions read
+            // the desktop name from it when frames change.
+            lock(&self.status).display = format!(":{n}");
             self.server.set_target(XTarget {
                 display: format!(":{n}"),
                 cookie: Some(self.auth.cookie().to_vec()),
             });
-            self.prepare_server()?;
-            Ok(n)
+            self.prepare_server()
         });
         match spawned {
-            Ok(n) => {
+            Ok(()) => {
                 {
                     let mut s = lock(&self.status);
-                    s.display = format!(":{n}");
                     s.state = "running".into();
                     s.last_exit = None;
                 }
@@ -500,6 +501,8 @@ impl Inner {
             p.started = Instant::now();
         }
         let display = format!(":{n}");
+        // Named before capture can reach it, as in `restart_with`.
+        lock(&self.status).display.clone_from(&display);
         if n == number {
             self.server.bump_generation();
         } else {
@@ -510,9 +513,7 @@ impl Inner {
         }
         let prepared = self.prepare_server();
         {
-            let mut s = lock(&self.status);
-            s.display = display;
-            s.state = "running".into();
+            lock(&self.status).state = "running".into();
         }
         self.start_wm();
         prepared

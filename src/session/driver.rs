@@ -61,11 +61,12 @@ pub enum DriverError {
 
 fn server_config(
     config: &SessionConfig,
+    name: &str,
     admission: &Admission,
     frame: &Frame,
     refuse: Option<String>,
 ) -> Result<ServerConfig, DriverError> {
-    let init = ServerInit::new(frame.width, frame.height, &config.name);
+    let init = ServerInit::new(frame.width, frame.height, name);
     let full = config.password.as_deref().map(str::as_bytes);
     let view = config.view_only_password.as_deref().map(str::as_bytes);
     let mut handshake = HandshakeConfig::no_auth(init);
@@ -137,7 +138,7 @@ where
 {
     let (_, first) = ctx.desktop.frames.store().snapshot();
     let refuse = ctx.throttle_check(peer, ip);
-    let config = server_config(&ctx.config, admission, &first, refuse)?;
+    let config = server_config(&ctx.config, &ctx.desktop_name(), admission, &first, refuse)?;
     drop(first);
     let mut engine = ServerSession::new(config, Instant::now());
     let mut shutdown = ctx.shutdown.clone();
@@ -346,6 +347,8 @@ where
                     if v != seen {
                         seen = v;
                         engine.frame_changed(&changed, f.width, f.height);
+                        // A display that moved has a new X server, so new frames.
+                        engine.set_name(&ctx.desktop_name());
                     }
                     if let Some(job) = engine.poll_update(Instant::now())? {
                         encoding = Some(tokio::task::spawn_blocking(move || {

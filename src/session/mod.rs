@@ -33,7 +33,8 @@ use worker::InputWorker;
 /// How the RFB listeners authenticate and what clients may do.
 #[derive(Debug, Clone)]
 pub struct SessionConfig {
-    /// The desktop name sent in ServerInit.
+    /// The desktop name sent in ServerInit. Empty: `deskd :N` after the display shown, which
+    /// follows the display when it moves (clients that support DesktopName are told).
     pub name: String,
     /// VNC password giving full access. With no password at all, security type None is used.
     pub password: Option<String>,
@@ -151,6 +152,15 @@ impl SessionContext {
             throttle: Mutex::new(AuthThrottle::new()),
             clip_messages: SharedMessages::new(),
         }))
+    }
+
+    /// The desktop name clients see now.
+    pub fn desktop_name(&self) -> String {
+        if self.config.name.is_empty() {
+            format!("deskd {}", self.desktop.status.status().display)
+        } else {
+            self.config.name.clone()
+        }
     }
 
     /// The refusal reason for a client from `ip` while it is throttled for password failures.

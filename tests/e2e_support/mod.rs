@@ -26,6 +26,7 @@ use x11rb::rust_connection::RustConnection;
 pub use crate::common::xvfb::{bare_xvfb, require_tool, ChildGuard};
 
 pub mod relay;
+pub mod tight;
 pub mod tls;
 
 /// Repository root (for the web/ and tests/browser/ paths).
@@ -112,7 +113,14 @@ impl Deskd {
         drop(tx);
         let (mut http, mut rfb, mut display, mut xauthority) = (None, None, None, None);
         let deadline = Instant::now() + Duration::from_secs(30);
-        while http.is_none() || rfb.is_none() || display.is_none() {
+        // With its own X server deskd also logs the Xauthority file, on stderr: the stdout line
+        // may come first.
+        let managed = !mode.contains(&"--display");
+        while http.is_none()
+            || rfb.is_none()
+            || display.is_none()
+            || (managed && xauthority.is_none())
+        {
             let left = deadline.saturating_duration_since(Instant::now());
             let line = match rx.recv_timeout(left) {
                 Ok(l) => l,
@@ -938,4 +946,126 @@ pub fn stalled_client(addr: SocketAddr) -> std::net::TcpStream {
         s.write_all(&update_request(false, w, h)).unwrap();
     }
     s
+}
+
+// ---------------------------------------------------------------------------------------------
+// TigerVNC's viewer, X display numbers, window titles and bells
+
+/// An X display number nothing uses now (for a display deskd is asked to move to).
+pub fn free_display() -> u16 {
+    let pid = std::process::id();
+    (0..200u16)
+        .map(|i| 1000 + (pid as u16).wrapping_add(i * 13) % 900)
+        .find(|n| {
+            !std::path::Path::new(&format!("/tmp/.X{n}-lock")).exists()
+                && !std::path::Path::new(&format!("/tmp/.X11-unix/X{n}")).exists()
+        })
+        .expect("a free X display number")
+}
+
+/// TigerVNC's vncviewer on the X server `display` (a bare one: no window manager), connected
+/// to `server` with security None and `args`; killed on drop.
+pub fn tigervnc_viewer(display: &str, server: SocketAddr, args: &[&str]) -> ChildGuard {
+    require_tool("vncviewer", "tigervnc-viewer");
+    let child = Command::new("vncviewer")
+        .args([
+            "-SecurityTypes=None",
+            "-Shared",
+            "-RemoteResize=0",
+            "-DotWhenNoCursor=0",
+        ])
+        .args(args)
+        .arg(format!("{}::{}", server.ip(), server.port()))
+        .env("DISPLAY", display)
+        .env_remove("XAUTHORITY")
+        .env("HOME", std::env::temp_dir())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run vncviewer");
+    ChildGuard(child)
+}
+
+impl X {
+    /// Waits for a mapped top-level window of exactly `w`x`h` (FLTK offsets its windows for
+    /// decorations even without a window manager) and returns where it is.
+    pub fn wait_window(&self, w: u16, h: u16, timeout: Duration) -> (i16, i16) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(p) = self.find_window(w, h) {
+                return p;
+            }
+            assert!(Instant::now() < deadline, "no {w}x{h} window appeared");
+            thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The titles (`_NET_WM_NAME`, else `WM_NAME`) of the top-level windows.
+    pub fn titles(&self) -> Vec<String> {
+        use x11rb::protocol::xproto::AtomEnum;
+        let net = self
+            .conn
+            .intern_atom(false, b"_NET_WM_NAME")
+            .unwrap()
+            .reply()
+            .unwrap()
+            .atom;
+        let tree = self.conn.query_tree(self.root).unwrap().reply().unwrap();
+        tree.children
+            .iter()
+            .filter_map(|&win| {
+                [net, AtomEnum::WM_NAME.into()]
+                    .into_iter()
+                    .find_map(|atom| {
+                        let p = self
+                            .conn
+                            .get_property(false, win, atom, AtomEnum::ANY, 0, 1024)
+                            .ok()?
+                            .reply()
+                            .ok()?;
+                        (!p.value.is_empty())
+                            .then(|| String::from_utf8_lossy(&p.value).into_owned())
+                    })
+            })
+            .collect()
+    }
+}
+
+/// Counts XKB bell events on an X server (rung by any client on it, e.g. a viewer).
+pub struct BellCounter {
+    pub rung: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl BellCounter {
+    pub fn start(display: &str) -> BellCounter {
+        use x11rb::protocol::xkb::{self, ConnectionExt as _};
+        let (conn, _) = x11rb::connect(Some(display)).expect("connect to Xvfb");
+        let ok = conn.xkb_use_extension(1, 0).unwrap().reply().unwrap();
+        assert!(ok.supported, "the X server has no XKB");
+        conn.xkb_select_events(
+            xkb::ID::USE_CORE_KBD.into(),
+            xkb::EventType::from(0u16),
+            xkb::EventType::BELL_NOTIFY,
+            xkb::MapPart::from(0u16),
+            xkb::MapPart::from(0u16),
+            &xkb::SelectEventsAux::new(),
+        )
+        .unwrap();
+        conn.flush().unwrap();
+        let rung = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = Arc::clone(&rung);
+        thread::spawn(move || {
+            while let Ok(ev) = conn.wait_for_event() {
+                if let Event::XkbBellNotify(_) = ev {
+                    count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+            }
+        });
+        BellCounter { rung }
+    }
+
+    pub fn count(&self) -> usize {
+        self.rung.load(std::sync::atomic::Ordering::SeqCst)
+    }
 }
