@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::encoding::{
-    h264, new_encoder, numbers as n, EncodeError, EncodeParams, Encoder, FrameView,
+    new_encoder, numbers as n, registry, EncodeError, EncodeParams, Encoder, FrameView,
 };
 use crate::handshake::{HandshakeConfig, HandshakeError, HandshakeEvent, ServerHandshake};
 use crate::messages::clipboard::flags as clip;
@@ -786,8 +786,9 @@ impl ServerSession {
         if plan.resize.is_some() {
             self.max_size = (self.max_size.0.max(cw), self.max_size.1.max(ch));
             self.lossy.clear();
-            // A new size needs a new stream; the next one starts with a reset and an IDR.
-            self.encoders.remove(&h264::ENCODING);
+            // A new size needs a new video stream: a fresh encoder starts with a reset.
+            self.encoders
+                .retain(|e, _| !registry::entry(*e).is_some_and(|e| e.caps.reset_on_resize));
         }
         if self.cursor_pending() {
             self.cursor_due = false;
@@ -862,10 +863,11 @@ impl ServerSession {
         }))
     }
 
-    /// The H.264 encoder when `plan` goes out as video (see [`motion`]), reset when its stream
-    /// (re)starts: ResetAllContexts and an IDR when the client joins, after a resize, on a
-    /// non-incremental request and whenever video starts again. `None`: the client's general
-    /// encoding.
+    /// The video encoder when `plan` goes out as video (see [`motion`]): the registry's
+    /// motion-only encoding (H.264) the client offered and the host supplies, reset when its
+    /// stream (re)starts: ResetAllContexts and an IDR when the client joins (a fresh encoder),
+    /// after a resize (a new one), on a non-incremental request and whenever video starts
+    /// again. `None`: the client's general encoding.
     fn video_encoder(&mut self, plan: &Plan, now: Instant) -> Option<Box<dyn Encoder>> {
         let (fw, fh) = self.frame_size;
         let host = self.config.host_encoders.as_ref()?;
@@ -874,26 +876,25 @@ impl ServerSession {
             self.motion.still();
             return None;
         }
-        if !self.settings.caps.supports(h264::ENCODING) {
-            return None;
-        }
+        let entry = registry::ENTRIES
+            .iter()
+            .find(|e| e.caps.motion_only && self.settings.caps.supports(e.number))?;
         let screen = u64::from(fw) * u64::from(fh);
         let decision = self.motion.update(plan.region.area(), screen, now);
         if !decision.video {
             return None;
         }
-        let mut encoder = match self.encoders.remove(&h264::ENCODING) {
-            Some(e) => e,
-            None => match host.encoder(h264::ENCODING, fw, fh) {
-                Some(e) => e,
-                None => {
-                    self.motion.still();
-                    return None;
-                }
-            },
+        let Some(mut encoder) = self
+            .encoders
+            .remove(&entry.number)
+            .or_else(|| host.encoder(entry.number, fw, fh))
+        else {
+            // None for this size: stay with the general encoding.
+            self.motion.still();
+            return None;
         };
-        let reset_due = std::mem::take(&mut self.video_reset_due);
-        if decision.start || reset_due {
+        let requested = std::mem::take(&mut self.video_reset_due);
+        if decision.start || (requested && entry.caps.key_frame_on_request) {
             encoder.reset();
         }
         Some(encoder)

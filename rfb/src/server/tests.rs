@@ -1,6 +1,7 @@
 //! The engine against a simulated client and link, in virtual time: no sockets, no X.
 
 use super::*;
+use crate::encoding::h264;
 use crate::encoding::raw::RawEncoder;
 use crate::encoding::Encoded;
 use crate::handshake::ServerInit;
