@@ -4,9 +4,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
-mod e2e_support;
 #[path = "../benches/data/content.rs"]
 mod content;
+mod e2e_support;
 
 use std::path::PathBuf;
 

@@ -154,7 +154,13 @@ impl H264Encoder {
     /// Encode a frame captured at `time_ms` (any monotonic millisecond clock; used by the rate
     /// control). A size change restarts the stream with a key frame.
     pub fn encode(&mut self, frame: &Frame, time_ms: u64) -> Result<EncodedFrame, VideoError> {
-        self.encode_bgrx(&frame.data, frame.width, frame.height, frame.stride, time_ms)
+        self.encode_bgrx(
+            &frame.data,
+            frame.width,
+            frame.height,
+            frame.stride,
+            time_ms,
+        )
     }
 
     /// Whether pictures of `width` x `height` can be encoded at all.

@@ -292,17 +292,17 @@ impl X {
 
     /// Put an RGB image (3 bytes a pixel) at (x, y).
     pub fn put_rgb(&self, x: i16, y: i16, w: u16, h: u16, rgb: &[u8]) {
+        self.put_bgrx(x, y, w, h, &bgrx(rgb));
+    }
+
+    /// Put a BGRX image (X's own layout, 4 bytes a pixel) at (x, y).
+    pub fn put_bgrx(&self, x: i16, y: i16, w: u16, h: u16, bgrx: &[u8]) {
         let band = 16u16;
         let mut y0 = 0u16;
         while y0 < h {
             let rows = band.min(h - y0);
-            let mut data = Vec::with_capacity(w as usize * rows as usize * 4);
-            for yy in y0..y0 + rows {
-                for xx in 0..w {
-                    let i = (yy as usize * w as usize + xx as usize) * 3;
-                    data.extend_from_slice(&[rgb[i + 2], rgb[i + 1], rgb[i], 0]);
-                }
-            }
+            let start = y0 as usize * w as usize * 4;
+            let data = &bgrx[start..start + rows as usize * w as usize * 4];
             self.conn
                 .put_image(
                     ImageFormat::Z_PIXMAP,
@@ -314,7 +314,7 @@ impl X {
                     y + y0 as i16,
                     0,
                     24,
-                    &data,
+                    data,
                 )
                 .unwrap();
             y0 += rows;
@@ -367,6 +367,13 @@ impl X {
         }
         (w, h, out)
     }
+}
+
+/// RGB (3 bytes a pixel) as X's BGRX.
+pub fn bgrx(rgb: &[u8]) -> Vec<u8> {
+    rgb.chunks_exact(3)
+        .flat_map(|p| [p[2], p[1], p[0], 0])
+        .collect()
 }
 
 /// The test picture as RGB.
@@ -1014,8 +1021,7 @@ pub fn animation_frame(w: u16, h: u16, t: usize) -> Vec<u8> {
     for y in 0..h {
         for x in 0..w {
             let inside = (bx..bx + 80).contains(&x) && (by..by + 60).contains(&y);
-            let border = inside
-                && (x < bx + 3 || x >= bx + 77 || y < by + 3 || y >= by + 57);
+            let border = inside && (x < bx + 3 || x >= bx + 77 || y < by + 3 || y >= by + 57);
             let px = if border {
                 [0, 0, 0]
             } else if inside {
@@ -1033,11 +1039,15 @@ pub fn animation_frame(w: u16, h: u16, t: usize) -> Vec<u8> {
     out
 }
 
+/// Distinct frames of an [`Animation`]; it loops through them.
+pub const ANIMATION_FRAMES: usize = 30;
+
 /// [`animation_frame`]s drawn on a display's root window at `hz` until dropped, on a thread
 /// with its own X connection.
 pub struct Animation {
     stop: Arc<std::sync::atomic::AtomicBool>,
-    /// Each frame drawn: when it was complete in X, and its number.
+    /// Each frame drawn: when it was complete in X, and its number (below
+    /// [`ANIMATION_FRAMES`]).
     pub shown: Arc<Mutex<Vec<(Instant, usize)>>>,
     thread: Option<thread::JoinHandle<()>>,
 }
@@ -1046,16 +1056,34 @@ impl Animation {
     pub fn start(display: &str, hz: u32) -> Animation {
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let shown = Arc::new(Mutex::new(Vec::new()));
-        let (stop2, shown2, display) = (Arc::clone(&stop), Arc::clone(&shown), display.to_owned());
+        let x = X::connect(display);
+        let (w, h) = x.size();
+        let root = x.root;
+        // Made before drawing starts, so each frame is only a put.
+        let frames: Vec<Vec<u8>> = (0..ANIMATION_FRAMES)
+            .map(|t| bgrx(&animation_frame(w, h, t)))
+            .collect();
+        let (stop2, shown2) = (Arc::clone(&stop), Arc::clone(&shown));
+        // Each frame is drawn into a pixmap and copied to the screen in one request, so a
+        // capture never sees half of one frame and half of the next.
+        let pixmap = x.conn.generate_id().unwrap();
+        x.conn.create_pixmap(24, pixmap, x.root, w, h).unwrap();
         let thread = thread::spawn(move || {
-            let x = X::connect(&display);
-            let (w, h) = x.size();
             let period = Duration::from_secs(1) / hz;
             let mut next = Instant::now();
             let mut t = 0;
+            let screen = X { root: pixmap, ..x };
             while !stop2.load(std::sync::atomic::Ordering::Relaxed) {
-                x.put_rgb(0, 0, w, h, &animation_frame(w, h, t));
-                shown2.lock().unwrap().push((Instant::now(), t));
+                screen.put_bgrx(0, 0, w, h, &frames[t % ANIMATION_FRAMES]);
+                screen
+                    .conn
+                    .copy_area(pixmap, root, screen.gc, 0, 0, 0, 0, w, h)
+                    .unwrap();
+                screen.sync();
+                shown2
+                    .lock()
+                    .unwrap()
+                    .push((Instant::now(), t % ANIMATION_FRAMES));
                 t += 1;
                 next += period;
                 thread::sleep(next.saturating_duration_since(Instant::now()));

@@ -668,7 +668,11 @@ fn video_while_the_screen_moves_then_exact_once_still() {
     sim.connect(&novnc);
     sim.enable_continuous();
     sim.run_for(Duration::from_millis(100));
-    assert_eq!(sim.s.settings().encoding, n::TIGHT, "50 is never the general encoding");
+    assert_eq!(
+        sim.s.settings().encoding,
+        n::TIGHT,
+        "50 is never the general encoding"
+    );
     // A one-off repaint and small changes: no video.
     sim.paint(Rect::new(0, 0, W, H), 0x203040);
     sim.run_for(Duration::from_millis(500));
@@ -694,11 +698,17 @@ fn video_while_the_screen_moves_then_exact_once_still() {
         .iter()
         .position(|(e, _)| *e == h264::ENCODING)
         .expect("video started");
-    assert!((7..=10).contains(&first), "video from update {first}: {during:?}");
+    assert!(
+        (7..=10).contains(&first),
+        "video from update {first}: {during:?}"
+    );
     assert_eq!(during[first].1, h264::RESET_ALL_CONTEXTS);
     assert!(during[first..].iter().all(|(e, _)| *e == h264::ENCODING));
     let resets = during[first..].iter().filter(|(_, f)| *f != 0).count();
-    assert_eq!(resets, 2, "a reset at the start and one after the full request");
+    assert_eq!(
+        resets, 2,
+        "a reset at the start and one after the full request"
+    );
     assert!(sim.client_sees(Rect::new(0, 0, W, H), 0x0100 * 29 + 7));
 
     // Still: the lossless refresh covers the whole video area, and video is over.
@@ -706,9 +716,16 @@ fn video_while_the_screen_moves_then_exact_once_still() {
     let jobs = sim.jobs.len();
     sim.run_for(refresh::REFRESH_DELAY + Duration::from_millis(50));
     assert_eq!(sim.c.rects[still..], [(n::RAW, 0)]);
-    assert_eq!(sim.jobs[jobs..], [(None, true, u64::from(W) * u64::from(H))]);
+    assert_eq!(
+        sim.jobs[jobs..],
+        [(None, true, u64::from(W) * u64::from(H))]
+    );
     sim.paint(Rect::new(0, 0, W, H), 0x445566);
     sim.run_for(Duration::from_millis(33));
-    assert_eq!(sim.c.rects.last(), Some(&(n::RAW, 0)), "a repaint after stillness");
+    assert_eq!(
+        sim.c.rects.last(),
+        Some(&(n::RAW, 0)),
+        "a repaint after stillness"
+    );
     assert!(sim.client_sees(Rect::new(0, 0, W, H), 0x445566));
 }
