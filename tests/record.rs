@@ -14,7 +14,6 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use common::xvfb::require_tool;
 use deskd::capture::synthetic::SyntheticSource;
 use deskd::capture::FrameSource;
 use deskd::record::{RecordError, RecordLimits, Recorder, RecordingStatus, StartOptions};
