@@ -94,3 +94,52 @@ impl HostEncoders for DeskdEncoders {
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::video::nal_types;
+
+    fn encode(e: &mut OpenH264, frame: &[u8], w: u16, h: u16) -> (u32, Vec<u8>) {
+        let view = FrameView {
+            data: frame,
+            width: w,
+            height: h,
+            stride: usize::from(w) * 4,
+        };
+        let mut out = Vec::new();
+        let done = e
+            .encode(&view, &[], &EncodeParams::default(), &mut out)
+            .unwrap();
+        assert_eq!(done.lossy, vec![Rect::new(0, 0, w, h)], "all lossy");
+        assert_eq!(&out[..12], {
+            let mut hdr = Vec::new();
+            rfb::encoding::write_rect_header(&mut hdr, &Rect::new(0, 0, w, h), 50);
+            hdr
+        });
+        let (flags, data, used) = h264::parse_body(&out[12..], 1 << 24).unwrap().unwrap();
+        assert_eq!(used, out.len() - 12);
+        (flags, nal_types(data))
+    }
+
+    #[test]
+    fn resets_start_with_reset_all_and_a_key_frame() {
+        let (w, h) = (66u16, 34u16);
+        let mut e = OpenH264::new(H264Settings::default()).unwrap();
+        let frame: Vec<u8> = (0..usize::from(w) * usize::from(h) * 4)
+            .map(|i| (i * 7 % 251) as u8)
+            .collect();
+        assert_eq!(encode(&mut e, &frame, w, h), (2, vec![7, 8, 5]));
+        assert_eq!(encode(&mut e, &frame, w, h).0, 0);
+        e.request_key_frame();
+        assert_eq!(encode(&mut e, &frame, w, h), (0, vec![7, 8, 5]));
+        e.reset();
+        assert_eq!(encode(&mut e, &frame, w, h), (2, vec![7, 8, 5]));
+        assert_eq!(encode(&mut e, &frame, w, h).1, vec![1]);
+        // Too large for H.264: an error, not a panic; the host offers no encoder for it.
+        assert!(DeskdEncoders.encoder(50, 4000, 3000).is_none());
+        assert!(DeskdEncoders.encoder(7, 64, 64).is_none());
+        assert!(DeskdEncoders.encoder(50, 64, 64).is_some());
+    }
+}
