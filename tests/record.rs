@@ -14,10 +14,10 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use common::xvfb::require_tool;
 use deskd::capture::synthetic::SyntheticSource;
 use deskd::capture::FrameSource;
 use deskd::record::{RecordError, RecordLimits, Recorder, RecordingStatus, StartOptions};
+use e2e_support::ffmpeg::{decode_all, ffprobe, field, file_duration, Input};
 use e2e_support::{psnr, Deskd, X};
 use rfb::Rect;
 
@@ -25,79 +25,6 @@ fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("deskd-rec-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     dir
-}
-
-/// `key=value` lines of ffprobe's stream and format sections.
-fn ffprobe(path: &Path) -> String {
-    require_tool("ffprobe", "ffmpeg");
-    let out = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-show_streams",
-            "-show_format",
-            "-count_frames",
-        ])
-        .arg(path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "ffprobe: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn field<'a>(probe: &'a str, key: &str) -> &'a str {
-    probe
-        .lines()
-        .find_map(|l| l.strip_prefix(&format!("{key}=")))
-        .unwrap_or_else(|| panic!("no {key} in {probe}"))
-}
-
-/// The duration ffprobe reads from a file being written (0 before its first fragment).
-fn file_duration(path: &Path) -> f64 {
-    Command::new("ffprobe")
-        .args([
-            "-v",
-            "quiet",
-            "-show_entries",
-            "format=duration",
-            "-of",
-            "csv=p=0",
-        ])
-        .arg(path)
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(0.0)
-}
-
-/// Decode the whole file: no errors allowed.
-fn decode_all(path: &Path) {
-    require_tool("ffmpeg", "ffmpeg");
-    let out = Command::new("ffmpeg")
-        .args(["-v", "error", "-i"])
-        .arg(path)
-        // Keep every sample at its own time (the recording has a variable frame rate).
-        .args([
-            "-fps_mode",
-            "passthrough",
-            "-enc_time_base",
-            "1:90000",
-            "-f",
-            "null",
-            "-",
-        ])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && err.trim().is_empty(),
-        "ffmpeg: {err}"
-    );
 }
 
 /// The picture shown at `t` seconds (the last frame starting at or before `t`), as RGB.
@@ -177,7 +104,7 @@ fn recording_has_the_wall_duration_size_and_codec_and_idle_costs_nothing() {
     );
     let path = rec.file(&info.id).unwrap();
     assert_eq!(done.size_bytes, std::fs::metadata(&path).unwrap().len());
-    let probe = ffprobe(&path);
+    let probe = ffprobe(&path, Input::Probe);
     assert_eq!(field(&probe, "codec_name"), "h264");
     assert_eq!(field(&probe, "width"), "322");
     assert_eq!(field(&probe, "height"), "240");
@@ -188,7 +115,7 @@ fn recording_has_the_wall_duration_size_and_codec_and_idle_costs_nothing() {
         "duration {duration:.2} s vs wall {wall:.2} s"
     );
     assert!((done.duration_ms as f64 / 1000.0 - duration).abs() < 0.1);
-    decode_all(&path);
+    decode_all(&path, Input::Probe);
 
     // Listed, survives a new Recorder on the same directory, and deletes.
     assert_eq!(rec.list().len(), 1);
@@ -227,7 +154,7 @@ fn resize_continues_in_a_new_file() {
     assert_eq!(list.len(), 2);
     assert!(list.iter().all(|i| i.status == RecordingStatus::Completed));
     for (info, (w, h)) in [(&list[0], ("200", "100")), (&list[1], ("160", "120"))] {
-        let probe = ffprobe(&rec.file(&info.id).unwrap());
+        let probe = ffprobe(&rec.file(&info.id).unwrap(), Input::Probe);
         assert_eq!((field(&probe, "width"), field(&probe, "height")), (w, h));
     }
     std::fs::remove_dir_all(&dir).ok();
@@ -292,7 +219,7 @@ fn frames_match_x_and_a_kill_9_leaves_a_playable_file() {
     deskd.proc.0.kill().unwrap();
     deskd.proc.0.wait().unwrap();
 
-    let probe = ffprobe(&file);
+    let probe = ffprobe(&file, Input::Probe);
     assert_eq!(field(&probe, "codec_name"), "h264");
     assert_eq!(field(&probe, "width"), w.to_string());
     let duration: f64 = field(&probe, "duration").parse().unwrap();
@@ -301,7 +228,7 @@ fn frames_match_x_and_a_kill_9_leaves_a_playable_file() {
         "file ends at {duration:.2} s, before the last picture at {:.2} s",
         shots[2].0
     );
-    decode_all(&file);
+    decode_all(&file, Input::Probe);
     for (i, (t, want)) in shots.iter().enumerate() {
         let got = frame_at(&file, *t, w, h);
         let p = psnr(want, &got);

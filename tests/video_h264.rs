@@ -6,13 +6,14 @@
 mod common;
 #[path = "../benches/data/content.rs"]
 mod content;
+mod e2e_support;
 
 use std::path::PathBuf;
-use std::process::Command;
 
-use common::xvfb::require_tool;
 use deskd::capture::Frame;
 use deskd::video::{nal_types, H264Encoder, H264Settings};
+use e2e_support::ffmpeg::{decode_rgb, ffprobe, Input};
+use e2e_support::psnr;
 
 fn frame(img: &content::Image) -> Frame {
     Frame {
@@ -35,79 +36,8 @@ fn rgb(f: &Frame) -> Vec<u8> {
     out
 }
 
-fn psnr(want: &[u8], got: &[u8]) -> f64 {
-    let se: f64 = want
-        .iter()
-        .zip(got)
-        .map(|(a, b)| (f64::from(*a) - f64::from(*b)).powi(2))
-        .sum();
-    if se == 0.0 {
-        return f64::INFINITY;
-    }
-    10.0 * (255.0f64 * 255.0 / (se / want.len() as f64)).log10()
-}
-
 fn temp(name: &str) -> PathBuf {
     std::env::temp_dir().join(format!("deskd-h264-{}-{name}", std::process::id()))
-}
-
-/// Decode an Annex B file with ffmpeg into RGB frames of the coded size `cw x ch`, cropped to
-/// `w x h` (the encoder's even padding removed).
-fn ffmpeg_decode(path: &PathBuf, (cw, ch): (usize, usize), (w, h): (usize, usize)) -> Vec<Vec<u8>> {
-    require_tool("ffmpeg", "ffmpeg");
-    let out = Command::new("ffmpeg")
-        .args(["-v", "error", "-xerror", "-f", "h264", "-i"])
-        .arg(path)
-        .args([
-            "-fps_mode",
-            "passthrough",
-            "-f",
-            "rawvideo",
-            "-pix_fmt",
-            "rgb24",
-            "-",
-        ])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && stderr.trim().is_empty(),
-        "ffmpeg failed: {stderr}"
-    );
-    let size = cw * ch * 3;
-    assert_eq!(out.stdout.len() % size, 0, "partial frame from ffmpeg");
-    out.stdout
-        .chunks(size)
-        .map(|f| {
-            f.chunks(cw * 3)
-                .take(h)
-                .flat_map(|row| &row[..w * 3])
-                .copied()
-                .collect()
-        })
-        .collect()
-}
-
-fn ffprobe_stream(path: &PathBuf) -> String {
-    require_tool("ffprobe", "ffmpeg");
-    let out = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-f",
-            "h264",
-            "-show_streams",
-            "-count_frames",
-        ])
-        .arg(path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
 }
 
 #[test]
@@ -158,8 +88,13 @@ fn stream_decodes_with_ffmpeg_and_matches_input() {
 
     let path = temp("odd.h264");
     std::fs::write(&path, &stream).unwrap();
-    let probe = ffprobe_stream(&path);
-    let decoded = ffmpeg_decode(&path, (642, 362), (usize::from(w), usize::from(h)));
+    let probe = ffprobe(&path, Input::AnnexB);
+    let decoded = decode_rgb(
+        &path,
+        Input::AnnexB,
+        (642, 362),
+        (usize::from(w), usize::from(h)),
+    );
     std::fs::remove_file(&path).ok();
 
     // Constrained Baseline, full range, the coded (even) size, every frame decoded.
@@ -193,7 +128,7 @@ fn size_change_restarts_with_a_key_frame() {
     // ffmpeg decodes across the size change.
     let path = temp("resize.h264");
     std::fs::write(&path, &stream).unwrap();
-    let probe = ffprobe_stream(&path);
+    let probe = ffprobe(&path, Input::AnnexB);
     std::fs::remove_file(&path).ok();
     assert!(probe.contains("nb_read_frames=4"), "{probe}");
 }

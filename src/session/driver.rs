@@ -87,6 +87,7 @@ fn server_config(
         limits: config.limits,
         max_clipboard_text: MAX_CLIPBOARD_TEXT,
         encoder_threads: tight_threads(),
+        host_encoders: Some(Arc::new(crate::video::DeskdEncoders)),
     })
 }
 

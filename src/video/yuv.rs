@@ -72,14 +72,25 @@ impl I420 {
     }
 }
 
-/// Luma of one pixel, 16-bit fixed point.
+/// Luma of one pixel (a little-endian BGRX word), 16-bit fixed point. Plain u32 arithmetic
+/// on a whole row lets the compiler vectorize it; the sums cannot overflow (at most
+/// 65536 * 255 + 32768).
 #[inline(always)]
-fn luma(b: i32, g: i32, r: i32) -> u8 {
+fn luma(p: u32) -> u8 {
+    let (b, g, r) = (p & 0xff, (p >> 8) & 0xff, (p >> 16) & 0xff);
     ((19595 * r + 38470 * g + 7471 * b + 32768) >> 16) as u8
 }
 
+/// The BGRX words of a row.
+#[inline(always)]
+fn words(row: &[u8]) -> impl Iterator<Item = u32> + '_ {
+    row.chunks_exact(4)
+        .map(|p| u32::from_le_bytes([p[0], p[1], p[2], p[3]]))
+}
+
 /// Two source rows (each `width` pixels) into two luma rows and one chroma row. The last
-/// column is repeated when the padded width exceeds `width`.
+/// column is repeated when the padded width exceeds `width`. Luma and chroma are separate
+/// passes over the rows: simple loops the compiler vectorizes.
 fn convert_row_pair(
     r0: &[u8],
     r1: &[u8],
@@ -89,49 +100,33 @@ fn convert_row_pair(
     u: &mut [u8],
     v: &mut [u8],
 ) {
+    for (src, dst) in [(r0, &mut *y0), (r1, &mut *y1)] {
+        for (p, y) in words(src).zip(dst[..width].iter_mut()) {
+            *y = luma(p);
+        }
+    }
     let pairs = width / 2;
-    // Whole pixel pairs: fixed-size chunks let the compiler drop bounds checks and vectorize.
+    // Blue and red sums of a 2x2 block in one word each (at most 4 * 255 per lane).
     let iter = r0
         .chunks_exact(8)
         .zip(r1.chunks_exact(8))
-        .zip(y0.chunks_exact_mut(2).zip(y1.chunks_exact_mut(2)))
-        .zip(u.iter_mut().zip(v.iter_mut()))
-        .take(pairs);
-    for (((a, b), (ya, yb)), (cu, cv)) in iter {
-        let px = |s: &[u8], i: usize| (i32::from(s[i]), i32::from(s[i + 1]), i32::from(s[i + 2]));
-        let (b00, g00, r00) = px(a, 0);
-        let (b01, g01, r01) = px(a, 4);
-        let (b10, g10, r10) = px(b, 0);
-        let (b11, g11, r11) = px(b, 4);
-        ya[0] = luma(b00, g00, r00);
-        ya[1] = luma(b01, g01, r01);
-        yb[0] = luma(b10, g10, r10);
-        yb[1] = luma(b11, g11, r11);
-        chroma(
-            b00 + b01 + b10 + b11,
-            g00 + g01 + g10 + g11,
-            r00 + r01 + r10 + r11,
-            cu,
-            cv,
-        );
+        .zip(u[..pairs].iter_mut().zip(v[..pairs].iter_mut()));
+    for ((a, b), (cu, cv)) in iter {
+        let w = |s: &[u8], i: usize| u32::from_le_bytes([s[i], s[i + 1], s[i + 2], s[i + 3]]);
+        let (p0, p1, q0, q1) = (w(a, 0), w(a, 4), w(b, 0), w(b, 4));
+        let rb = (p0 & 0x00ff_00ff) + (p1 & 0x00ff_00ff) + (q0 & 0x00ff_00ff) + (q1 & 0x00ff_00ff);
+        let g = ((p0 >> 8) & 0xff) + ((p1 >> 8) & 0xff) + ((q0 >> 8) & 0xff) + ((q1 >> 8) & 0xff);
+        chroma((rb & 0xffff) as i32, g as i32, (rb >> 16) as i32, cu, cv);
     }
     if width % 2 == 1 {
         // The last, unpaired column: repeat it into the padding column.
         let i = (width - 1) * 4;
-        let px = |s: &[u8]| (i32::from(s[i]), i32::from(s[i + 1]), i32::from(s[i + 2]));
-        let ((b0, g0, r0), (b1, g1, r1)) = (px(r0), px(r1));
-        let (la, lb) = (luma(b0, g0, r0), luma(b1, g1, r1));
-        y0[width - 1] = la;
-        y0[width] = la;
-        y1[width - 1] = lb;
-        y1[width] = lb;
-        chroma(
-            2 * (b0 + b1),
-            2 * (g0 + g1),
-            2 * (r0 + r1),
-            &mut u[pairs],
-            &mut v[pairs],
-        );
+        let px = |s: &[u8]| u32::from_le_bytes([s[i], s[i + 1], s[i + 2], s[i + 3]]);
+        let (p, q) = (px(r0), px(r1));
+        y0[width] = y0[width - 1];
+        y1[width] = y1[width - 1];
+        let sum = |s: u32| 2 * (((p >> s) & 0xff) + ((q >> s) & 0xff)) as i32;
+        chroma(sum(0), sum(8), sum(16), &mut u[pairs], &mut v[pairs]);
     }
 }
 

@@ -25,6 +25,7 @@ use x11rb::rust_connection::RustConnection;
 
 pub use crate::common::xvfb::{bare_xvfb, require_tool, ChildGuard};
 
+pub mod ffmpeg;
 pub mod relay;
 pub mod tight;
 pub mod tls;
@@ -299,17 +300,17 @@ impl X {
 
     /// Put an RGB image (3 bytes a pixel) at (x, y).
     pub fn put_rgb(&self, x: i16, y: i16, w: u16, h: u16, rgb: &[u8]) {
+        self.put_bgrx(x, y, w, h, &bgrx(rgb));
+    }
+
+    /// Put a BGRX image (X's own layout, 4 bytes a pixel) at (x, y).
+    pub fn put_bgrx(&self, x: i16, y: i16, w: u16, h: u16, bgrx: &[u8]) {
         let band = 16u16;
         let mut y0 = 0u16;
         while y0 < h {
             let rows = band.min(h - y0);
-            let mut data = Vec::with_capacity(w as usize * rows as usize * 4);
-            for yy in y0..y0 + rows {
-                for xx in 0..w {
-                    let i = (yy as usize * w as usize + xx as usize) * 3;
-                    data.extend_from_slice(&[rgb[i + 2], rgb[i + 1], rgb[i], 0]);
-                }
-            }
+            let start = y0 as usize * w as usize * 4;
+            let data = &bgrx[start..start + rows as usize * w as usize * 4];
             self.conn
                 .put_image(
                     ImageFormat::Z_PIXMAP,
@@ -321,7 +322,7 @@ impl X {
                     y + y0 as i16,
                     0,
                     24,
-                    &data,
+                    data,
                 )
                 .unwrap();
             y0 += rows;
@@ -374,6 +375,13 @@ impl X {
         }
         (w, h, out)
     }
+}
+
+/// RGB (3 bytes a pixel) as X's BGRX.
+pub fn bgrx(rgb: &[u8]) -> Vec<u8> {
+    rgb.chunks_exact(3)
+        .flat_map(|p| [p[2], p[1], p[0], 0])
+        .collect()
 }
 
 /// The test picture as RGB.
@@ -778,10 +786,28 @@ pub struct RawClient {
     pub fb: Arc<Mutex<(u16, u16, Vec<u8>)>>,
     pub updates: Arc<std::sync::atomic::AtomicUsize>,
     pub error: Arc<Mutex<Option<String>>>,
+    /// What came as Open H.264 (encoding 50), when the client offered it.
+    pub h264: Arc<Mutex<H264Dump>>,
 }
+
+/// The Open H.264 rectangles a [`RawClient`] received: their Annex B payloads concatenated
+/// (a stream for a decoder), and each rectangle's (x, y, w, h, flags, payload length).
+#[derive(Debug, Default, Clone)]
+pub struct H264Dump {
+    pub annexb: Vec<u8>,
+    pub rects: Vec<(u16, u16, u16, u16, u32, usize)>,
+}
+
+/// Largest Open H.264 payload the test client accepts.
+const MAX_H264_PAYLOAD: usize = 64 << 20;
 
 /// RFB 3.8 with security None, 32 bpp, Raw and DesktopSize: the stream and the screen size.
 pub fn rfb_handshake(addr: SocketAddr) -> (std::net::TcpStream, u16, u16) {
+    rfb_handshake_with(addr, &[])
+}
+
+/// [`rfb_handshake`] offering `first` ahead of Raw and DesktopSize.
+pub fn rfb_handshake_with(addr: SocketAddr, first: &[i32]) -> (std::net::TcpStream, u16, u16) {
     use std::io::Read;
     let mut s = std::net::TcpStream::connect(addr).expect("connect to deskd");
     s.set_nodelay(true).unwrap();
@@ -813,8 +839,12 @@ pub fn rfb_handshake(addr: SocketAddr) -> (std::net::TcpStream, u16, u16) {
     let mut msg = vec![
         0u8, 0, 0, 0, 32, 24, 0, 1, 0, 255, 0, 255, 0, 255, 16, 8, 0, 0, 0, 0,
     ];
-    msg.extend_from_slice(&[2, 0, 0, 2, 0, 0, 0, 0]);
-    msg.extend_from_slice(&(-223i32).to_be_bytes());
+    let encodings: Vec<i32> = first.iter().copied().chain([0, -223]).collect();
+    msg.extend_from_slice(&[2, 0]);
+    msg.extend_from_slice(&(encodings.len() as u16).to_be_bytes());
+    for e in encodings {
+        msg.extend_from_slice(&e.to_be_bytes());
+    }
     s.write_all(&msg).unwrap();
     (s, w, h)
 }
@@ -828,15 +858,27 @@ fn update_request(incremental: bool, w: u16, h: u16) -> Vec<u8> {
 
 impl RawClient {
     pub fn connect(addr: SocketAddr) -> RawClient {
-        let (mut s, w, h) = rfb_handshake(addr);
+        RawClient::connect_with(addr, &[])
+    }
+
+    /// A client that offers `first` (e.g. 50, Open H.264) ahead of Raw: Raw rectangles are
+    /// decoded, H.264 ones dumped into [`RawClient::h264`].
+    pub fn connect_with(addr: SocketAddr, first: &[i32]) -> RawClient {
+        let (mut s, w, h) = rfb_handshake_with(addr, first);
         s.write_all(&update_request(false, w, h)).unwrap();
         let fb = Arc::new(Mutex::new((w, h, vec![0u8; w as usize * h as usize * 3])));
         let updates = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let error = Arc::new(Mutex::new(None));
-        let (fb2, up2, err2) = (Arc::clone(&fb), Arc::clone(&updates), Arc::clone(&error));
+        let h264 = Arc::new(Mutex::new(H264Dump::default()));
+        let (fb2, up2, err2, h2) = (
+            Arc::clone(&fb),
+            Arc::clone(&updates),
+            Arc::clone(&error),
+            Arc::clone(&h264),
+        );
         let reader = s.try_clone().unwrap();
         thread::spawn(move || {
-            if let Err(e) = raw_reader(reader, &fb2, &up2) {
+            if let Err(e) = raw_reader(reader, &fb2, &up2, &h2) {
                 *err2.lock().unwrap() = Some(e.to_string());
             }
         });
@@ -845,6 +887,7 @@ impl RawClient {
             fb,
             updates,
             error,
+            h264,
         }
     }
 
@@ -866,6 +909,7 @@ fn raw_reader(
     mut s: std::net::TcpStream,
     fb: &Mutex<(u16, u16, Vec<u8>)>,
     updates: &std::sync::atomic::AtomicUsize,
+    h264: &Mutex<H264Dump>,
 ) -> std::io::Result<()> {
     use std::io::Read;
     let mut writer = s.try_clone()?;
@@ -902,6 +946,23 @@ fn raw_reader(
                                     f.2[i..i + 3].copy_from_slice(&[p[2], p[1], p[0]]);
                                 }
                             }
+                        }
+                        50 => {
+                            let mut hdr = [0u8; 8];
+                            s.read_exact(&mut hdr)?;
+                            let len = u32::from_be_bytes([hdr[0], hdr[1], hdr[2], hdr[3]]) as usize;
+                            let flags = u32::from_be_bytes([hdr[4], hdr[5], hdr[6], hdr[7]]);
+                            if len > MAX_H264_PAYLOAD {
+                                return Err(std::io::Error::other(format!(
+                                    "H.264 payload of {len} bytes"
+                                )));
+                            }
+                            let mut data = vec![0u8; len];
+                            s.read_exact(&mut data)?;
+                            let mut d = h264.lock().unwrap();
+                            d.annexb.extend_from_slice(&data);
+                            d.rects
+                                .push((x as u16, y as u16, w as u16, h as u16, flags, len));
                         }
                         -223 => {
                             let mut f = fb.lock().unwrap();
@@ -1067,5 +1128,141 @@ impl BellCounter {
 
     pub fn count(&self) -> usize {
         self.rung.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A full-screen animation drawn into X at a fixed rate (video-like motion for H.264 tests)
+
+/// Frame `t` of a smooth full-screen animation as RGB: colour waves moving across the screen
+/// and a white box with a black border sliding over them. Every pixel changes every frame.
+pub fn animation_frame(w: u16, h: u16, t: usize) -> Vec<u8> {
+    const PERIOD: usize = 160;
+    let wave: Vec<u8> = (0..PERIOD)
+        .map(|i| {
+            let a = i as f64 / PERIOD as f64 * std::f64::consts::TAU;
+            (128.0 + 96.0 * a.sin()).round() as u8
+        })
+        .collect();
+    let (w, h) = (usize::from(w), usize::from(h));
+    let bx = 20 + (t * 9) % w.saturating_sub(120).max(1);
+    let by = 20 + (t * 5) % h.saturating_sub(100).max(1);
+    let mut out = Vec::with_capacity(w * h * 3);
+    for y in 0..h {
+        for x in 0..w {
+            let inside = (bx..bx + 80).contains(&x) && (by..by + 60).contains(&y);
+            let border = inside && (x < bx + 3 || x >= bx + 77 || y < by + 3 || y >= by + 57);
+            let px = if border {
+                [0, 0, 0]
+            } else if inside {
+                [255, 255, 255]
+            } else {
+                [
+                    wave[(x + 4 * t) % PERIOD],
+                    wave[(y + 3 * t) % PERIOD],
+                    wave[(x + y + 6 * t) % PERIOD],
+                ]
+            };
+            out.extend_from_slice(&px);
+        }
+    }
+    out
+}
+
+/// Distinct frames of an [`Animation`]; it loops through them.
+pub const ANIMATION_FRAMES: usize = 30;
+
+/// [`animation_frame`]s drawn on a display's root window at `hz` until dropped, on a thread
+/// with its own X connection.
+pub struct Animation {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    /// Each frame drawn: when it was complete in X, and its number (below
+    /// [`ANIMATION_FRAMES`]).
+    pub shown: Arc<Mutex<Vec<(Instant, usize)>>>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl Animation {
+    pub fn start(display: &str, hz: u32) -> Animation {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let shown = Arc::new(Mutex::new(Vec::new()));
+        let x = X::connect(display);
+        let (w, h) = x.size();
+        let root = x.root;
+        // Made before drawing starts, so each frame is only a put.
+        let frames: Vec<Vec<u8>> = (0..ANIMATION_FRAMES)
+            .map(|t| bgrx(&animation_frame(w, h, t)))
+            .collect();
+        let (stop2, shown2) = (Arc::clone(&stop), Arc::clone(&shown));
+        // Each frame is drawn into a pixmap and copied to the screen in one request, so a
+        // capture never sees half of one frame and half of the next.
+        let pixmap = x.conn.generate_id().unwrap();
+        x.conn.create_pixmap(24, pixmap, x.root, w, h).unwrap();
+        let thread = thread::spawn(move || {
+            let period = Duration::from_secs(1) / hz;
+            let mut next = Instant::now();
+            let mut t = 0;
+            let screen = X { root: pixmap, ..x };
+            while !stop2.load(std::sync::atomic::Ordering::Relaxed) {
+                screen.put_bgrx(0, 0, w, h, &frames[t % ANIMATION_FRAMES]);
+                screen
+                    .conn
+                    .copy_area(pixmap, root, screen.gc, 0, 0, 0, 0, w, h)
+                    .unwrap();
+                screen.sync();
+                shown2
+                    .lock()
+                    .unwrap()
+                    .push((Instant::now(), t % ANIMATION_FRAMES));
+                t += 1;
+                next += period;
+                thread::sleep(next.saturating_duration_since(Instant::now()));
+            }
+        });
+        Animation {
+            stop,
+            shown,
+            thread: Some(thread),
+        }
+    }
+
+    /// Frames drawn so far.
+    pub fn frames(&self) -> usize {
+        self.shown.lock().unwrap().len()
+    }
+
+    /// The frames shown during the `window` before now, newest first.
+    pub fn recent(&self, window: Duration) -> Vec<usize> {
+        let now = Instant::now();
+        let shown = self.shown.lock().unwrap();
+        let mut out: Vec<usize> = shown
+            .iter()
+            .rev()
+            .take_while(|(at, _)| now.duration_since(*at) <= window)
+            .map(|(_, t)| *t)
+            .collect();
+        // The frame on screen at the start of the window was drawn before it.
+        if let Some((_, t)) = shown.iter().rev().nth(out.len()) {
+            out.push(*t);
+        }
+        out
+    }
+
+    /// Stop drawing; returns once the last frame is in X.
+    pub fn stop(mut self) {
+        self.halt();
+    }
+
+    fn halt(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Animation {
+    fn drop(&mut self) {
+        self.halt();
     }
 }

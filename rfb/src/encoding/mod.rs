@@ -137,6 +137,9 @@ pub enum EncodeError {
     /// A compression stream the encoder needs was missing.
     #[error("encoder state missing: {0}")]
     State(&'static str),
+    /// A codec the application supplies (H.264) failed.
+    #[error("codec failed: {0}")]
+    Codec(String),
 }
 
 /// An encoder for one client.
@@ -154,6 +157,14 @@ pub trait Encoder: Send {
         params: &EncodeParams,
         out: &mut Vec<u8>,
     ) -> Result<Encoded, EncodeError>;
+
+    /// Make the next update decodable on its own (a key frame), for encoders whose output
+    /// depends on earlier updates (video; see the registry's `key_frame_on_request`).
+    fn request_key_frame(&mut self) {}
+
+    /// Start the stream over: the next update tells the client to drop its decoder state
+    /// (H.264: ResetAllContexts) and is a key frame.
+    fn reset(&mut self) {}
 }
 
 pub use registry::new_encoder;

@@ -14,14 +14,18 @@
 //! scheduling, lossless refresh, congestion control and FramebufferUpdate framing.
 
 pub mod congestion;
+pub mod motion;
 pub mod refresh;
 pub mod schedule;
 pub mod settings;
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::encoding::{new_encoder, numbers as n, EncodeError, EncodeParams, Encoder, FrameView};
+use crate::encoding::{
+    new_encoder, numbers as n, registry, EncodeError, EncodeParams, Encoder, FrameView,
+};
 use crate::handshake::{HandshakeConfig, HandshakeError, HandshakeEvent, ServerHandshake};
 use crate::messages::clipboard::flags as clip;
 use crate::messages::server::{
@@ -35,8 +39,9 @@ use crate::messages::{
 };
 use crate::{Rect, Region};
 use congestion::Congestion;
+use motion::Motion;
 use refresh::LossyAreas;
-use schedule::Scheduler;
+use schedule::{Plan, Scheduler};
 use settings::ClientSettings;
 
 /// Fence flag bits (community RFB spec, Fence).
@@ -134,6 +139,16 @@ pub struct ServerConfig {
     pub max_clipboard_text: u32,
     /// Threads Tight may split a large update across (the caller's choice).
     pub encoder_threads: usize,
+    /// Encoders the application supplies (H.264): `None` sends only the engine's own.
+    pub host_encoders: Option<Arc<dyn HostEncoders>>,
+}
+
+/// Encoders the application builds for the engine (the registry's `Factory::Host` entries),
+/// e.g. H.264 from a codec library the sans-IO crate does not link.
+pub trait HostEncoders: Send + Sync + std::fmt::Debug {
+    /// A fresh encoder for `encoding` for a `width` x `height` framebuffer, or `None` when the
+    /// host has none (or none for that size).
+    fn encoder(&self, encoding: i32, width: u16, height: u16) -> Option<Box<dyn Encoder>>;
 }
 
 /// A cursor image for the Cursor pseudo-encoding.
@@ -389,6 +404,10 @@ pub struct ServerSession {
     quality_penalty: u8,
     /// The last update took long on the link: fresh changes go out ahead of moving areas.
     slow_link: bool,
+    /// Whether the screen moves enough for H.264 (clients that offered it).
+    motion: Motion,
+    /// The client's H.264 decoders must restart (a non-incremental request).
+    video_reset_due: bool,
 }
 
 impl ServerSession {
@@ -436,6 +455,8 @@ impl ServerSession {
             pace_wait: None,
             quality_penalty: 0,
             slow_link: false,
+            motion: Motion::new(),
+            video_reset_due: false,
             config,
         }
     }
@@ -732,11 +753,8 @@ impl ServerSession {
             || self.ext_size_due
             || self.resize_reply.is_some()
             || self.name_due;
-        let due = if self.settings.caps.quality_level.is_some() {
-            self.lossy.due(now)
-        } else {
-            Region::new()
-        };
+        // Lossy areas come from JPEG (with a quality level) or H.264 (any client offering 50).
+        let due = self.lossy.due(now);
         let (fw, fh) = self.frame_size;
         let Some(plan) = self.sched.next(fw, fh, extras, &due, self.slow_link) else {
             return Ok(None);
@@ -768,6 +786,9 @@ impl ServerSession {
         if plan.resize.is_some() {
             self.max_size = (self.max_size.0.max(cw), self.max_size.1.max(ch));
             self.lossy.clear();
+            // A new size needs a new video stream: a fresh encoder starts with a reset.
+            self.encoders
+                .retain(|e, _| !registry::entry(*e).is_some_and(|e| e.caps.reset_on_resize));
         }
         if self.cursor_pending() {
             self.cursor_due = false;
@@ -800,6 +821,19 @@ impl ServerSession {
             write_desktop_name_rect(&mut pseudo, &self.name);
             count += 1;
         }
+        if let Some(video) = self.video_encoder(&plan, now) {
+            // One picture of the whole framebuffer.
+            self.encoding_out = true;
+            return Ok(Some(UpdateJob {
+                encoder: video,
+                rects: vec![Rect::new(0, 0, fw, fh)],
+                params: self.settings.params(),
+                pseudo,
+                pseudo_rects: count,
+                last_rect: caps.last_rect,
+                lossless: false,
+            }));
+        }
         let mut encoding = self.settings.encoding;
         if plan.lossless && encoding == n::TIGHT && caps.supports(n::TIGHT_PNG) {
             // A browser decodes PNG natively, far faster than Tight's zlib data in script:
@@ -827,6 +861,43 @@ impl ServerSession {
             last_rect: caps.last_rect,
             lossless: plan.lossless,
         }))
+    }
+
+    /// The video encoder when `plan` goes out as video (see [`motion`]): the registry's
+    /// motion-only encoding (H.264) the client offered and the host supplies, reset when its
+    /// stream (re)starts: ResetAllContexts and an IDR when the client joins (a fresh encoder),
+    /// after a resize (a new one), on a non-incremental request and whenever video starts
+    /// again. `None`: the client's general encoding.
+    fn video_encoder(&mut self, plan: &Plan, now: Instant) -> Option<Box<dyn Encoder>> {
+        let (fw, fh) = self.frame_size;
+        let host = self.config.host_encoders.as_ref()?;
+        if plan.lossless || plan.resize.is_some() || self.sched.client_size() != (fw, fh) {
+            // Still (a lossless refresh) or a new framebuffer: video ends.
+            self.motion.still();
+            return None;
+        }
+        let entry = registry::ENTRIES
+            .iter()
+            .find(|e| e.caps.motion_only && self.settings.caps.supports(e.number))?;
+        let screen = u64::from(fw) * u64::from(fh);
+        let decision = self.motion.update(plan.region.area(), screen, now);
+        if !decision.video {
+            return None;
+        }
+        let Some(mut encoder) = self
+            .encoders
+            .remove(&entry.number)
+            .or_else(|| host.encoder(entry.number, fw, fh))
+        else {
+            // None for this size: stay with the general encoding.
+            self.motion.still();
+            return None;
+        };
+        let requested = std::mem::take(&mut self.video_reset_due);
+        if decision.start || (requested && entry.caps.key_frame_on_request) {
+            encoder.reset();
+        }
+        Some(encoder)
     }
 
     /// An update from [`ServerSession::poll_update`] was encoded at `now`.
@@ -912,6 +983,7 @@ impl ServerSession {
             ClientMessage::FramebufferUpdateRequest { incremental, rect } => {
                 self.check_rect("update request", &rect)?;
                 self.sched.request(incremental, rect);
+                self.video_reset_due |= !incremental;
             }
             ClientMessage::KeyEvent { down, keysym } => self.input(Event::Key { keysym, down }),
             ClientMessage::QemuKeyEvent {

@@ -1,6 +1,7 @@
 //! The engine against a simulated client and link, in virtual time: no sockets, no X.
 
 use super::*;
+use crate::encoding::h264;
 use crate::encoding::raw::RawEncoder;
 use crate::encoding::Encoded;
 use crate::handshake::ServerInit;
@@ -32,6 +33,55 @@ impl Encoder for FakeJpeg {
     }
 }
 
+/// Stands in for H.264: one rectangle of the whole frame, the pixels in Raw's layout as the
+/// "access unit", with ResetAllContexts after [`Encoder::reset`]; lossy like the real one.
+struct FakeVideo {
+    reset: bool,
+}
+
+impl Encoder for FakeVideo {
+    fn encoding(&self) -> i32 {
+        h264::ENCODING
+    }
+
+    fn encode(
+        &mut self,
+        frame: &FrameView<'_>,
+        _rects: &[Rect],
+        _params: &EncodeParams,
+        out: &mut Vec<u8>,
+    ) -> Result<Encoded, EncodeError> {
+        let flags = if std::mem::take(&mut self.reset) {
+            h264::RESET_ALL_CONTEXTS
+        } else {
+            0
+        };
+        let bounds = frame.bounds();
+        let mut picture = Vec::new();
+        for y in 0..frame.height {
+            picture.extend_from_slice(frame.row(0, y, frame.width));
+        }
+        h264::write_rect(out, &bounds, flags, &picture).unwrap();
+        Ok(Encoded {
+            rects: 1,
+            lossy: vec![bounds],
+        })
+    }
+
+    fn reset(&mut self) {
+        self.reset = true;
+    }
+}
+
+#[derive(Debug)]
+struct FakeHost;
+
+impl HostEncoders for FakeHost {
+    fn encoder(&self, encoding: i32, _w: u16, _h: u16) -> Option<Box<dyn Encoder>> {
+        (encoding == h264::ENCODING).then(|| Box::new(FakeVideo { reset: true }) as _)
+    }
+}
+
 /// What the simulated client saw.
 #[derive(Default)]
 struct Client {
@@ -45,6 +95,8 @@ struct Client {
     names: Vec<String>,
     /// Request a new update as soon as one arrives (no continuous updates).
     rerequest: bool,
+    /// The encoding of every pixel rectangle received, with its H.264 flags (0 otherwise).
+    rects: Vec<(i32, u32)>,
     reading: bool,
 }
 
@@ -77,6 +129,7 @@ fn config() -> ServerConfig {
         limits: Limits::default(),
         max_clipboard_text: 1 << 20,
         encoder_threads: 1,
+        host_encoders: None,
     }
 }
 
@@ -285,6 +338,20 @@ impl Sim {
                                 }
                             }
                             at += len;
+                            rects += 1;
+                            self.c.rects.push((enc, 0));
+                        }
+                        h264::ENCODING => {
+                            // FakeVideo's "picture" is the whole frame in Raw's layout.
+                            let Ok(Some((flags, data, used))) = h264::parse_body(&b[at..], 1 << 24)
+                            else {
+                                return None;
+                            };
+                            for (i, px) in data.chunks_exact(4).enumerate() {
+                                self.c.fb[i] = u32::from_le_bytes([px[0], px[1], px[2], px[3]]);
+                            }
+                            self.c.rects.push((enc, flags));
+                            at += used;
                             rects += 1;
                         }
                         n::LAST_RECT => break,
@@ -587,4 +654,78 @@ fn bad_input_is_a_typed_error() {
         s.handle_timeout(sim.now + HANDSHAKE_TIMEOUT),
         Err(SessionError::HandshakeTimeout)
     ));
+}
+
+#[test]
+fn video_while_the_screen_moves_then_exact_once_still() {
+    let mut sim = Sim::new(100e6, Duration::from_millis(2), 1 << 20);
+    let mut config = config();
+    config.host_encoders = Some(Arc::new(FakeHost));
+    sim.s = ServerSession::new(config, sim.now);
+    sim.s.use_encoder(Box::new(FakeJpeg(RawEncoder::new())));
+    let mut novnc = NOVNC_LIKE.to_vec();
+    novnc.insert(0, h264::ENCODING);
+    sim.connect(&novnc);
+    sim.enable_continuous();
+    sim.run_for(Duration::from_millis(100));
+    assert_eq!(
+        sim.s.settings().encoding,
+        n::TIGHT,
+        "50 is never the general encoding"
+    );
+    // A one-off repaint and small changes: no video.
+    sim.paint(Rect::new(0, 0, W, H), 0x203040);
+    sim.run_for(Duration::from_millis(500));
+    for i in 0..10u32 {
+        sim.paint(Rect::new(10, 10, 20, 20), 0x10101 * i);
+        sim.run_for(Duration::from_millis(33));
+    }
+    assert!(sim.c.rects.iter().all(|(e, _)| *e != h264::ENCODING));
+
+    // A full-screen animation at 30 Hz: video after a quarter of a second, starting with a
+    // reset; then every frame is video.
+    let start = sim.c.rects.len();
+    for i in 0..30u32 {
+        sim.paint(Rect::new(0, 0, W, H), 0x0100 * i + 7);
+        sim.run_for(Duration::from_millis(33));
+        if i == 20 {
+            // A non-incremental request restarts the client's decoders.
+            sim.request(false);
+        }
+    }
+    let during = &sim.c.rects[start..];
+    let first = during
+        .iter()
+        .position(|(e, _)| *e == h264::ENCODING)
+        .expect("video started");
+    assert!(
+        (7..=10).contains(&first),
+        "video from update {first}: {during:?}"
+    );
+    assert_eq!(during[first].1, h264::RESET_ALL_CONTEXTS);
+    assert!(during[first..].iter().all(|(e, _)| *e == h264::ENCODING));
+    let resets = during[first..].iter().filter(|(_, f)| *f != 0).count();
+    assert_eq!(
+        resets, 2,
+        "a reset at the start and one after the full request"
+    );
+    assert!(sim.client_sees(Rect::new(0, 0, W, H), 0x0100 * 29 + 7));
+
+    // Still: the lossless refresh covers the whole video area, and video is over.
+    let still = sim.c.rects.len();
+    let jobs = sim.jobs.len();
+    sim.run_for(refresh::REFRESH_DELAY + Duration::from_millis(50));
+    assert_eq!(sim.c.rects[still..], [(n::RAW, 0)]);
+    assert_eq!(
+        sim.jobs[jobs..],
+        [(None, true, u64::from(W) * u64::from(H))]
+    );
+    sim.paint(Rect::new(0, 0, W, H), 0x445566);
+    sim.run_for(Duration::from_millis(33));
+    assert_eq!(
+        sim.c.rects.last(),
+        Some(&(n::RAW, 0)),
+        "a repaint after stillness"
+    );
+    assert!(sim.client_sees(Rect::new(0, 0, W, H), 0x445566));
 }
