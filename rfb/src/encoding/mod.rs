@@ -14,6 +14,7 @@ pub mod hextile;
 pub mod jpeg;
 mod palette;
 pub mod raw;
+pub mod shared;
 pub mod tight;
 pub mod zlib;
 pub mod zrle;
@@ -170,17 +171,14 @@ pub fn implemented(encoding: i32) -> bool {
 }
 
 /// A fresh encoder for `encoding` (the registry: one entry per number in [`SUPPORTED`]).
-/// `threads` is how many threads Tight may split a large update across.
-pub fn new_encoder(encoding: i32, threads: usize) -> Option<Box<dyn Encoder>> {
+pub fn new_encoder(encoding: i32) -> Option<Box<dyn Encoder>> {
     match encoding {
         numbers::RAW => Some(Box::new(raw::RawEncoder::new())),
         numbers::ZLIB => Some(Box::new(zlib::ZlibEncoder::new())),
         numbers::ZRLE => Some(Box::new(zrle::ZrleEncoder::new())),
         numbers::HEXTILE => Some(Box::new(hextile::HextileEncoder::new())),
-        numbers::TIGHT => Some(Box::new(tight::TightEncoder::new().with_threads(threads))),
-        numbers::TIGHT_PNG => Some(Box::new(
-            tight::TightEncoder::new_png().with_threads(threads),
-        )),
+        numbers::TIGHT => Some(Box::new(tight::TightEncoder::new())),
+        numbers::TIGHT_PNG => Some(Box::new(tight::TightEncoder::new_png())),
         _ => None,
     }
 }

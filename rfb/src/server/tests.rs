@@ -76,7 +76,6 @@ fn config() -> ServerConfig {
         view_only: false,
         limits: Limits::default(),
         max_clipboard_text: 1 << 20,
-        encoder_threads: 1,
     }
 }
 
