@@ -131,7 +131,12 @@ impl Deskd {
 fn spawn_deskd(display: &str) -> Deskd {
     let mut child = Command::new(env!("CARGO_BIN_EXE_deskd"))
         .args(["--display", display])
-        .args(["--listen-http", "127.0.0.1:0", "--listen-rfb", "127.0.0.1:0"])
+        .args([
+            "--listen-http",
+            "127.0.0.1:0",
+            "--listen-rfb",
+            "127.0.0.1:0",
+        ])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -298,7 +303,11 @@ impl Viewer {
         let updates = Arc::new(AtomicU64::new(0));
         let bytes = Arc::new(AtomicU64::new(0));
         let failed = Arc::new(AtomicBool::new(false));
-        let (u, b, f) = (Arc::clone(&updates), Arc::clone(&bytes), Arc::clone(&failed));
+        let (u, b, f) = (
+            Arc::clone(&updates),
+            Arc::clone(&bytes),
+            Arc::clone(&failed),
+        );
         let mut rd = s.try_clone().unwrap();
         thread::spawn(move || {
             let (mut w, mut h) = (w, h);
@@ -403,7 +412,10 @@ fn skip_tight(s: &mut impl Read, w: u64, h: u64) -> std::io::Result<u64> {
             let (row, palette) = if filter == 1 {
                 let colours = u64::from(byte(s)?) + 1;
                 skip(s, colours * 3)?;
-                (if colours == 2 { w.div_ceil(8) } else { w }, 1 + colours * 3)
+                (
+                    if colours == 2 { w.div_ceil(8) } else { w },
+                    1 + colours * 3,
+                )
             } else {
                 (w * 3, 0)
             };
@@ -463,6 +475,8 @@ fn read_update(s: &mut impl Read, w: &mut u16, h: &mut u16) -> std::io::Result<O
             skip(s, u64::from(u32::from_be_bytes([m[3], m[4], m[5], m[6]])))?;
             Ok(None)
         }
-        t => Err(std::io::Error::other(format!("unexpected message type {t}"))),
+        t => Err(std::io::Error::other(format!(
+            "unexpected message type {t}"
+        ))),
     }
 }

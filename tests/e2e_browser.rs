@@ -123,7 +123,14 @@ fn browser_viewers_sharing_encodes_see_x_pixels() {
             .log_text()
             .lines()
             .filter(|l| l.contains("shared encode pieces"))
-            .filter_map(|l| l.split("hits=").nth(1)?.split_whitespace().next()?.parse().ok())
+            .filter_map(|l| {
+                l.split("hits=")
+                    .nth(1)?
+                    .split_whitespace()
+                    .next()?
+                    .parse()
+                    .ok()
+            })
             .max()
             .unwrap_or(0u64);
         if hits > 0 || Instant::now() > deadline {
@@ -131,7 +138,11 @@ fn browser_viewers_sharing_encodes_see_x_pixels() {
         }
         std::thread::sleep(Duration::from_millis(100));
     };
-    assert!(hits > 0, "no piece was shared; deskd log:\n{}", d.log_text());
+    assert!(
+        hits > 0,
+        "no piece was shared; deskd log:\n{}",
+        d.log_text()
+    );
 }
 
 #[test]

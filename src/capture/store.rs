@@ -403,7 +403,9 @@ mod tests {
         let (a, b) = (Rect::new(0, 0, 64, 64), Rect::new(64, 0, 64, 64));
         let v1 = store.version();
         assert_eq!(store.content_versions(&[a, b], v1), [v1, v1]);
-        let v2 = store.write(&Region::from_rect(Rect::new(70, 5, 2, 2)), |f| f.data[0] = 1);
+        let v2 = store.write(&Region::from_rect(Rect::new(70, 5, 2, 2)), |f| {
+            f.data[0] = 1
+        });
         let v3 = store.write(&Region::from_rect(Rect::new(1, 1, 1, 1)), |f| f.data[4] = 1);
         // b changed at v2 only, a at v3 only; at v2, a is still as at v1.
         assert_eq!(store.content_versions(&[a, b], v3), [v3, v2]);

@@ -66,7 +66,10 @@ impl PieceCache {
             let size = piece.as_ref().map_or(0, |p| p.bytes.len());
             let mut m = self.map.lock().unwrap_or_else(|e| e.into_inner());
             // Counted only while the entry is still the one filled (it may have been evicted).
-            if m.entries.get(key).is_some_and(|e| Arc::ptr_eq(&e.slot, &slot)) {
+            if m.entries
+                .get(key)
+                .is_some_and(|e| Arc::ptr_eq(&e.slot, &slot))
+            {
                 m.bytes += size;
                 evict(&mut m);
             }
@@ -105,7 +108,11 @@ fn evict(m: &mut Map) {
             break;
         }
         if let Some(e) = m.entries.remove(&k) {
-            let size = e.slot.get().and_then(|p| p.as_ref()).map_or(0, |p| p.bytes.len());
+            let size = e
+                .slot
+                .get()
+                .and_then(|p| p.as_ref())
+                .map_or(0, |p| p.bytes.len());
             m.bytes -= size.min(m.bytes);
         }
     }

@@ -19,8 +19,7 @@ use rfb::encoding::shared::{self, Piece};
 use rfb::server::{EncodedUpdate, UpdateJob};
 use tokio::sync::oneshot;
 
-use crate::capture::store::FrameStore;
-use crate::capture::Frame;
+use crate::capture::{Frame, FrameStore};
 use crate::metrics;
 use cache::{PieceCache, Slot};
 use pool::Pool;
@@ -98,7 +97,8 @@ impl EncodeService {
                 .map(|(r, c)| job.piece_key(*r, c))
                 .collect(),
         );
-        let slots: Arc<Vec<OnceLock<Slot>>> = Arc::new(keys.iter().map(|_| OnceLock::new()).collect());
+        let slots: Arc<Vec<OnceLock<Slot>>> =
+            Arc::new(keys.iter().map(|_| OnceLock::new()).collect());
         let (k, s, f, cache) = (
             Arc::clone(&keys),
             Arc::clone(&slots),

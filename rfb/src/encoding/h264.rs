@@ -14,7 +14,7 @@ use crate::geom::Rect;
 use super::write_rect_header;
 
 /// The encoding number.
-pub const ENCODING: i32 = 50;
+pub const ENCODING: i32 = super::numbers::H264;
 
 /// Flag: discard the decoder context of this rectangle before decoding.
 pub const RESET_CONTEXT: u32 = 1;

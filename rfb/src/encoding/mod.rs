@@ -14,6 +14,7 @@ pub mod hextile;
 pub mod jpeg;
 mod palette;
 pub mod raw;
+pub mod registry;
 pub mod shared;
 pub mod tight;
 pub mod zlib;
@@ -36,6 +37,8 @@ pub mod numbers {
     pub const TIGHT: i32 = 7;
     /// ZRLE.
     pub const ZRLE: i32 = 16;
+    /// Open H.264 (community registry; noVNC 1.6+ decodes it).
+    pub const H264: i32 = 50;
     /// TightPNG (noVNC).
     pub const TIGHT_PNG: i32 = -260;
     /// JPEG quality level 0 pseudo-encoding; levels 0..=9 are -32..=-23.
@@ -154,34 +157,7 @@ pub trait Encoder: Send {
     ) -> Result<Encoded, EncodeError>;
 }
 
-/// The encodings deskd can send pixels with, best first when the client has no preference
-/// among them (the client's own order wins).
-pub const SUPPORTED: [i32; 6] = [
-    numbers::TIGHT,
-    numbers::TIGHT_PNG,
-    numbers::ZRLE,
-    numbers::ZLIB,
-    numbers::HEXTILE,
-    numbers::RAW,
-];
-
-/// Whether there is an encoder for `encoding`.
-pub fn implemented(encoding: i32) -> bool {
-    SUPPORTED.contains(&encoding)
-}
-
-/// A fresh encoder for `encoding` (the registry: one entry per number in [`SUPPORTED`]).
-pub fn new_encoder(encoding: i32) -> Option<Box<dyn Encoder>> {
-    match encoding {
-        numbers::RAW => Some(Box::new(raw::RawEncoder::new())),
-        numbers::ZLIB => Some(Box::new(zlib::ZlibEncoder::new())),
-        numbers::ZRLE => Some(Box::new(zrle::ZrleEncoder::new())),
-        numbers::HEXTILE => Some(Box::new(hextile::HextileEncoder::new())),
-        numbers::TIGHT => Some(Box::new(tight::TightEncoder::new())),
-        numbers::TIGHT_PNG => Some(Box::new(tight::TightEncoder::new_png())),
-        _ => None,
-    }
-}
+pub use registry::new_encoder;
 
 /// Append a rectangle header (x, y, w, h, encoding) to `out`.
 pub fn write_rect_header(out: &mut Vec<u8>, r: &Rect, encoding: i32) {

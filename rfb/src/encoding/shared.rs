@@ -17,7 +17,7 @@
 //! on its worker pool.
 
 use super::registry::{self, Sharing};
-use super::{hextile, numbers, raw, tight, EncodeError, EncodeParams, Encoded, Encoder, FrameView};
+use super::{numbers, tight, EncodeError, EncodeParams, Encoded, Encoder, FrameView};
 use crate::geom::Rect;
 use crate::pixel::PixelFormat;
 
@@ -115,14 +115,10 @@ pub fn encode_piece(frame: &FrameView<'_>, key: &PieceKey) -> Option<Piece> {
     let params = key.params();
     let mut bytes = Vec::new();
     let e: Encoded = match key.encoding {
+        // TightPNG falls back to zlib data when PNG fails: only the stateless path is safe.
         numbers::TIGHT => tight::encode_stateless(false, frame, &key.rect, &params, &mut bytes)?,
-        numbers::TIGHT_PNG => {
-            tight::encode_stateless(true, frame, &key.rect, &params, &mut bytes)?
-        }
-        numbers::RAW => raw::RawEncoder::new()
-            .encode(frame, &[key.rect], &params, &mut bytes)
-            .ok()?,
-        numbers::HEXTILE => hextile::HextileEncoder::new()
+        numbers::TIGHT_PNG => tight::encode_stateless(true, frame, &key.rect, &params, &mut bytes)?,
+        n if registry::sharing(n) == Sharing::All => registry::new_encoder(n)?
             .encode(frame, &[key.rect], &params, &mut bytes)
             .ok()?,
         _ => return None,
@@ -216,7 +212,10 @@ mod tests {
         assert_ne!(tight, k(numbers::TIGHT, 5, &other_format), "pixel format");
         assert_ne!(tight, k(numbers::TIGHT, 6, &p6), "changed pixels");
         assert_ne!(tight, k(numbers::TIGHT_PNG, 5, &p6), "encoding");
-        assert_ne!(tight, PieceKey::new(numbers::TIGHT, Rect::new(0, 0, 64, 32), 5, &p6));
+        assert_ne!(
+            tight,
+            PieceKey::new(numbers::TIGHT, Rect::new(0, 0, 64, 32), 5, &p6)
+        );
         // Compress level only changes zlib output, which is never shared.
         let p6_c9 = EncodeParams {
             compress_level: Some(9),
@@ -260,7 +259,10 @@ mod tests {
         let png = PieceKey::new(numbers::TIGHT_PNG, f.bounds(), 1, &EncodeParams::default());
         assert!(encode_piece(&f, &png).is_some());
         let raw = PieceKey::new(numbers::RAW, f.bounds(), 1, &EncodeParams::default());
-        assert_eq!(encode_piece(&f, &raw).map(|p| p.bytes.len()), Some(12 + 128 * 64 * 4));
+        assert_eq!(
+            encode_piece(&f, &raw).map(|p| p.bytes.len()),
+            Some(12 + 128 * 64 * 4)
+        );
         // Per-client encodings never come out of here.
         let zrle = PieceKey::new(numbers::ZRLE, f.bounds(), 1, &EncodeParams::default());
         assert!(encode_piece(&f, &zrle).is_none());

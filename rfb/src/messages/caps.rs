@@ -1,6 +1,6 @@
 //! What a client's SetEncodings list says it supports.
 
-use crate::encoding::numbers as n;
+use crate::encoding::{numbers as n, registry};
 
 /// A summary of one SetEncodings list: the real encodings in preference order and the
 /// pseudo-encodings (extensions) the client announced.
@@ -40,16 +40,7 @@ impl ClientCaps {
         let mut c = ClientCaps::default();
         for &e in list {
             match e {
-                n::RAW
-                | n::COPY_RECT
-                | n::RRE
-                | n::HEXTILE
-                | n::ZLIB
-                | n::TIGHT
-                | n::ZRLE
-                | n::TIGHT_PNG
-                    if !c.encodings.contains(&e) =>
-                {
+                e if registry::entry(e).is_some() && !c.encodings.contains(&e) => {
                     c.encodings.push(e)
                 }
                 n::COMPRESS_LEVEL_0..=n::COMPRESS_LEVEL_9 => {

@@ -314,7 +314,11 @@ impl UpdateJob {
     /// Like [`UpdateJob::encode`], with `shared[i]` the bytes of the `i`th of
     /// [`UpdateJob::pieces`] where another encode produced them (`None`: this client's
     /// encoder sends that piece). `shared` is ignored unless it has one entry per piece.
-    pub fn encode_pieces(mut self, frame: &FrameView<'_>, shared: &[Option<&Piece>]) -> EncodedUpdate {
+    pub fn encode_pieces(
+        mut self,
+        frame: &FrameView<'_>,
+        shared: &[Option<&Piece>],
+    ) -> EncodedUpdate {
         let mut area = Region::new();
         for r in &self.rects {
             area.add_rect(*r);
@@ -867,8 +871,7 @@ impl ServerSession {
         }
         let encoder = match self.encoders.remove(&encoding) {
             Some(e) => e,
-            None => new_encoder(encoding)
-                .ok_or(SessionError::NoEncoder(encoding))?,
+            None => new_encoder(encoding).ok_or(SessionError::NoEncoder(encoding))?,
         };
         let mut params = self.settings.params();
         if plan.lossless {

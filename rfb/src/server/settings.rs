@@ -1,6 +1,7 @@
 //! Per-client settings negotiated by SetPixelFormat and SetEncodings.
 
-use crate::encoding::{implemented, numbers as n};
+use crate::encoding::numbers as n;
+use crate::encoding::registry;
 use crate::messages::ClientCaps;
 use crate::{EncodeParams, PixelFormat};
 
@@ -51,7 +52,8 @@ impl ClientSettings {
             .encodings
             .iter()
             .copied()
-            .filter(|&e| implemented(e));
+            .filter(|&e| registry::entry(e).is_some_and(|e| !e.caps.motion_only))
+            .filter(|&e| registry::builtin(e));
         // Raw is the fallback every client supports, listed or not.
         self.encoding = match offered.next() {
             Some(n::ZRLE) if zrle_misread_by_libvncclient(&self.format) => {
