@@ -239,6 +239,14 @@ impl Worker {
             spans.clear();
             for t in row.tiles(TILE, TILE) {
                 let class = classify(&mut self.palette, &mut self.idx, ctx, &t);
+                if ctx.stateless
+                    && !ctx.png
+                    && matches!(class, Class::Mono | Class::Indexed | Class::Raw)
+                {
+                    // Zlib data (bar a rare tiny rect): settled, stop here.
+                    self.needs_stream = true;
+                    return;
+                }
                 if matches!(class, Class::Mono | Class::Indexed) {
                     self.add_palette_tile(ctx, &t, out);
                     continue;
