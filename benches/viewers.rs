@@ -3,7 +3,9 @@
 //!
 //! `cargo bench --bench viewers` (real Xvfb, the real deskd binary of this profile). Knobs:
 //! - `VIEWERS_SECONDS=6` — measuring time per client count;
-//! - `VIEWERS_COUNTS=1,2,8` — client counts.
+//! - `VIEWERS_COUNTS=1,2,8` — client counts;
+//! - `VIEWERS_DESKD=/path/to/deskd` — another deskd binary (e.g. an older build, for a
+//!   before/after comparison).
 //!
 //! Each client speaks like noVNC with default settings: 32 bpp, the encodings noVNC lists
 //! (Tight, TightPNG, ZRLE, Hextile, RRE, Raw), JPEG quality 6, compress level 2, DesktopSize
@@ -129,7 +131,8 @@ impl Deskd {
 
 /// deskd on ephemeral ports, read from its line `deskd: listening http=A rfb=B display=:N`.
 fn spawn_deskd(display: &str) -> Deskd {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_deskd"))
+    let bin = std::env::var("VIEWERS_DESKD").unwrap_or_else(|_| env!("CARGO_BIN_EXE_deskd").into());
+    let mut child = Command::new(bin)
         .args(["--display", display])
         .args([
             "--listen-http",
