@@ -55,8 +55,8 @@ impl EncodeService {
         &self.cache
     }
 
-    /// Encode `job` from `frame`, which is version `version` of `store`, on the pool. The
-    /// receiver yields the result (it is dropped only if the encode panicked).
+    /// Encode `job` from `frame`, which is version `version` of `store`. The receiver yields
+    /// the result (it is dropped only if the encode panicked). Needs a tokio runtime.
     pub fn submit(
         &'static self,
         job: UpdateJob,
@@ -65,7 +65,10 @@ impl EncodeService {
         store: Arc<FrameStore>,
     ) -> oneshot::Receiver<EncodedUpdate> {
         let (tx, rx) = oneshot::channel();
-        self.pool.spawn(move || {
+        // The session's part runs on a blocking thread of its own, so one session's queue
+        // position never waits behind every other session's whole update; its pieces are
+        // spread over the shared pool.
+        tokio::task::spawn_blocking(move || {
             let started = Instant::now();
             let e = self.encode(job, frame, version, &store);
             let m = metrics::global();
