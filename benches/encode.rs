@@ -16,7 +16,8 @@ mod content;
 
 use content::Image;
 use criterion::{black_box, Criterion};
-use rfb::encoding::{self, EncodeParams, Encoder, FrameView};
+use rfb::encoding::shared;
+use rfb::encoding::{self, EncodeError, EncodeParams, Encoded, Encoder, FrameView};
 use rfb::Rect;
 use std::time::{Duration, Instant};
 
@@ -78,16 +79,69 @@ fn settings() -> Vec<Setting> {
             params: base,
         },
         Setting {
-            name: "tight-2threads",
-            make: || Box::new(encoding::tight::TightEncoder::new().with_threads(2)),
+            name: "tight-pieces",
+            make: || Box::new(Pieces(encoding::tight::TightEncoder::new())),
             params: base,
         },
         Setting {
-            name: "tight-jpeg-q6-2threads",
-            make: || Box::new(encoding::tight::TightEncoder::new().with_threads(2)),
+            name: "tight-jpeg-q6-pieces",
+            make: || Box::new(Pieces(encoding::tight::TightEncoder::new())),
             params: q6,
         },
+        Setting {
+            name: "tight-pieces-reset",
+            make: || Box::new(PiecesWithResets),
+            params: base,
+        },
     ]
+}
+
+/// Tight as a sharing client sends it: the update cut on the sharing grid, stateless pieces
+/// (fills, JPEG) encoded on their own (what the piece cache holds), the rest with the
+/// client's own zlib streams.
+struct Pieces(encoding::tight::TightEncoder);
+
+impl Encoder for Pieces {
+    fn encoding(&self) -> i32 {
+        self.0.encoding()
+    }
+
+    fn encode(
+        &mut self,
+        frame: &FrameView<'_>,
+        rects: &[Rect],
+        params: &EncodeParams,
+        out: &mut Vec<u8>,
+    ) -> Result<Encoded, EncodeError> {
+        shared::encode_in_pieces(&mut self.0, frame, rects, params, out)
+    }
+}
+
+/// What sharing Tight's zlib data too would cost: every piece compressed with fresh streams,
+/// as a stream reset per rectangle would require (a fresh encoder per piece: slightly more
+/// setup than a reset).
+struct PiecesWithResets;
+
+impl Encoder for PiecesWithResets {
+    fn encoding(&self) -> i32 {
+        encoding::numbers::TIGHT
+    }
+
+    fn encode(
+        &mut self,
+        frame: &FrameView<'_>,
+        rects: &[Rect],
+        params: &EncodeParams,
+        out: &mut Vec<u8>,
+    ) -> Result<Encoded, EncodeError> {
+        let mut all = Encoded::default();
+        for p in shared::pieces(rects) {
+            let e = encoding::tight::TightEncoder::new().encode(frame, &[p], params, out)?;
+            all.rects += e.rects;
+            all.lossy.extend(e.lossy);
+        }
+        Ok(all)
+    }
 }
 
 struct Case {
@@ -198,9 +252,8 @@ fn main() {
             let big = c.rect.area() > 100_000;
             let (samples, batch) = if big { (9, 10) } else { (31, 20) };
             let (wall, cpu, bytes) = measure(s, c, samples, batch);
-            // MB/s of source pixels per on-CPU second (wall for multi-threaded settings,
-            // whose helper thread's CPU time this thread does not see).
-            let use_cpu = big && !s.name.contains("threads");
+            // MB/s of source pixels per on-CPU second (every setting runs on this thread).
+            let use_cpu = big;
             let t = if use_cpu { cpu } else { wall };
             println!(
                 "{:<24} {:<20} {:>10} {:>10} {:>11} {:>8.1} {:>9.0}",

@@ -10,6 +10,7 @@ pub mod capture;
 pub mod clipboard;
 pub mod desktop;
 pub mod display;
+pub mod encode;
 pub mod input;
 pub mod links;
 pub mod metrics;

@@ -12,7 +12,8 @@ mod e2e_support;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use e2e_support::{
-    psnr, require_tool, wait_equal, x_output, x_set_clipboard, Browser, Deskd, Recorder, X,
+    diff, psnr, require_tool, vncdotool_capture, wait_equal, x_output, x_set_clipboard, Browser,
+    Deskd, RawClient, Recorder, X,
 };
 use serde_json::json;
 
@@ -79,6 +80,66 @@ fn browser_pixels_lossless_and_jpeg() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// Two noVNC pages with default settings (Tight, JPEG quality 6) get updates built from the
+/// same encoded pieces, while a Raw client and vncdotool (Hextile) watch with other settings:
+/// every one ends up with X's pixels, and pieces were shared.
+#[test]
+fn browser_viewers_sharing_encodes_see_x_pixels() {
+    let d = Deskd::start(640, 480, &[]);
+    let x = X::connect(&d.display);
+    x.draw_picture(40);
+    let mut pages = [Browser::start(), Browser::start()];
+    for b in &mut pages {
+        b.open(&d.url(""), 1024, 768);
+    }
+    let raw = RawClient::connect(d.rfb);
+    for seed in [41, 42] {
+        x.draw_picture(seed);
+        // JPEG first, then the lossless refresh once still: exact.
+        for (i, b) in pages.iter_mut().enumerate() {
+            wait_equal(&x, &format!("noVNC page {i}, picture {seed}"), WAIT, || {
+                b.pixels()
+            });
+        }
+        wait_equal(&x, &format!("Raw client, picture {seed}"), WAIT, || {
+            raw.pixels()
+        });
+        let (w, h, got) = vncdotool_capture(&d, "hextile");
+        let (_, _, want) = x.root_rgb();
+        if let Some(e) = diff(w, h, &want, &got) {
+            panic!("vncdotool hextile, picture {seed}: {e}");
+        }
+    }
+    drop(raw);
+    // Each session logs the cache's totals when it ends.
+    let deadline = Instant::now() + WAIT;
+    let hits = loop {
+        let hits = d
+            .log_text()
+            .lines()
+            .filter(|l| l.contains("shared encode pieces"))
+            .filter_map(|l| {
+                l.split("hits=")
+                    .nth(1)?
+                    .split_whitespace()
+                    .next()?
+                    .parse()
+                    .ok()
+            })
+            .max()
+            .unwrap_or(0u64);
+        if hits > 0 || Instant::now() > deadline {
+            break hits;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        hits > 0,
+        "no piece was shared; deskd log:\n{}",
+        d.log_text()
+    );
 }
 
 #[test]

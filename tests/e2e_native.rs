@@ -16,31 +16,11 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use e2e_support::{
-    bare_xvfb, diff, psnr, require_tool, stalled_client, wait_equal, ChildGuard, Deskd, RawClient,
-    X,
+    bare_xvfb, diff, image_rgb, psnr, require_tool, stalled_client, vncdotool_capture, wait_equal,
+    ChildGuard, Deskd, RawClient, X,
 };
 
 const WAIT: Duration = Duration::from_secs(30);
-
-/// Decode an image file to RGB with ImageMagick.
-fn image_rgb(path: &std::path::Path) -> (u16, u16, Vec<u8>) {
-    require_tool("convert", "imagemagick");
-    let size = Command::new("identify")
-        .args(["-format", "%w %h"])
-        .arg(path)
-        .output()
-        .expect("identify");
-    let size = String::from_utf8_lossy(&size.stdout).into_owned();
-    let mut it = size.split_whitespace().map(|v| v.parse::<u16>().unwrap());
-    let (w, h) = (it.next().unwrap(), it.next().unwrap());
-    let out = Command::new("convert")
-        .arg(path)
-        .args(["-depth", "8", "rgb:-"])
-        .output()
-        .expect("convert");
-    assert!(out.status.success(), "convert {} failed", path.display());
-    (w, h, out.stdout)
-}
 
 /// Draw a picture and wait until deskd serves it (seen by our own client), so a one-shot
 /// capture that follows sees the new picture.
@@ -54,48 +34,13 @@ fn tmp(name: &str) -> std::path::PathBuf {
     std::env::temp_dir().join(format!("deskd-e2e-{}-{name}", std::process::id()))
 }
 
-const VNCDO_CAPTURE: &str = r#"
-import sys
-from vncdotool import api, rfb
-from vncdotool.client import VNCDoToolClient
-VNCDoToolClient.encoding = {"raw": rfb.Encoding.RAW, "hextile": rfb.Encoding.HEXTILE,
-                            "zrle": rfb.Encoding.ZRLE}[sys.argv[2]]
-client = api.connect(sys.argv[1], timeout=60)
-try:
-    client.captureScreen(sys.argv[3])
-finally:
-    client.disconnect()
-    api.shutdown()
-"#;
-
 #[test]
 fn native_vncdotool_each_encoding() {
-    require_tool("python3", "python3");
-    let ok = Command::new("python3")
-        .args(["-c", "import vncdotool"])
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(ok, "vncdotool missing: pip install -r scripts/deps-pip.txt");
     let d = Deskd::start(640, 480, &[]);
     let x = X::connect(&d.display);
     for (i, enc) in ["raw", "hextile", "zrle"].into_iter().enumerate() {
         draw_and_settle(&x, &d, 10 + i as u32);
-        let file = tmp(&format!("vncdo-{enc}.png"));
-        let out = Command::new("python3")
-            .args(["-c", VNCDO_CAPTURE])
-            .arg(format!("127.0.0.1::{}", d.rfb.port()))
-            .arg(enc)
-            .arg(&file)
-            .output()
-            .expect("run python3");
-        assert!(
-            out.status.success(),
-            "vncdotool {enc} failed: {}\ndeskd log:\n{}",
-            String::from_utf8_lossy(&out.stderr),
-            d.log_text()
-        );
-        let (w, h, got) = image_rgb(&file);
-        let _ = std::fs::remove_file(&file);
+        let (w, h, got) = vncdotool_capture(&d, enc);
         let (xw, xh, want) = x.root_rgb();
         assert_eq!((w, h), (xw, xh), "vncdotool {enc} capture size");
         if let Some(d) = diff(w, h, &want, &got) {

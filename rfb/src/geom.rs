@@ -41,7 +41,7 @@ impl Rect {
         u32::from(self.y) + u32::from(self.h)
     }
 
-    fn from_edges(x0: u32, y0: u32, x1: u32, y1: u32) -> Rect {
+    pub(crate) fn from_edges(x0: u32, y0: u32, x1: u32, y1: u32) -> Rect {
         if x1 <= x0 || y1 <= y0 {
             return Rect::default();
         }

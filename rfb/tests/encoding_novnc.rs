@@ -129,11 +129,34 @@ fn tight_decodes_in_novnc() {
     );
 }
 
+/// Tight as a sharing client gets it: grid pieces, stateless ones encoded on their own, the
+/// rest with the client's streams; with JPEG off, every piece here needs the client's streams
+/// or is a fill.
 #[test]
-fn tight_two_threads_decodes_in_novnc() {
+fn tight_in_shared_pieces_decodes_in_novnc() {
+    struct Pieces(encoding::tight::TightEncoder);
+    impl Encoder for Pieces {
+        fn encoding(&self) -> i32 {
+            self.0.encoding()
+        }
+        fn encode(
+            &mut self,
+            frame: &encoding::FrameView<'_>,
+            rects: &[Rect],
+            params: &EncodeParams,
+            out: &mut Vec<u8>,
+        ) -> Result<encoding::Encoded, encoding::EncodeError> {
+            encoding::shared::encode_in_pieces(&mut self.0, frame, rects, params, out)
+        }
+    }
     check_lossless(
-        "tight 2 threads",
-        || Box::new(encoding::tight::TightEncoder::new().with_threads(2)),
+        "tight in shared pieces",
+        || Box::new(Pieces(encoding::tight::TightEncoder::new())),
+        params(),
+    );
+    check_lossless(
+        "tightpng in shared pieces",
+        || Box::new(Pieces(encoding::tight::TightEncoder::new_png())),
         params(),
     );
 }
@@ -144,8 +167,8 @@ fn tight_two_threads_decodes_in_novnc() {
 fn tight_level_change_resets_streams_in_novnc() {
     let img = content::desktop(640, 400);
     let (next, rects) = changed(&img);
-    // Two threads: the second worker uses streams 2 and 3, so all four get reset.
-    let mut enc = encoding::tight::TightEncoder::new().with_threads(2);
+    // Streams 0 (full colour) and 1 (palette data) were used, so both get reset.
+    let mut enc = encoding::tight::TightEncoder::new();
     let full = update(&mut enc, &img, &[img_rect(&img)], &params());
     let lvl = EncodeParams {
         compress_level: Some(6),
@@ -154,7 +177,7 @@ fn tight_level_change_resets_streams_in_novnc() {
     let part = update(&mut enc, &next, &rects, &lvl);
     assert_eq!(
         part[4 + 12] & 0x0f,
-        0x0f,
+        0x03,
         "first control byte carries the reset bits"
     );
     let (fb, _) = novnc_decode(img.width, img.height, &[full, part]);

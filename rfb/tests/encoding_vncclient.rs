@@ -184,8 +184,8 @@ fn tight_decodes_in_libvncclient() {
         EncodeParams::default(),
     );
     check(
-        "tight 2 threads level 9",
-        || Box::new(encoding::tight::TightEncoder::new().with_threads(2)),
+        "tight level 9",
+        || Box::new(encoding::tight::TightEncoder::new()),
         EncodeParams {
             compress_level: Some(9),
             ..EncodeParams::default()

@@ -219,6 +219,31 @@ impl FrameStore {
         (s.version, Arc::clone(&s.frame), region)
     }
 
+    /// For each rect, a version whose pixels in it equal those of version `at`: the last
+    /// version up to `at` that changed it, as far as the history tells (else `at` itself). The
+    /// same number for the same rect always means the same pixels, so it can key shared
+    /// encodes across frame versions.
+    pub fn content_versions(&self, rects: &[Rect], at: u64) -> Vec<u64> {
+        let s = self.lock();
+        // Versions front..=at are all in the history: unchanged through it means unchanged
+        // since the version before it.
+        let unchanged = match s.history.front() {
+            Some((front, _)) if *front <= at => front - 1,
+            _ => at,
+        };
+        rects
+            .iter()
+            .map(|r| {
+                s.history
+                    .iter()
+                    .rev()
+                    .filter(|(v, _)| *v <= at)
+                    .find(|(_, g)| g.rects().iter().any(|c| c.overlaps(r)))
+                    .map_or(unchanged, |(v, _)| *v)
+            })
+            .collect()
+    }
+
     /// How many writes had to copy the whole frame because readers held every buffer.
     pub fn full_copies(&self) -> u64 {
         self.lock().full_copies
@@ -370,6 +395,26 @@ mod tests {
         // Only the first write under a reader, before any spare existed, copied everything.
         assert_eq!(store.full_copies(), 1);
         assert!(store.lock().spares.len() <= SPARES);
+    }
+
+    #[test]
+    fn content_versions_name_pixels_exactly() {
+        let store = FrameStore::new(128, 64);
+        let (a, b) = (Rect::new(0, 0, 64, 64), Rect::new(64, 0, 64, 64));
+        let v1 = store.version();
+        assert_eq!(store.content_versions(&[a, b], v1), [v1, v1]);
+        let v2 = store.write(&Region::from_rect(Rect::new(70, 5, 2, 2)), |f| {
+            f.data[0] = 1
+        });
+        let v3 = store.write(&Region::from_rect(Rect::new(1, 1, 1, 1)), |f| f.data[4] = 1);
+        // b changed at v2 only, a at v3 only; at v2, a is still as at v1.
+        assert_eq!(store.content_versions(&[a, b], v3), [v3, v2]);
+        assert_eq!(store.content_versions(&[a, b], v2), [v1, v2]);
+        // A resize changes everything.
+        let v4 = store.replace(Frame::new(128, 64));
+        assert_eq!(store.content_versions(&[a, b], v4), [v4, v4]);
+        // Versions older than the history name themselves.
+        assert_eq!(store.content_versions(&[a], v3), [v3]);
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! The tokio side of one session: socket I/O, encode jobs on a blocking thread, desktop calls
-//! through the input worker, and the time. The protocol decisions are the engine's.
+//! The tokio side of one session: socket I/O, encode jobs on the shared encode service,
+//! desktop calls through the input worker, and the time. The protocol decisions are the engine's.
 
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
@@ -12,7 +12,7 @@ use rfb::server::{
     ClipboardOffer, Cursor, EncodedUpdate, Event, ServerConfig, ServerSession, SessionError,
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::input::Buttons;
@@ -32,13 +32,6 @@ const MAX_CLIPBOARD_TEXT: u32 = 10 << 20;
 /// keeps asking (fences, clipboard) without reading waits here instead of growing memory.
 const MAX_UNSENT: u64 = 16 << 20;
 
-/// Tight splits big updates across threads: latency matters more than throughput here.
-fn tight_threads() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| n.get().min(4))
-        .unwrap_or(1)
-}
-
 /// Why a connection ended, beyond what the engine reports.
 #[derive(Debug, thiserror::Error)]
 pub enum DriverError {
@@ -51,8 +44,8 @@ pub enum DriverError {
     /// The client chose a security type this transport cannot run.
     #[error("security type {0:?} is not available")]
     SecurityUnavailable(SecurityType),
-    /// The encode thread died.
-    #[error("encoder thread failed: {0}")]
+    /// The encode service failed.
+    #[error("encoder failed: {0}")]
     EncodeThread(String),
     /// No randomness for the VNC auth challenge.
     #[error("no randomness: {0}")]
@@ -86,7 +79,6 @@ fn server_config(
         view_only: admission.view_only || config.view_only || (full.is_none() && view.is_some()),
         limits: config.limits,
         max_clipboard_text: MAX_CLIPBOARD_TEXT,
-        encoder_threads: tight_threads(),
         host_encoders: Some(Arc::new(crate::video::DeskdEncoders)),
     })
 }
@@ -311,6 +303,7 @@ where
     R: AsyncRead + Unpin,
 {
     let store = Arc::clone(ctx.desktop.frames.store());
+    let encoder = crate::encode::service().map_err(DriverError::EncodeThread)?;
     let mut shutdown = ctx.shutdown.clone();
     let mut versions = store.subscribe();
     let mut cursors = store.subscribe_cursor();
@@ -320,7 +313,7 @@ where
     // Version 0 predates the history: the first update sends everything.
     let mut seen = 0u64;
     let mut cursor_serial = None;
-    let mut encoding: Option<JoinHandle<EncodedUpdate>> = None;
+    let mut encoding: Option<oneshot::Receiver<EncodedUpdate>> = None;
     let send = |engine: &mut ServerSession| {
         if let Some(b) = engine.poll_transmit() {
             // The writer only stops when the connection is gone; reading notices that too.
@@ -352,15 +345,7 @@ where
                         engine.set_name(&ctx.desktop_name());
                     }
                     if let Some(job) = engine.poll_update(Instant::now())? {
-                        encoding = Some(tokio::task::spawn_blocking(move || {
-                            let started = Instant::now();
-                            let e = job.encode(&f.view());
-                            let m = metrics::global();
-                            m.encode_micros.add(started.elapsed().as_micros() as u64);
-                            m.updates_sent.add(1);
-                            m.update_bytes.add(e.len() as u64);
-                            e
-                        }));
+                        encoding = Some(encoder.submit(job, f, v, Arc::clone(&store)));
                     }
                 }
             }
@@ -380,7 +365,7 @@ where
                 Some(n) = written.recv() => engine.transmitted(n, Instant::now()),
                 r = finished(&mut encoding), if encoding.is_some() => {
                     encoding = None;
-                    let e = r.map_err(|e| DriverError::EncodeThread(e.to_string()))?;
+                    let e = r.map_err(|_| DriverError::EncodeThread("encode job failed".into()))?;
                     let bytes = e.len();
                     engine.update_encoded(e, Instant::now())?;
                     let cc = engine.congestion();
@@ -428,12 +413,14 @@ where
     .await;
     // A last message (an error's consequence, a fence reply) still goes out.
     send(&mut engine);
+    let (hits, misses) = encoder.cache().stats();
+    tracing::debug!(%peer, hits, misses, "shared encode pieces so far (all clients)");
     result
 }
 
 async fn finished(
-    job: &mut Option<JoinHandle<EncodedUpdate>>,
-) -> Result<EncodedUpdate, tokio::task::JoinError> {
+    job: &mut Option<oneshot::Receiver<EncodedUpdate>>,
+) -> Result<EncodedUpdate, oneshot::error::RecvError> {
     match job {
         Some(h) => h.await,
         None => std::future::pending().await,

@@ -778,6 +778,74 @@ pub fn x_set_clipboard(display: &str, text: &str) -> ChildGuard {
 }
 
 // ---------------------------------------------------------------------------------------------
+// vncdotool (Python) one-shot captures.
+
+/// Decode an image file to RGB with ImageMagick.
+pub fn image_rgb(path: &std::path::Path) -> (u16, u16, Vec<u8>) {
+    require_tool("convert", "imagemagick");
+    let size = Command::new("identify")
+        .args(["-format", "%w %h"])
+        .arg(path)
+        .output()
+        .expect("identify");
+    let size = String::from_utf8_lossy(&size.stdout).into_owned();
+    let mut it = size.split_whitespace().map(|v| v.parse::<u16>().unwrap());
+    let (w, h) = (it.next().unwrap(), it.next().unwrap());
+    let out = Command::new("convert")
+        .arg(path)
+        .args(["-depth", "8", "rgb:-"])
+        .output()
+        .expect("convert");
+    assert!(out.status.success(), "convert {} failed", path.display());
+    (w, h, out.stdout)
+}
+
+const VNCDO_CAPTURE: &str = r#"
+import sys
+from vncdotool import api, rfb
+from vncdotool.client import VNCDoToolClient
+VNCDoToolClient.encoding = {"raw": rfb.Encoding.RAW, "hextile": rfb.Encoding.HEXTILE,
+                            "zrle": rfb.Encoding.ZRLE}[sys.argv[2]]
+client = api.connect(sys.argv[1], timeout=60)
+try:
+    client.captureScreen(sys.argv[3])
+finally:
+    client.disconnect()
+    api.shutdown()
+"#;
+
+/// One screen capture by vncdotool asking for `enc` (raw, hextile or zrle), as RGB.
+pub fn vncdotool_capture(d: &Deskd, enc: &str) -> (u16, u16, Vec<u8>) {
+    require_tool("python3", "python3");
+    let ok = Command::new("python3")
+        .args(["-c", "import vncdotool"])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "vncdotool missing: pip install -r scripts/deps-pip.txt");
+    let file = std::env::temp_dir().join(format!(
+        "deskd-e2e-{}-{:?}-vncdo-{enc}.png",
+        std::process::id(),
+        thread::current().id()
+    ));
+    let out = Command::new("python3")
+        .args(["-c", VNCDO_CAPTURE])
+        .arg(format!("127.0.0.1::{}", d.rfb.port()))
+        .arg(enc)
+        .arg(&file)
+        .output()
+        .expect("run python3");
+    assert!(
+        out.status.success(),
+        "vncdotool {enc} failed: {}\ndeskd log:\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        d.log_text()
+    );
+    let rgb = image_rgb(&file);
+    let _ = std::fs::remove_file(&file);
+    rgb
+}
+
+// ---------------------------------------------------------------------------------------------
 // A small RFB client (None security, Raw only) that keeps a decoded framebuffer, for tests with
 // many clients. Native clients we did not write are in e2e_native.rs.
 

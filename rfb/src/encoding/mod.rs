@@ -15,6 +15,7 @@ pub mod jpeg;
 mod palette;
 pub mod raw;
 pub mod registry;
+pub mod shared;
 pub mod tight;
 pub mod zlib;
 pub mod zrle;

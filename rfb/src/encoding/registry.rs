@@ -34,8 +34,9 @@ pub enum Sharing {
 /// How an encoder for an entry is made.
 #[derive(Debug, Clone, Copy)]
 pub enum Factory {
-    /// By this crate, given how many threads the encoder may split a large update across.
-    Builtin(fn(usize) -> Box<dyn Encoder>),
+    /// By this crate. Encoders run on the caller's thread: the caller parallelises across
+    /// pieces and clients (see [`super::shared`]).
+    Builtin(fn() -> Box<dyn Encoder>),
     /// By the application: the codec is not linked into the protocol crate (H.264).
     Host,
     /// Not at all: the number is known (so lists parse) but deskd never sends it.
@@ -68,7 +69,7 @@ pub const ENTRIES: [Entry; 9] = [
     Entry {
         number: n::TIGHT,
         name: "Tight",
-        factory: Factory::Builtin(|t| Box::new(tight::TightEncoder::new().with_threads(t))),
+        factory: Factory::Builtin(|| Box::new(tight::TightEncoder::new())),
         caps: Capabilities {
             sharing: Sharing::FillAndJpeg,
             ..PLAIN
@@ -77,7 +78,7 @@ pub const ENTRIES: [Entry; 9] = [
     Entry {
         number: n::TIGHT_PNG,
         name: "TightPNG",
-        factory: Factory::Builtin(|t| Box::new(tight::TightEncoder::new_png().with_threads(t))),
+        factory: Factory::Builtin(|| Box::new(tight::TightEncoder::new_png())),
         caps: Capabilities {
             sharing: Sharing::All,
             ..PLAIN
@@ -86,19 +87,19 @@ pub const ENTRIES: [Entry; 9] = [
     Entry {
         number: n::ZRLE,
         name: "ZRLE",
-        factory: Factory::Builtin(|_| Box::new(zrle::ZrleEncoder::new())),
+        factory: Factory::Builtin(|| Box::new(zrle::ZrleEncoder::new())),
         caps: PLAIN,
     },
     Entry {
         number: n::ZLIB,
         name: "Zlib",
-        factory: Factory::Builtin(|_| Box::new(zlib::ZlibEncoder::new())),
+        factory: Factory::Builtin(|| Box::new(zlib::ZlibEncoder::new())),
         caps: PLAIN,
     },
     Entry {
         number: n::HEXTILE,
         name: "Hextile",
-        factory: Factory::Builtin(|_| Box::new(hextile::HextileEncoder::new())),
+        factory: Factory::Builtin(|| Box::new(hextile::HextileEncoder::new())),
         caps: Capabilities {
             sharing: Sharing::All,
             ..PLAIN
@@ -107,7 +108,7 @@ pub const ENTRIES: [Entry; 9] = [
     Entry {
         number: n::RAW,
         name: "Raw",
-        factory: Factory::Builtin(|_| Box::new(raw::RawEncoder::new())),
+        factory: Factory::Builtin(|| Box::new(raw::RawEncoder::new())),
         caps: Capabilities {
             sharing: Sharing::All,
             ..PLAIN
@@ -149,11 +150,15 @@ pub fn builtin(number: i32) -> bool {
     matches!(entry(number), Some(e) if matches!(e.factory, Factory::Builtin(_)))
 }
 
+/// Which of `number`'s output may be shared between clients (none for unknown numbers).
+pub fn sharing(number: i32) -> Sharing {
+    entry(number).map_or(Sharing::None, |e| e.caps.sharing)
+}
+
 /// A fresh encoder for `number` made by this crate (`None` for host-made and unsent ones).
-/// `threads` is how many threads it may split a large update across.
-pub fn new_encoder(number: i32, threads: usize) -> Option<Box<dyn Encoder>> {
+pub fn new_encoder(number: i32) -> Option<Box<dyn Encoder>> {
     match entry(number)?.factory {
-        Factory::Builtin(make) => Some(make(threads)),
+        Factory::Builtin(make) => Some(make()),
         Factory::Host | Factory::None => None,
     }
 }
@@ -171,11 +176,11 @@ mod tests {
                 e.name
             );
             if let Factory::Builtin(make) = e.factory {
-                assert_eq!(make(1).encoding(), e.number, "{}", e.name);
+                assert_eq!(make().encoding(), e.number, "{}", e.name);
             }
         }
         assert!(builtin(n::TIGHT) && !builtin(n::H264) && !builtin(n::COPY_RECT));
-        assert!(entry(12345).is_none() && new_encoder(n::RRE, 1).is_none());
+        assert!(entry(12345).is_none() && new_encoder(n::RRE).is_none());
     }
 
     #[test]

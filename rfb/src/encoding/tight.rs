@@ -8,11 +8,13 @@
 //! wide, 65536 pixels for basic compression). Data under 12 bytes is sent uncompressed as the
 //! protocol requires.
 //!
-//! Tight gives a client four independent zlib streams. One worker uses two of them (stream 0
-//! for full colour, 1 for palette data); for a large update a second worker on another core
-//! takes the lower half of the tile rows with streams 2 and 3, and its rectangles are written
-//! after the first worker's, so each stream's data still arrives in the order it was
-//! compressed.
+//! Tight gives a client four independent zlib streams; this encoder uses two of them (stream 0
+//! for full colour, 1 for palette data). It runs on one thread: the caller parallelises across
+//! pieces of an update and across clients (see [`super::shared`]).
+//!
+//! Fills and JPEG need no stream state, and TightPNG needs none at all: [`encode_stateless`]
+//! encodes a rectangle with those alone, so its bytes can be shared by every client with the
+//! same settings.
 
 use super::jpeg::Jpeg;
 use super::palette::{Palette, Recent};
@@ -28,9 +30,6 @@ const MAX_AREA: u32 = 65536;
 const MIN_TO_COMPRESS: usize = 12;
 /// More colours than this in a tile means photo-like: JPEG when enabled.
 const JPEG_MIN_COLOURS: usize = 24;
-/// Updates smaller than this many pixels are encoded on one thread.
-const PARALLEL_MIN_AREA: u64 = 256 * 256;
-const MAX_THREADS: usize = 2;
 
 /// CompressLevel when the client sent none (what TigerVNC and noVNC send by default).
 pub const DEFAULT_LEVEL: u8 = 2;
@@ -67,6 +66,8 @@ struct Ctx<'a> {
     jpeg: Option<u8>,
     png: bool,
     encoding: i32,
+    /// No zlib streams: a rect that needs one marks the output unusable instead.
+    stateless: bool,
 }
 
 /// One thread's state: its two zlib streams and reusable buffers.
@@ -89,24 +90,23 @@ struct Worker {
     span_pool: Vec<Vec<u8>>,
     jpeg: Option<Jpeg>,
     jpeg_tried: bool,
-    /// Output of a second thread, appended after the first thread's.
-    out: Vec<u8>,
     rects: usize,
     /// Rects sent as JPEG in this update.
     lossy: Vec<Rect>,
     /// The first failure in this update (the update is then abandoned).
     error: Option<EncodeError>,
+    /// A stateless encode met a rect that needs a zlib stream.
+    needs_stream: bool,
 }
 
 /// The Tight (or TightPNG) encoder for one client.
 #[derive(Debug)]
 pub struct TightEncoder {
     png: bool,
-    threads: usize,
     level: Option<u8>,
     resets: u8,
     writer: Option<PixelWriter>,
-    workers: Vec<Worker>,
+    worker: Worker,
 }
 
 impl Default for TightEncoder {
@@ -116,15 +116,17 @@ impl Default for TightEncoder {
 }
 
 impl TightEncoder {
-    /// A Tight encoder using one thread.
+    /// A Tight encoder.
     pub fn new() -> Self {
         TightEncoder {
             png: false,
-            threads: 1,
             level: None,
             resets: 0,
             writer: None,
-            workers: Vec::new(),
+            worker: Worker {
+                ids: (0, 1),
+                ..Worker::default()
+            },
         }
     }
 
@@ -134,12 +136,6 @@ impl TightEncoder {
             png: true,
             ..Self::new()
         }
-    }
-
-    /// Use up to `n` threads (at most 2, one per pair of zlib streams) for large updates.
-    pub fn with_threads(mut self, n: usize) -> Self {
-        self.threads = n.clamp(1, MAX_THREADS);
-        self
     }
 }
 
@@ -229,6 +225,7 @@ impl Worker {
         self.rects = 0;
         self.lossy.clear();
         self.error = None;
+        self.needs_stream = false;
     }
 
     /// Encode the tiles of `band` into `out`.
@@ -242,6 +239,14 @@ impl Worker {
             spans.clear();
             for t in row.tiles(TILE, TILE) {
                 let class = classify(&mut self.palette, &mut self.idx, ctx, &t);
+                if ctx.stateless
+                    && !ctx.png
+                    && matches!(class, Class::Mono | Class::Indexed | Class::Raw)
+                {
+                    // Zlib data (bar a rare tiny rect): settled, stop here.
+                    self.needs_stream = true;
+                    return;
+                }
                 if matches!(class, Class::Mono | Class::Indexed) {
                     self.add_palette_tile(ctx, &t, out);
                     continue;
@@ -313,6 +318,10 @@ impl Worker {
         out.extend_from_slice(head);
         if self.data.len() < MIN_TO_COMPRESS {
             out.extend_from_slice(&self.data);
+            return;
+        }
+        if ctx.stateless {
+            self.needs_stream = true;
             return;
         }
         let stream = if palette_data {
@@ -485,34 +494,72 @@ impl Worker {
 }
 
 impl TightEncoder {
-    /// Make sure the workers exist and hold streams at the levels for `params`.
+    /// Make sure the streams exist at the levels for `params`.
     fn prepare(&mut self, params: &EncodeParams) {
         let level = params.compress_level.unwrap_or(DEFAULT_LEVEL).min(9);
-        while self.workers.len() < self.threads {
-            let n = self.workers.len() as u8;
-            self.workers.push(Worker {
-                ids: (2 * n, 2 * n + 1),
-                ..Worker::default()
-            });
-        }
+        let w = &mut self.worker;
         if self.level != Some(level) {
             // New levels: start fresh streams and tell the client to reset its inflaters.
-            for w in &mut self.workers {
-                if w.raw_stream.take().is_some() {
-                    self.resets |= 1 << w.ids.0;
-                }
-                if w.pal_stream.take().is_some() {
-                    self.resets |= 1 << w.ids.1;
-                }
+            if w.raw_stream.take().is_some() {
+                self.resets |= 1 << w.ids.0;
+            }
+            if w.pal_stream.take().is_some() {
+                self.resets |= 1 << w.ids.1;
             }
             self.level = Some(level);
         }
         let (pal, raw) = ZLIB_LEVELS[usize::from(level)];
-        for w in &mut self.workers {
-            w.raw_stream.get_or_insert_with(|| ZStream::new(raw));
-            w.pal_stream.get_or_insert_with(|| ZStream::new(pal));
-        }
+        w.raw_stream.get_or_insert_with(|| ZStream::new(raw));
+        w.pal_stream.get_or_insert_with(|| ZStream::new(pal));
     }
+}
+
+/// The JPEG quality level `params` enable (none below 16 bpp).
+fn jpeg_level(params: &EncodeParams) -> Option<u8> {
+    params
+        .quality_level
+        .filter(|_| params.format.bits_per_pixel >= 16)
+        .map(|q| q.min(9))
+}
+
+/// Encode `rect` (clamped to the frame) as Tight (or TightPNG with `png`) using only fills,
+/// JPEG and PNG, which keep no state between rectangles. `None` when some part needs a zlib
+/// stream: then only the client's own encoder can send it. The output does not depend on
+/// `params.compress_level`.
+pub fn encode_stateless(
+    png: bool,
+    frame: &FrameView<'_>,
+    rect: &Rect,
+    params: &EncodeParams,
+    out: &mut Vec<u8>,
+) -> Option<Encoded> {
+    let writer = PixelWriter::new(&params.format, Packing::Tight);
+    let ctx = Ctx {
+        frame,
+        writer: &writer,
+        jpeg: jpeg_level(params),
+        png,
+        encoding: if png {
+            numbers::TIGHT_PNG
+        } else {
+            numbers::TIGHT
+        },
+        stateless: true,
+    };
+    let mut w = Worker::default();
+    w.reset();
+    let start = out.len();
+    for r in super::raw::clamped(frame, std::slice::from_ref(rect)) {
+        w.band(&ctx, &r, out);
+    }
+    if w.needs_stream || w.error.is_some() {
+        out.truncate(start);
+        return None;
+    }
+    Some(Encoded {
+        rects: w.rects,
+        lossy: w.lossy,
+    })
 }
 
 impl Encoder for TightEncoder {
@@ -533,97 +580,34 @@ impl Encoder for TightEncoder {
     ) -> Result<Encoded, EncodeError> {
         self.prepare(params);
         let encoding = self.encoding();
-        let jpeg = params
-            .quality_level
-            .filter(|_| params.format.bits_per_pixel >= 16)
-            .map(|q| q.min(9));
         let writer = cached_writer(&mut self.writer, params, Packing::Tight);
         let ctx = Ctx {
             frame,
             writer,
-            jpeg,
+            jpeg: jpeg_level(params),
             png: self.png,
             encoding,
+            stateless: false,
         };
-        let rects = &super::raw::clamped(frame, rects)[..];
-        let area: u64 = rects.iter().map(Rect::area).sum();
         let start = out.len();
-        let count;
-        if self.threads > 1 && area >= PARALLEL_MIN_AREA {
-            let halves = split_bands(rects, 2);
-            let (first, rest) = self.workers.split_at_mut(1);
-            let (a, b) = (&mut first[0], &mut rest[0]);
-            a.reset();
-            b.reset();
-            b.out.clear();
-            let ctx = &ctx;
-            std::thread::scope(|scope| {
-                scope.spawn(|| {
-                    let mut bout = std::mem::take(&mut b.out);
-                    for r in &halves[1] {
-                        b.band(ctx, r, &mut bout);
-                    }
-                    b.out = bout;
-                });
-                for r in &halves[0] {
-                    a.band(ctx, r, out);
-                }
-            });
-            out.extend_from_slice(&b.out);
-            count = a.rects + b.rects;
-        } else {
-            let a = &mut self.workers[0];
-            a.reset();
-            for r in rects {
-                a.band(&ctx, r, out);
-            }
-            count = a.rects;
+        let w = &mut self.worker;
+        w.reset();
+        for r in super::raw::clamped(frame, rects) {
+            w.band(&ctx, &r, out);
         }
-        let mut lossy = Vec::new();
-        for w in &mut self.workers {
-            if let Some(e) = w.error.take() {
-                out.truncate(start);
-                return Err(e);
-            }
-            lossy.append(&mut w.lossy);
+        if let Some(e) = w.error.take() {
+            out.truncate(start);
+            return Err(e);
         }
         // The reset bits ride on the first control byte of the update.
-        if count > 0 && self.resets != 0 {
+        if w.rects > 0 && self.resets != 0 {
             out[start + 12] |= std::mem::take(&mut self.resets);
         }
         Ok(Encoded {
-            rects: count,
-            lossy,
+            rects: w.rects,
+            lossy: std::mem::take(&mut w.lossy),
         })
     }
-}
-
-/// Split rects into `n` groups of whole tile rows with about equal area.
-fn split_bands(rects: &[Rect], n: usize) -> Vec<Vec<Rect>> {
-    let mut bands: Vec<Rect> = Vec::new();
-    for r in rects {
-        for y in (r.y..r.y.saturating_add(r.h)).step_by(usize::from(TILE)) {
-            let h = (r.bottom() - u32::from(y)).min(u32::from(TILE)) as u16;
-            bands.push(Rect::new(r.x, y, r.w, h));
-        }
-    }
-    let total: u64 = bands.iter().map(Rect::area).sum();
-    let mut groups: Vec<Vec<Rect>> = vec![Vec::new(); n];
-    let (mut acc, mut g) = (0u64, 0usize);
-    for b in bands {
-        if acc * n as u64 >= total * (g as u64 + 1) && g + 1 < n {
-            g += 1;
-        }
-        acc += b.area();
-        // Merge consecutive bands of the same rect back into one rect per group.
-        match groups[g].last_mut() {
-            Some(last) if last.x == b.x && last.w == b.w && last.bottom() == u32::from(b.y) => {
-                last.h += b.h;
-            }
-            _ => groups[g].push(b),
-        }
-    }
-    groups
 }
 
 #[cfg(test)]
@@ -637,14 +621,5 @@ mod tests {
         compact_len(200, &mut v);
         compact_len(70000, &mut v);
         assert_eq!(v, [10, 0xc8, 0x01, 0xf0, 0xa2, 0x04]);
-    }
-
-    #[test]
-    fn bands_cover_rects_once() {
-        let rects = [Rect::new(0, 0, 100, 300), Rect::new(200, 10, 50, 50)];
-        let groups = split_bands(&rects, 2);
-        let area: u64 = groups.iter().flatten().map(Rect::area).sum();
-        assert_eq!(area, 100 * 300 + 50 * 50);
-        assert!(groups.iter().all(|g| !g.is_empty()));
     }
 }

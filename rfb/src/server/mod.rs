@@ -23,6 +23,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::encoding::shared::{self, Piece, PieceKey};
 use crate::encoding::{
     new_encoder, numbers as n, registry, EncodeError, EncodeParams, Encoder, FrameView,
 };
@@ -137,8 +138,6 @@ pub struct ServerConfig {
     pub limits: Limits,
     /// Largest clipboard text announced in ExtendedClipboard caps.
     pub max_clipboard_text: u32,
-    /// Threads Tight may split a large update across (the caller's choice).
-    pub encoder_threads: usize,
     /// Encoders the application supplies (H.264): `None` sends only the engine's own.
     pub host_encoders: Option<Arc<dyn HostEncoders>>,
 }
@@ -235,6 +234,10 @@ pub enum ClipboardOffer {
 /// A framebuffer update to encode, with the encoder to use. Encode it with
 /// [`UpdateJob::encode`] on the pixels of the latest [`ServerSession::frame_changed`] and hand
 /// the result to [`ServerSession::update_encoded`].
+///
+/// To share work between clients, encode its [`UpdateJob::pieces`] with
+/// [`shared::encode_piece`] (once per [`UpdateJob::piece_key`], in parallel, cached) and pass
+/// them to [`UpdateJob::encode_pieces`].
 pub struct UpdateJob {
     encoder: Box<dyn Encoder>,
     rects: Vec<Rect>,
@@ -293,18 +296,59 @@ impl UpdateJob {
         &self.params
     }
 
+    /// The encoding.
+    pub fn encoding(&self) -> i32 {
+        self.encoder.encoding()
+    }
+
+    /// The update cut along the sharing grid, when its encoding has stateless output
+    /// (otherwise empty: the client's own encoder sends everything).
+    pub fn pieces(&self) -> Vec<Rect> {
+        if shared::shares(self.encoding()) {
+            shared::pieces(&self.rects)
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// The key of `piece` (one of [`UpdateJob::pieces`]) whose pixels `content` names.
+    pub fn piece_key(&self, piece: Rect, content: u64) -> PieceKey {
+        PieceKey::new(self.encoding(), piece, content, &self.params)
+    }
+
     /// Encode into complete FramebufferUpdate messages. Pure CPU work; run it wherever
     /// blocking is fine.
     ///
     /// Without LastRect an update holds at most 65534 rectangles: when the encoder's output
     /// would exceed that, the update is split into several messages at rectangle boundaries
     /// (never thrown away: the encoder's zlib streams have already advanced).
-    pub fn encode(mut self, frame: &FrameView<'_>) -> EncodedUpdate {
+    pub fn encode(self, frame: &FrameView<'_>) -> EncodedUpdate {
+        self.encode_pieces(frame, &[])
+    }
+
+    /// Like [`UpdateJob::encode`], with `shared[i]` the bytes of the `i`th of
+    /// [`UpdateJob::pieces`] where another encode produced them (`None`: this client's
+    /// encoder sends that piece). `shared` is ignored unless it has one entry per piece.
+    pub fn encode_pieces(
+        mut self,
+        frame: &FrameView<'_>,
+        shared: &[Option<&Piece>],
+    ) -> EncodedUpdate {
         let mut area = Region::new();
         for r in &self.rects {
             area.add_rect(*r);
         }
-        let result = self.run(frame);
+        let pieces = if shared.is_empty() {
+            Vec::new()
+        } else {
+            self.pieces()
+        };
+        let result = if pieces.len() == shared.len() && !pieces.is_empty() {
+            self.run(frame, &pieces, shared)
+        } else {
+            let rects = std::mem::take(&mut self.rects);
+            self.run(frame, &rects, &[])
+        };
         EncodedUpdate {
             encoder: self.encoder,
             result,
@@ -313,45 +357,64 @@ impl UpdateJob {
         }
     }
 
-    fn run(&mut self, frame: &FrameView<'_>) -> Result<(Vec<u8>, Vec<Rect>), SessionError> {
+    fn run(
+        &mut self,
+        frame: &FrameView<'_>,
+        rects: &[Rect],
+        shared: &[Option<&Piece>],
+    ) -> Result<(Vec<u8>, Vec<Rect>), SessionError> {
         let mut out = Vec::with_capacity(self.pseudo.len() + 64);
         let mut header_at = 0;
         write_framebuffer_update_header(&mut out, 0);
         out.extend_from_slice(&self.pseudo);
         let mut count = self.pseudo_rects;
         let mut lossy = Vec::new();
-        if self.last_rect {
-            let e = self
-                .encoder
-                .encode(frame, &self.rects, &self.params, &mut out)?;
+        if self.last_rect && shared.is_empty() {
+            // One call: the encoder merges across the whole region.
+            let e = self.encoder.encode(frame, rects, &self.params, &mut out)?;
             lossy = e.lossy;
             count += e.rects;
-            if count > MAX_RECTS {
-                patch_rect_count(&mut out, 0, RECT_COUNT_UNTIL_LAST_RECT);
-                write_last_rect(&mut out);
-                return Ok((out, lossy));
-            }
         } else {
-            // One rectangle at a time, so a message can be closed between rectangles.
-            for r in &self.rects {
+            // Piece by piece, so a message can be closed between rectangles.
+            for (i, r) in rects.iter().enumerate() {
                 let at = out.len();
-                let e =
-                    self.encoder
-                        .encode(frame, std::slice::from_ref(r), &self.params, &mut out)?;
-                if e.rects > MAX_RECTS {
-                    return Err(SessionError::TooManyRects(e.rects));
+                let n = match shared.get(i).copied().flatten() {
+                    Some(p) => {
+                        out.extend_from_slice(&p.bytes);
+                        lossy.extend_from_slice(&p.lossy);
+                        p.rects
+                    }
+                    None => {
+                        let e = self.encoder.encode(
+                            frame,
+                            std::slice::from_ref(r),
+                            &self.params,
+                            &mut out,
+                        )?;
+                        lossy.extend(e.lossy);
+                        e.rects
+                    }
+                };
+                if !self.last_rect {
+                    if n > MAX_RECTS {
+                        return Err(SessionError::TooManyRects(n));
+                    }
+                    if count + n > MAX_RECTS {
+                        patch_rect_count(&mut out, header_at, count as u16);
+                        let mut header = Vec::with_capacity(4);
+                        write_framebuffer_update_header(&mut header, 0);
+                        out.splice(at..at, header);
+                        header_at = at;
+                        count = 0;
+                    }
                 }
-                lossy.extend(e.lossy);
-                if count + e.rects > MAX_RECTS {
-                    patch_rect_count(&mut out, header_at, count as u16);
-                    let mut header = Vec::with_capacity(4);
-                    write_framebuffer_update_header(&mut header, 0);
-                    out.splice(at..at, header);
-                    header_at = at;
-                    count = 0;
-                }
-                count += e.rects;
+                count += n;
             }
+        }
+        if self.last_rect && count > MAX_RECTS {
+            patch_rect_count(&mut out, 0, RECT_COUNT_UNTIL_LAST_RECT);
+            write_last_rect(&mut out);
+            return Ok((out, lossy));
         }
         patch_rect_count(&mut out, header_at, count as u16);
         Ok((out, lossy))
@@ -842,8 +905,7 @@ impl ServerSession {
         }
         let encoder = match self.encoders.remove(&encoding) {
             Some(e) => e,
-            None => new_encoder(encoding, self.config.encoder_threads)
-                .ok_or(SessionError::NoEncoder(encoding))?,
+            None => new_encoder(encoding).ok_or(SessionError::NoEncoder(encoding))?,
         };
         let mut params = self.settings.params();
         if plan.lossless {

@@ -128,7 +128,6 @@ fn config() -> ServerConfig {
         view_only: false,
         limits: Limits::default(),
         max_clipboard_text: 1 << 20,
-        encoder_threads: 1,
         host_encoders: None,
     }
 }
@@ -627,13 +626,64 @@ fn without_last_rect_many_rects_split_into_several_updates() {
         height: H,
         stride: usize::from(W) * 4,
     };
-    let (bytes, _) = job.run(&view).unwrap();
+    let rects = std::mem::take(&mut job.rects);
+    let (bytes, _) = job.run(&view, &rects, &[]).unwrap();
     // Two messages: 65534 rects, then the rest, each with its own header.
     let rect_len = 12 + 4;
     assert_eq!(bytes.len(), 4 + 4 + 70_000 * rect_len);
     assert_eq!(&bytes[..4], &[0, 0, 0xff, 0xfe]);
     let second = 4 + 65534 * rect_len;
     assert_eq!(&bytes[second..second + 4], &[0, 0, 0x11, 0x72]);
+}
+
+#[test]
+fn shared_pieces_assemble_like_own_encodes() {
+    let job = |last_rect| UpdateJob {
+        encoder: Box::new(RawEncoder::new()),
+        rects: vec![Rect::new(10, 5, 300, 100), Rect::new(0, 120, 40, 8)],
+        params: EncodeParams::default(),
+        pseudo: Vec::new(),
+        pseudo_rects: 0,
+        last_rect,
+        lossless: false,
+    };
+    let frame: Vec<u8> = (0..usize::from(W) * usize::from(H) * 4)
+        .map(|i| (i * 7) as u8)
+        .collect();
+    let view = FrameView {
+        data: &frame,
+        width: W,
+        height: H,
+        stride: usize::from(W) * 4,
+    };
+    let pieces = job(true).pieces();
+    // Cut on the 256x64 grid: (10..256, 256..310) x (5..64, 64..105), and the second rect.
+    assert_eq!(pieces.len(), 5);
+    let encoded: Vec<Piece> = pieces
+        .iter()
+        .map(|r| {
+            let key = job(true).piece_key(*r, 1);
+            crate::encoding::shared::encode_piece(&view, &key).unwrap()
+        })
+        .collect();
+    for last_rect in [true, false] {
+        let all: Vec<Option<&Piece>> = encoded.iter().map(Some).collect();
+        let some: Vec<Option<&Piece>> = encoded
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (i % 2 == 0).then_some(p))
+            .collect();
+        let none = vec![None; pieces.len()];
+        let a = job(last_rect).encode_pieces(&view, &all).result.unwrap().0;
+        let b = job(last_rect).encode_pieces(&view, &some).result.unwrap().0;
+        let c = job(last_rect).encode_pieces(&view, &none).result.unwrap().0;
+        assert_eq!(a, b);
+        assert_eq!(a, c);
+        assert_eq!(&a[..4], &[0, 0, 0, 5], "five rects");
+        // Every pixel once: the same size as the unsplit update.
+        let whole = job(last_rect).encode(&view).result.unwrap().0;
+        assert_eq!(a.len(), whole.len() + 3 * 12);
+    }
 }
 
 #[test]
