@@ -53,7 +53,7 @@ fn frame_at(path: &Path, t: f64, w: u16, h: u16) -> Vec<u8> {
         String::from_utf8_lossy(&out.stderr)
     );
     let size = usize::from(w) * usize::from(h) * 3;
-    assert!(out.stdout.len() >= size && out.stdout.len() % size == 0);
+    assert!(out.stdout.len() >= size && out.stdout.len().is_multiple_of(size));
     out.stdout[out.stdout.len() - size..].to_vec()
 }
 

@@ -121,10 +121,10 @@ mod level_tests {
                         seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12345);
                         match kind {
                             0 => 0,
-                            1 if (seed >> 16) % 50 == 0 => (seed >> 24) as u8,
+                            1 if (seed >> 16).is_multiple_of(50) => (seed >> 24) as u8,
                             1 => 0,
                             2 => (i % 8 == 3) as u8 * 0x18,
-                            _ if (seed >> 16) % 5 == 0 => (seed >> 24) as u8,
+                            _ if (seed >> 16).is_multiple_of(5) => (seed >> 24) as u8,
                             _ => (i % 7) as u8 * 0x11,
                         }
                     })
