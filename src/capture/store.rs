@@ -150,6 +150,8 @@ impl State {
 
 /// The newest frame, its version and the recent change history.
 pub struct FrameStore {
+    /// Unique in the process: caches keyed by version must tell stores apart.
+    id: u64,
     state: Mutex<State>,
     version_tx: watch::Sender<u64>,
     cursor_tx: watch::Sender<u64>,
@@ -159,7 +161,9 @@ pub struct FrameStore {
 impl FrameStore {
     /// A store holding a black frame of the given size, at version 1.
     pub fn new(width: u16, height: u16) -> Arc<FrameStore> {
+        static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         Arc::new(FrameStore {
+            id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             state: Mutex::new(State {
                 version: 1,
                 frame: Arc::new(Frame::new(width, height)),
@@ -181,6 +185,11 @@ impl FrameStore {
         // A panic while holding the lock cannot leave the state inconsistent in a way readers
         // care about (every write is a whole assignment), so recover from poisoning.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// This store's process-wide unique id.
+    pub fn id(&self) -> u64 {
+        self.id
     }
 
     /// The newest version number.

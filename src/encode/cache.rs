@@ -9,6 +9,10 @@ use rfb::encoding::shared::{Piece, PieceKey};
 /// An encoded piece, or `None` when its piece needs the client's own stream.
 pub type Slot = Option<Arc<Piece>>;
 
+/// A piece of one frame store ([`crate::capture::FrameStore::id`]): content versions are
+/// numbered per store, so the same version of another desktop is other pixels.
+pub type Key = (u64, PieceKey);
+
 /// Pieces kept: a few full frames' worth at 1920x1080 (8 x 17 cells each).
 const MAX_ENTRIES: usize = 1024;
 /// Bytes kept.
@@ -22,12 +26,12 @@ struct Entry {
 
 #[derive(Default)]
 struct Map {
-    entries: HashMap<PieceKey, Entry>,
+    entries: HashMap<Key, Entry>,
     /// Bytes of the encoded pieces in `entries`.
     bytes: usize,
 }
 
-/// A bounded map from [`PieceKey`] to encoded bytes. Concurrent misses on one key encode it
+/// A bounded map from [`Key`] to encoded bytes. Concurrent misses on one key encode it
 /// once: the others wait for that result.
 #[derive(Default)]
 pub struct PieceCache {
@@ -45,7 +49,7 @@ impl PieceCache {
 
     /// The piece for `key`, from the cache or from `encode` (run at most once per key while
     /// it is cached, outside the map's lock).
-    pub fn get_or_encode(&self, key: &PieceKey, encode: impl FnOnce() -> Option<Piece>) -> Slot {
+    pub fn get_or_encode(&self, key: &Key, encode: impl FnOnce() -> Option<Piece>) -> Slot {
         let used = self.tick.fetch_add(1, Ordering::Relaxed);
         let slot = {
             let mut m = self.map.lock().unwrap_or_else(|e| e.into_inner());
@@ -99,7 +103,7 @@ fn evict(m: &mut Map) {
     if m.entries.len() <= MAX_ENTRIES && m.bytes <= MAX_BYTES {
         return;
     }
-    let mut by_age: Vec<(u64, PieceKey)> = m.entries.iter().map(|(k, e)| (e.used, *k)).collect();
+    let mut by_age: Vec<(u64, Key)> = m.entries.iter().map(|(k, e)| (e.used, *k)).collect();
     by_age.sort_unstable_by_key(|(used, _)| *used);
     let keep_entries = MAX_ENTRIES * 3 / 4;
     let keep_bytes = MAX_BYTES * 3 / 4;
@@ -126,13 +130,14 @@ mod tests {
     use rfb::Rect;
     use std::sync::atomic::AtomicUsize;
 
-    fn key(content: u64) -> PieceKey {
-        PieceKey::new(
+    fn key(content: u64) -> Key {
+        let piece = PieceKey::new(
             numbers::TIGHT,
             Rect::new(0, 0, 64, 64),
             content,
             &EncodeParams::default(),
-        )
+        );
+        (1, piece)
     }
 
     fn piece(n: usize) -> Option<Piece> {
@@ -156,6 +161,13 @@ mod tests {
         });
         assert_eq!(calls.load(Ordering::Relaxed), 1, "new content encodes");
         assert_eq!(c.stats(), (1, 2));
+        // The same version of another desktop's store is other pixels.
+        let other = (2, key(1).1);
+        c.get_or_encode(&other, || {
+            calls.fetch_add(1, Ordering::Relaxed);
+            piece(10)
+        });
+        assert_eq!(calls.load(Ordering::Relaxed), 2, "another store encodes");
     }
 
     #[test]

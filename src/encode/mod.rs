@@ -97,7 +97,7 @@ impl EncodeService {
             pieces
                 .iter()
                 .zip(contents)
-                .map(|(r, c)| job.piece_key(*r, c))
+                .map(|(r, c)| (store.id(), job.piece_key(*r, c)))
                 .collect(),
         );
         let slots: Arc<Vec<OnceLock<Slot>>> =
@@ -111,7 +111,7 @@ impl EncodeService {
         self.pool.for_each(
             keys.len(),
             Arc::new(move |i| {
-                let piece = cache.get_or_encode(&k[i], || shared::encode_piece(&f.view(), &k[i]));
+                let piece = cache.get_or_encode(&k[i], || shared::encode_piece(&f.view(), &k[i].1));
                 let _ = s[i].set(piece);
             }),
         );
