@@ -55,6 +55,10 @@
 #[allow(dead_code)]
 mod xvfb;
 
+/// deskd as a child process, shared with the other end-to-end benches.
+#[path = "support/deskd.rs"]
+mod deskd_proc;
+
 /// The user-space bottleneck relay of the end-to-end tests.
 #[path = "../tests/e2e_support/relay.rs"]
 mod relay;
@@ -64,7 +68,7 @@ mod relay;
 mod tight;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -316,37 +320,11 @@ fn spawn_deskd(display: &str) -> ServerProc {
 
 /// [`spawn_deskd`] with more arguments.
 fn spawn_deskd_with(display: &str, extra: &[&std::ffi::OsStr]) -> ServerProc {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_deskd"))
-        .args(["--display", display])
-        .args(extra)
-        .args([
-            "--listen-http",
-            "127.0.0.1:0",
-            "--listen-rfb",
-            "127.0.0.1:0",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn deskd");
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let proc = xvfb::ChildGuard(child);
-    let mut line = String::new();
-    stdout.read_line(&mut line).expect("deskd stdout");
-    // Keep draining so a later write to stdout never fails.
-    thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
-    let port = |name: &str| -> u16 {
-        line.split_whitespace()
-            .find_map(|w| w.strip_prefix(name))
-            .and_then(|a| a.parse::<std::net::SocketAddr>().ok())
-            .unwrap_or_else(|| panic!("no {name} address in deskd's line {line:?}"))
-            .port()
-    };
+    let d = deskd_proc::spawn(env!("CARGO_BIN_EXE_deskd").as_ref(), display, extra);
     ServerProc {
-        rfb: port("rfb="),
-        http: Some(port("http=")),
-        proc,
+        rfb: d.rfb,
+        http: Some(d.http),
+        proc: d.proc,
     }
 }
 

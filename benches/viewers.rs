@@ -17,13 +17,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+/// deskd as a child process, shared with the latency bench.
+#[path = "support/deskd.rs"]
+mod deskd_proc;
 #[path = "../tests/common/xvfb.rs"]
 #[allow(dead_code)]
 mod xvfb;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread;
@@ -129,38 +132,15 @@ impl Deskd {
     }
 }
 
-/// deskd on ephemeral ports, read from its line `deskd: listening http=A rfb=B display=:N`.
+/// deskd (or `VIEWERS_DESKD`, another build to compare) on ephemeral ports.
 fn spawn_deskd(display: &str) -> Deskd {
-    let bin = std::env::var("VIEWERS_DESKD").unwrap_or_else(|_| env!("CARGO_BIN_EXE_deskd").into());
-    let mut child = Command::new(bin)
-        .args(["--display", display])
-        .args([
-            "--listen-http",
-            "127.0.0.1:0",
-            "--listen-rfb",
-            "127.0.0.1:0",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn deskd");
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let proc = xvfb::ChildGuard(child);
-    let mut line = String::new();
-    stdout.read_line(&mut line).expect("deskd stdout");
-    thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
-    let port = |name: &str| -> u16 {
-        line.split_whitespace()
-            .find_map(|w| w.strip_prefix(name))
-            .and_then(|a| a.parse::<std::net::SocketAddr>().ok())
-            .unwrap_or_else(|| panic!("no {name} address in deskd's line {line:?}"))
-            .port()
-    };
+    let bin =
+        std::env::var_os("VIEWERS_DESKD").unwrap_or_else(|| env!("CARGO_BIN_EXE_deskd").into());
+    let d = deskd_proc::spawn(&bin, display, &[]);
     Deskd {
-        rfb: port("rfb="),
-        http: port("http="),
-        proc,
+        rfb: d.rfb,
+        http: d.http,
+        proc: d.proc,
     }
 }
 

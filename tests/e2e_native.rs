@@ -16,8 +16,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use e2e_support::{
-    bare_xvfb, diff, image_rgb, psnr, require_tool, stalled_client, vncdotool_capture, wait_equal,
-    ChildGuard, Deskd, RawClient, X,
+    bare_xvfb, diff, image_rgb, psnr, require_tool, stalled_client, tigervnc_viewer,
+    vncdotool_capture, wait_equal, Deskd, RawClient, X,
 };
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -60,42 +60,21 @@ fn native_tigervnc_viewer_each_encoding() {
     let vx = X::connect(&viewer_display);
     for (i, enc) in ["Tight", "ZRLE", "Hextile", "Raw"].into_iter().enumerate() {
         x.draw_picture(20 + i as u32);
-        let viewer = Command::new("vncviewer")
-            .args([
+        let preferred = format!("-PreferredEncoding={enc}");
+        let _viewer = tigervnc_viewer(
+            &viewer_display,
+            d.rfb,
+            &[
                 "-AutoSelect=0",
-                &format!("-PreferredEncoding={enc}"),
+                &preferred,
                 "-FullColor",
                 "-NoJPEG",
                 "-ViewOnly",
-                "-Shared",
-                "-RemoteResize=0",
-                "-DotWhenNoCursor=0",
-                "-SecurityTypes=None",
                 "-geometry",
                 "640x480+0+0",
-            ])
-            .arg(format!("127.0.0.1::{}", d.rfb.port()))
-            .env("DISPLAY", &viewer_display)
-            .env_remove("XAUTHORITY")
-            .env("HOME", std::env::temp_dir())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("run vncviewer");
-        let _viewer = ChildGuard(viewer);
-        // Without a window manager FLTK still offsets its window for decorations: find it.
-        let deadline = std::time::Instant::now() + WAIT;
-        let (wx, wy) = loop {
-            if let Some(p) = vx.find_window(640, 480) {
-                break p;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "no TigerVNC viewer window appeared"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        };
+            ],
+        );
+        let (wx, wy) = vx.wait_window(640, 480, WAIT);
         let crop = || (640u16, 480u16, vx.region_rgb(wx, wy, 640, 480));
         wait_equal(&x, &format!("TigerVNC viewer, {enc}"), WAIT, crop);
         // And an incremental update after a change.
