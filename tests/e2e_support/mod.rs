@@ -49,6 +49,22 @@ pub struct Deskd {
     pub log: Arc<Mutex<Vec<String>>>,
 }
 
+/// A managed deskd is asked to stop (SIGTERM) so that it takes its own Xvfb and window
+/// manager down; a SIGKILL from the guard alone would leave them running.
+impl Drop for Deskd {
+    fn drop(&mut self) {
+        if self.xvfb.is_some() {
+            return;
+        }
+        let pid = self.proc.0.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline && matches!(self.proc.0.try_wait(), Ok(None)) {
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
 impl Deskd {
     /// Start Xvfb at `width`x`height` and deskd on it with `extra` flags, on free ports.
     pub fn start(width: u16, height: u16, extra: &[&str]) -> Deskd {
