@@ -15,8 +15,9 @@ pub type Key = (u64, PieceKey);
 
 /// Pieces kept: a few full frames' worth at 1920x1080 (8 x 17 cells each).
 const MAX_ENTRIES: usize = 1024;
-/// Bytes kept.
-const MAX_BYTES: usize = 48 << 20;
+/// Bytes kept: pieces are needed only while the clients at one frame version encode it, so a
+/// couple of Raw 1920x1080 frames (8 MB each) or dozens of JPEG ones are plenty.
+const MAX_BYTES: usize = 16 << 20;
 
 struct Entry {
     slot: Arc<OnceLock<Slot>>,
