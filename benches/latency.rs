@@ -59,6 +59,11 @@ mod xvfb;
 #[path = "support/deskd.rs"]
 mod deskd_proc;
 
+/// The key-echo window of the end-to-end tests.
+#[path = "../tests/e2e_support/echo.rs"]
+mod echo;
+use echo::{echo_window, ECHO, ECHO_COLOURS};
+
 /// The user-space bottleneck relay of the end-to-end tests.
 #[path = "../tests/e2e_support/relay.rs"]
 mod relay;
@@ -81,8 +86,7 @@ use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest, Message, WebSocket};
 use x11rb::connection::Connection;
 use x11rb::protocol::xproto::{
-    ChangeGCAux, ConnectionExt as _, CreateGCAux, CreateWindowAux, EventMask, ImageFormat,
-    InputFocus, Rectangle, WindowClass,
+    ChangeGCAux, ConnectionExt as _, CreateGCAux, ImageFormat, Rectangle,
 };
 use x11rb::rust_connection::RustConnection;
 
@@ -1513,9 +1517,6 @@ fn run_tls(samples: usize) {
 
 /// Key-echo links: Mbit/s and RTT in ms.
 const LINKS: [(f64, u64); 2] = [(8.0, 40), (2.0, 100)];
-/// The echo window's side; it sits at the top left, over the animation.
-const ECHO: u16 = 64;
-const ECHO_COLOURS: [u32; 4] = [0xff0000, 0x00ff00, 0x0000ff, 0xffff00];
 /// How long one echo or one refresh may take before it counts as missed.
 const STREAM_TIMEOUT: Duration = Duration::from_secs(5);
 /// Photo-like pictures per server and encoding (even: see [`Painter::photo_picture`]).
@@ -1566,56 +1567,6 @@ impl Painter {
         }
         buf
     }
-}
-
-/// A window at the top left that fills itself with the next of [`ECHO_COLOURS`] on every key
-/// press; returns the count of presses so far.
-fn echo_window(display: &str) -> Arc<AtomicUsize> {
-    let (conn, screen) = x11rb::connect(Some(display)).expect("connect to Xvfb");
-    let root = conn.setup().roots[screen].root;
-    let win = conn.generate_id().unwrap();
-    conn.create_window(
-        0,
-        win,
-        root,
-        0,
-        0,
-        ECHO,
-        ECHO,
-        0,
-        WindowClass::INPUT_OUTPUT,
-        0,
-        &CreateWindowAux::new()
-            .background_pixel(0)
-            .override_redirect(1)
-            .event_mask(EventMask::KEY_PRESS),
-    )
-    .unwrap();
-    let gc = conn.generate_id().unwrap();
-    conn.create_gc(gc, win, &CreateGCAux::new()).unwrap();
-    conn.map_window(win).unwrap();
-    conn.set_input_focus(InputFocus::POINTER_ROOT, win, 0u32)
-        .unwrap();
-    conn.get_input_focus().unwrap().reply().unwrap();
-    let presses = Arc::new(AtomicUsize::new(0));
-    let count = Arc::clone(&presses);
-    thread::spawn(move || {
-        while let Ok(ev) = conn.wait_for_event() {
-            if let x11rb::protocol::Event::KeyPress(_) = ev {
-                let colour = ECHO_COLOURS[count.fetch_add(1, Ordering::SeqCst) % 4];
-                let _ = conn.change_gc(gc, &ChangeGCAux::new().foreground(colour));
-                let r = Rectangle {
-                    x: 0,
-                    y: 0,
-                    width: ECHO,
-                    height: ECHO,
-                };
-                let _ = conn.poly_fill_rectangle(win, gc, &[r]);
-                let _ = conn.flush();
-            }
-        }
-    });
-    presses
 }
 
 /// Outside the echo window.

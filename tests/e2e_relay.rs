@@ -15,69 +15,10 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
+use e2e_support::echo::{echo_window, ECHO_COLOURS};
 use e2e_support::relay::{Link, Relay};
 use e2e_support::{picture, Browser, Deskd, X};
 use serde_json::json;
-use x11rb::connection::Connection;
-use x11rb::protocol::xproto::{
-    ChangeGCAux, ConnectionExt as _, CreateGCAux, CreateWindowAux, EventMask, InputFocus,
-    Rectangle, WindowClass,
-};
-use x11rb::protocol::Event;
-
-const ECHO: u16 = 64;
-const COLOURS: [u32; 4] = [0xff0000, 0x00ff00, 0x0000ff, 0xffff00];
-
-/// A window at the top left that fills itself with the next colour on every key press.
-fn echo_window(display: &str) {
-    let (conn, screen) = x11rb::connect(Some(display)).unwrap();
-    let root = conn.setup().roots[screen].root;
-    let win = conn.generate_id().unwrap();
-    conn.create_window(
-        0,
-        win,
-        root,
-        0,
-        0,
-        ECHO,
-        ECHO,
-        0,
-        WindowClass::INPUT_OUTPUT,
-        0,
-        &CreateWindowAux::new()
-            .background_pixel(0)
-            .override_redirect(1)
-            .event_mask(EventMask::KEY_PRESS),
-    )
-    .unwrap();
-    let gc = conn.generate_id().unwrap();
-    conn.create_gc(gc, win, &CreateGCAux::new()).unwrap();
-    conn.map_window(win).unwrap();
-    conn.set_input_focus(InputFocus::POINTER_ROOT, win, 0u32)
-        .unwrap();
-    conn.get_input_focus().unwrap().reply().unwrap();
-    thread::spawn(move || {
-        let mut i = 0;
-        while let Ok(ev) = conn.wait_for_event() {
-            if let Event::KeyPress(_) = ev {
-                let colour = COLOURS[i % COLOURS.len()];
-                i += 1;
-                let _ = conn.change_gc(gc, &ChangeGCAux::new().foreground(colour));
-                let _ = conn.poly_fill_rectangle(
-                    win,
-                    gc,
-                    &[Rectangle {
-                        x: 0,
-                        y: 0,
-                        width: ECHO,
-                        height: ECHO,
-                    }],
-                );
-                let _ = conn.flush();
-            }
-        }
-    });
-}
 
 #[test]
 fn key_echo_arrives_through_a_slow_link_during_animation() {
@@ -112,7 +53,7 @@ fn key_echo_arrives_through_a_slow_link_during_animation() {
     thread::sleep(Duration::from_secs(2));
     let mut echoes = Vec::new();
     for i in 0..9 {
-        let colour = COLOURS[i % COLOURS.len()];
+        let colour = ECHO_COLOURS[i % ECHO_COLOURS.len()];
         b.call(json!({"cmd": "key", "key": "KeyA"}));
         let ms = b.eval(&format!(
             "(async () => {{

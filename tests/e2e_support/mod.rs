@@ -25,6 +25,7 @@ use x11rb::rust_connection::RustConnection;
 
 pub use crate::common::xvfb::{bare_xvfb, require_tool, ChildGuard};
 
+pub mod echo;
 pub mod ffmpeg;
 pub mod relay;
 pub mod tight;
