@@ -152,7 +152,7 @@ fn main() {
     );
     for (name, frames) in &seqs {
         let tight = tight_sequence(frames);
-        let (h264, key_bytes) = h264_sequence(frames, 2);
+        let (h264, key_bytes) = h264_sequence(frames, 4);
         for (label, row) in [("tight-jpeg-q6", &tight), ("h264", &h264)] {
             println!(
                 "{:<8} {:<14} {:>10} {:>10} {:>12} {:>11.2}x {:>13.0}%",

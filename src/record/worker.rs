@@ -145,7 +145,9 @@ pub(super) fn run(
     let interval = Duration::from_secs(1) / opts.fps.max(1);
     let mut encoder = match H264Encoder::new(H264Settings {
         max_fps: opts.fps as f32,
-        // A recording shows a still screen for long: keep text sharper than live video needs.
+        // A recording shows a still screen for long (no lossless refresh follows): keep text
+        // sharper than live video needs.
+        qp_min: 16,
         qp_max: 28,
         ..H264Settings::default()
     }) {
