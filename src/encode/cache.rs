@@ -13,7 +13,7 @@ pub type Slot = Option<Arc<Piece>>;
 /// numbered per store, so the same version of another desktop is other pixels.
 pub type Key = (u64, PieceKey);
 
-/// Pieces kept: a few full frames' worth at 1920x1080 (8 x 17 cells each).
+/// Pieces kept: dozens of full frames' worth (a 1920x1080 frame is 17 bands).
 const MAX_ENTRIES: usize = 1024;
 /// Bytes kept: pieces are needed only while the clients at one frame version encode it, so a
 /// couple of Raw 1920x1080 frames (8 MB each) or dozens of JPEG ones are plenty.

@@ -12,7 +12,6 @@
 pub mod cache;
 pub mod pool;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
@@ -29,18 +28,6 @@ use pool::Pool;
 pub struct EncodeService {
     pool: Pool,
     cache: Arc<PieceCache>,
-    /// Sessions using the service: with one, nothing can be shared, and whole rects encode
-    /// into fewer bytes (one JPEG header, not one per piece) in less time.
-    sessions: AtomicUsize,
-}
-
-/// A session's place among the service's users (see [`EncodeService::join`]).
-pub struct Joined(&'static EncodeService);
-
-impl Drop for Joined {
-    fn drop(&mut self) {
-        self.0.sessions.fetch_sub(1, Ordering::Relaxed);
-    }
 }
 
 /// The process's encode service, started on first use with one thread per core.
@@ -60,14 +47,7 @@ impl EncodeService {
         Ok(EncodeService {
             pool: Pool::new(threads)?,
             cache: Arc::new(PieceCache::new()),
-            sessions: AtomicUsize::new(0),
         })
-    }
-
-    /// A session starts using the service, until the guard drops.
-    pub fn join(&'static self) -> Joined {
-        self.sessions.fetch_add(1, Ordering::Relaxed);
-        Joined(self)
     }
 
     /// The piece cache.
@@ -109,7 +89,7 @@ impl EncodeService {
         store: &FrameStore,
     ) -> EncodedUpdate {
         let pieces = job.pieces();
-        if pieces.is_empty() || self.sessions.load(Ordering::Relaxed) < 2 {
+        if pieces.is_empty() {
             return job.encode(&frame.view());
         }
         let contents = store.content_versions(&pieces, version);

@@ -304,7 +304,6 @@ where
 {
     let store = Arc::clone(ctx.desktop.frames.store());
     let encoder = crate::encode::service().map_err(DriverError::EncodeThread)?;
-    let _joined = encoder.join();
     let mut shutdown = ctx.shutdown.clone();
     let mut versions = store.subscribe();
     let mut cursors = store.subscribe_cursor();

@@ -21,10 +21,13 @@ use super::{numbers, tight, EncodeError, EncodeParams, Encoded, Encoder, FrameVi
 use crate::geom::Rect;
 use crate::pixel::PixelFormat;
 
-/// Grid cell width: wide enough that a JPEG's headers are a small part of a piece, narrow
-/// enough that a full-screen update splits into pieces for every core.
-pub const CELL_W: u16 = 256;
-/// Grid cell height: one row of Tight's 64-pixel tiles.
+/// Grid cell width: Tight's widest rectangle, so a piece of a wide change is the very JPEG
+/// rectangle Tight would send for the whole change (one set of JPEG headers per 64-pixel
+/// band, not one per narrower cell: 256-pixel cells cost 1.13x the bytes and a third more
+/// CPU per 1280x800 photo update, benches/viewers.rs).
+pub const CELL_W: u16 = 2048;
+/// Grid cell height: one row of Tight's 64-pixel tiles. A full-screen update still splits
+/// into a piece per band (13 at 800 lines), plenty to spread over the cores.
 pub const CELL_H: u16 = 64;
 
 /// Cut `rects` along the grid, in order: each rect's pieces row by row.
@@ -173,17 +176,20 @@ mod tests {
 
     #[test]
     fn pieces_cover_exactly_and_stay_in_cells() {
-        let rects = [Rect::new(10, 5, 600, 130), Rect::new(700, 300, 20, 1)];
+        let rects = [Rect::new(2000, 5, 600, 130), Rect::new(700, 300, 20, 1)];
         let p = pieces(&rects);
         let area: u64 = p.iter().map(Rect::area).sum();
         assert_eq!(area, 600 * 130 + 20);
+        // Three bands, each cut at x = 2048, and the thin rect whole.
+        assert_eq!(p.len(), 3 * 2 + 1);
         for r in &p {
-            assert_eq!(u32::from(r.x) / 256, (r.right() - 1) / 256, "{r:?}");
+            assert_eq!(u32::from(r.x) / 2048, (r.right() - 1) / 2048, "{r:?}");
             assert_eq!(u32::from(r.y) / 64, (r.bottom() - 1) / 64, "{r:?}");
         }
         // Pieces of different regions coincide where the regions agree on a cell.
-        let a = pieces(&[Rect::new(0, 0, 512, 64)]);
-        let b = pieces(&[Rect::new(0, 0, 1024, 128)]);
+        let a = pieces(&[Rect::new(0, 0, 4096, 64)]);
+        let b = pieces(&[Rect::new(0, 0, 4096, 128)]);
+        assert_eq!(a.len(), 2);
         assert!(a.iter().all(|r| b.contains(r)));
         // The grid reaches the largest frames without overflow.
         let edge = pieces(&[Rect::new(65000, 65000, 535, 535)]);
