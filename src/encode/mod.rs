@@ -55,8 +55,8 @@ impl EncodeService {
         &self.cache
     }
 
-    /// Encode `job` from `frame`, which is version `version` of `store`. The receiver yields
-    /// the result (it is dropped only if the encode panicked). Needs a tokio runtime.
+    /// Encode `job` from `frame`, which is version `version` of `store`, on the pool. The
+    /// receiver yields the result (it is dropped only if the encode panicked).
     pub fn submit(
         &'static self,
         job: UpdateJob,
@@ -65,10 +65,10 @@ impl EncodeService {
         store: Arc<FrameStore>,
     ) -> oneshot::Receiver<EncodedUpdate> {
         let (tx, rx) = oneshot::channel();
-        // The session's part runs on a blocking thread of its own, so one session's queue
-        // position never waits behind every other session's whole update; its pieces are
-        // spread over the shared pool.
-        tokio::task::spawn_blocking(move || {
+        // Queued behind the updates already waiting: each session has at most one update in
+        // flight, so first come first served takes turns between sessions, and a session
+        // flooding requests waits behind everyone else's next update, not the other way round.
+        self.pool.spawn(move || {
             let started = Instant::now();
             let e = self.encode(job, frame, version, &store);
             let m = metrics::global();
@@ -80,7 +80,8 @@ impl EncodeService {
         rx
     }
 
-    /// Encode `job` on this thread, its shared pieces spread over the pool.
+    /// Encode `job` on this thread, its shared pieces spread over the pool (this thread takes
+    /// its share, so it never waits for a pool thread that is busy).
     pub fn encode(
         &self,
         job: UpdateJob,

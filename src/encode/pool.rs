@@ -28,7 +28,12 @@ impl Pool {
                         Err(_) => return,
                     };
                     match job {
-                        Ok(job) => job(),
+                        // A panicking job must not take its thread with it: the pool would
+                        // shrink until nothing encodes. Its result sender drops unsent, which
+                        // its session sees as a failed encode.
+                        Ok(job) => {
+                            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+                        }
                         Err(_) => return,
                     }
                 })?;
@@ -133,5 +138,17 @@ mod tests {
                 .expect("every fan-out finishes");
         }
         assert!(hits.iter().all(|h| h.load(Ordering::Relaxed) == 4));
+    }
+
+    #[test]
+    fn a_panicking_job_keeps_its_thread() {
+        let pool = Pool::new(1).expect("threads");
+        let (tx, rx) = mpsc::channel();
+        pool.spawn(|| panic!("an encoder bug"));
+        pool.spawn(move || {
+            let _ = tx.send(());
+        });
+        rx.recv_timeout(std::time::Duration::from_secs(10))
+            .expect("the only thread still runs jobs");
     }
 }
