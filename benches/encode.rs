@@ -88,17 +88,11 @@ fn settings() -> Vec<Setting> {
             make: || Box::new(Pieces(encoding::tight::TightEncoder::new())),
             params: q6,
         },
-        Setting {
-            name: "tight-pieces-reset",
-            make: || Box::new(PiecesWithResets),
-            params: base,
-        },
     ]
 }
 
-/// Tight as a sharing client sends it: the update cut on the sharing grid, stateless pieces
-/// (fills, JPEG) encoded on their own (what the piece cache holds), the rest with the
-/// client's own zlib streams.
+/// Tight as the encode service sends it: the update cut on the sharing grid, every piece
+/// encoded on its own (what the piece cache holds), zlib data on streams reset per rect.
 struct Pieces(encoding::tight::TightEncoder);
 
 impl Encoder for Pieces {
@@ -114,33 +108,6 @@ impl Encoder for Pieces {
         out: &mut Vec<u8>,
     ) -> Result<Encoded, EncodeError> {
         shared::encode_in_pieces(&mut self.0, frame, rects, params, out)
-    }
-}
-
-/// What sharing Tight's zlib data too would cost: every piece compressed with fresh streams,
-/// as a stream reset per rectangle would require (a fresh encoder per piece: slightly more
-/// setup than a reset).
-struct PiecesWithResets;
-
-impl Encoder for PiecesWithResets {
-    fn encoding(&self) -> i32 {
-        encoding::numbers::TIGHT
-    }
-
-    fn encode(
-        &mut self,
-        frame: &FrameView<'_>,
-        rects: &[Rect],
-        params: &EncodeParams,
-        out: &mut Vec<u8>,
-    ) -> Result<Encoded, EncodeError> {
-        let mut all = Encoded::default();
-        for p in shared::pieces(rects) {
-            let e = encoding::tight::TightEncoder::new().encode(frame, &[p], params, out)?;
-            all.rects += e.rects;
-            all.lossy.extend(e.lossy);
-        }
-        Ok(all)
     }
 }
 

@@ -129,34 +129,17 @@ fn tight_decodes_in_novnc() {
     );
 }
 
-/// Tight as a sharing client gets it: grid pieces, stateless ones encoded on their own, the
-/// rest with the client's streams; with JPEG off, every piece here needs the client's streams
-/// or is a fill.
+/// Tight and TightPNG as the encode service sends them ([`SharedPieces`]).
 #[test]
 fn tight_in_shared_pieces_decodes_in_novnc() {
-    struct Pieces(encoding::tight::TightEncoder);
-    impl Encoder for Pieces {
-        fn encoding(&self) -> i32 {
-            self.0.encoding()
-        }
-        fn encode(
-            &mut self,
-            frame: &encoding::FrameView<'_>,
-            rects: &[Rect],
-            params: &EncodeParams,
-            out: &mut Vec<u8>,
-        ) -> Result<encoding::Encoded, encoding::EncodeError> {
-            encoding::shared::encode_in_pieces(&mut self.0, frame, rects, params, out)
-        }
-    }
     check_lossless(
         "tight in shared pieces",
-        || Box::new(Pieces(encoding::tight::TightEncoder::new())),
+        || Box::new(SharedPieces(encoding::tight::TightEncoder::new())),
         params(),
     );
     check_lossless(
         "tightpng in shared pieces",
-        || Box::new(Pieces(encoding::tight::TightEncoder::new_png())),
+        || Box::new(SharedPieces(encoding::tight::TightEncoder::new_png())),
         params(),
     );
 }

@@ -191,6 +191,11 @@ fn tight_decodes_in_libvncclient() {
             ..EncodeParams::default()
         },
     );
+    check(
+        "tight in shared pieces",
+        || Box::new(SharedPieces(encoding::tight::TightEncoder::new())),
+        EncodeParams::default(),
+    );
 }
 
 /// The cursor pseudo-encoding as libvncclient reads it: pixels in the client format and the

@@ -25,8 +25,9 @@ pub struct Capabilities {
 pub enum Sharing {
     /// Every rectangle (Raw, Hextile, TightPNG).
     All,
-    /// Only the sub-encodings without a zlib stream: Tight's fill and JPEG rectangles.
-    FillAndJpeg,
+    /// Every rectangle, with its zlib data on streams reset for each rectangle (Tight: shared
+    /// pieces use streams 2 and 3; the connection's own encoder keeps 0 and 1).
+    WithResets,
     /// None: the output continues per-connection streams (Zlib, ZRLE, H.264).
     None,
 }
@@ -71,7 +72,7 @@ pub const ENTRIES: [Entry; 9] = [
         name: "Tight",
         factory: Factory::Builtin(|| Box::new(tight::TightEncoder::new())),
         caps: Capabilities {
-            sharing: Sharing::FillAndJpeg,
+            sharing: Sharing::WithResets,
             ..PLAIN
         },
     },

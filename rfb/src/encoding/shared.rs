@@ -8,9 +8,9 @@
 //! may encode a piece once and hand the [`Piece`] to every client with that key.
 //!
 //! What is stateless (see [`super::registry`]): Raw and Hextile entirely; TightPNG (fills,
-//! JPEG, PNG) unless PNG fails; Tight's fills and JPEG. A Tight piece that needs a zlib stream
-//! (palette or full-colour basic compression) is sent by the client's own encoder, as are
-//! Zlib and ZRLE: their streams have no reset, so their bytes depend on everything the client
+//! JPEG, PNG) unless PNG fails; Tight entirely, its zlib data on streams that each piece
+//! resets (see [`tight::encode_stateless`]). Zlib and ZRLE are sent by the client's own
+//! encoder: their streams have no reset, so their bytes depend on everything the client
 //! received before.
 //!
 //! Nothing here caches or runs threads: the application keeps the cache and runs the pieces
@@ -71,6 +71,8 @@ pub struct PieceKey {
     pub format: PixelFormat,
     /// JPEG quality, for the encodings that use it.
     pub quality: Option<u8>,
+    /// CompressLevel, for Tight's zlib data.
+    pub compress: Option<u8>,
 }
 
 impl PieceKey {
@@ -81,12 +83,17 @@ impl PieceKey {
             numbers::TIGHT | numbers::TIGHT_PNG => params.quality_level.map(|q| q.min(9)),
             _ => None,
         };
+        let compress = match encoding {
+            numbers::TIGHT => Some(params.compress_level.unwrap_or(tight::DEFAULT_LEVEL).min(9)),
+            _ => None,
+        };
         PieceKey {
             encoding,
             rect,
             content,
             format: params.format,
             quality,
+            compress,
         }
     }
 
@@ -94,7 +101,7 @@ impl PieceKey {
     fn params(&self) -> EncodeParams {
         EncodeParams {
             format: self.format,
-            compress_level: None,
+            compress_level: self.compress,
             quality_level: self.quality,
         }
     }
@@ -222,18 +229,27 @@ mod tests {
             tight,
             PieceKey::new(numbers::TIGHT, Rect::new(0, 0, 64, 32), 5, &p6)
         );
-        // Compress level only changes zlib output, which is never shared.
+        // Compress level changes Tight's zlib data, not TightPNG's; none means Tight's default.
         let p6_c9 = EncodeParams {
             compress_level: Some(9),
             ..p6
         };
-        assert_eq!(tight, k(numbers::TIGHT, 5, &p6_c9));
+        assert_ne!(tight, k(numbers::TIGHT, 5, &p6_c9));
+        let p6_default = EncodeParams {
+            compress_level: None,
+            ..p6
+        };
+        assert_eq!(tight, k(numbers::TIGHT, 5, &p6_default));
+        assert_eq!(
+            k(numbers::TIGHT_PNG, 5, &p6),
+            k(numbers::TIGHT_PNG, 5, &p6_c9)
+        );
         // Raw ignores quality.
         assert_eq!(k(numbers::RAW, 5, &p6), k(numbers::RAW, 5, &p7));
     }
 
     #[test]
-    fn shared_tight_pieces_are_fills_and_jpeg_only() {
+    fn shared_tight_pieces_reset_their_own_streams() {
         let (w, h) = (128u16, 64u16);
         // Left half one colour, right half noise (photo-like).
         let mut data = vec![0u8; usize::from(w) * usize::from(h) * 4];
@@ -258,10 +274,21 @@ mod tests {
         let piece = encode_piece(&f, &key).expect("fill + JPEG is stateless");
         assert_eq!(piece.rects, 2);
         assert_eq!(piece.lossy, vec![Rect::new(64, 0, 64, 64)]);
-        // Without JPEG the noise needs a zlib stream: not shareable as Tight...
+        // Without JPEG the noise is zlib data: on stream 2, reset (bit 2) before its first use,
+        // so the same bytes suit every client whatever its streams 0 and 1 hold.
         let lossless = PieceKey::new(numbers::TIGHT, f.bounds(), 1, &EncodeParams::default());
-        assert!(encode_piece(&f, &lossless).is_none());
-        // ...but TightPNG sends it as PNG, and Raw is always stateless.
+        let piece = encode_piece(&f, &lossless).expect("stateless with resets");
+        assert_eq!(piece.rects, 2);
+        assert!(piece.lossy.is_empty());
+        assert_eq!(piece.bytes[12], (2 << 4) | (1 << 2), "stream 2, reset");
+        // The fill (control 0x80 and one 3-byte pixel) closes the piece.
+        assert_eq!(piece.bytes[piece.bytes.len() - 4], 0x80);
+        assert_eq!(
+            encode_piece(&f, &lossless),
+            Some(piece),
+            "the same bytes again"
+        );
+        // TightPNG sends it as PNG, and Raw is always stateless.
         let png = PieceKey::new(numbers::TIGHT_PNG, f.bounds(), 1, &EncodeParams::default());
         assert!(encode_piece(&f, &png).is_some());
         let raw = PieceKey::new(numbers::RAW, f.bounds(), 1, &EncodeParams::default());

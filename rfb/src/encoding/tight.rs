@@ -12,9 +12,11 @@
 //! for full colour, 1 for palette data). It runs on one thread: the caller parallelises across
 //! pieces of an update and across clients (see [`super::shared`]).
 //!
-//! Fills and JPEG need no stream state, and TightPNG needs none at all: [`encode_stateless`]
-//! encodes a rectangle with those alone, so its bytes can be shared by every client with the
-//! same settings.
+//! [`encode_stateless`] encodes a rectangle whose bytes do not depend on what the client
+//! received before, so they can be shared by every client with the same settings: fills,
+//! JPEG and PNG keep no state, and zlib data goes on streams 2 and 3, reset (a control byte
+//! bit) for every rectangle. The connection's own encoder keeps streams 0 and 1, so shared
+//! pieces and its own rectangles interleave freely.
 
 use super::jpeg::Jpeg;
 use super::palette::{Palette, Recent};
@@ -66,8 +68,11 @@ struct Ctx<'a> {
     jpeg: Option<u8>,
     png: bool,
     encoding: i32,
-    /// No zlib streams: a rect that needs one marks the output unusable instead.
+    /// Independent of the connection: zlib data on fresh streams, reset at first use (Tight),
+    /// or not at all (TightPNG: a rect that needs zlib marks the output unusable instead).
     stateless: bool,
+    /// zlib levels (palette data, full colour) for streams opened during this encode.
+    levels: (u32, u32),
 }
 
 /// One thread's state: its two zlib streams and reusable buffers.
@@ -95,7 +100,7 @@ struct Worker {
     lossy: Vec<Rect>,
     /// The first failure in this update (the update is then abandoned).
     error: Option<EncodeError>,
-    /// A stateless encode met a rect that needs a zlib stream.
+    /// A stateless TightPNG encode met a rect that needs zlib (PNG failed).
     needs_stream: bool,
 }
 
@@ -239,14 +244,6 @@ impl Worker {
             spans.clear();
             for t in row.tiles(TILE, TILE) {
                 let class = classify(&mut self.palette, &mut self.idx, ctx, &t);
-                if ctx.stateless
-                    && !ctx.png
-                    && matches!(class, Class::Mono | Class::Indexed | Class::Raw)
-                {
-                    // Zlib data (bar a rare tiny rect): settled, stop here.
-                    self.needs_stream = true;
-                    return;
-                }
                 if matches!(class, Class::Mono | Class::Indexed) {
                     self.add_palette_tile(ctx, &t, out);
                     continue;
@@ -314,13 +311,14 @@ impl Worker {
         self.rects += 1;
         write_rect_header(out, rect, ctx.encoding);
         let id = if palette_data { self.ids.1 } else { self.ids.0 };
+        let control = out.len();
         out.push((id << 4) | if head.is_empty() { 0 } else { 0x40 });
         out.extend_from_slice(head);
         if self.data.len() < MIN_TO_COMPRESS {
             out.extend_from_slice(&self.data);
             return;
         }
-        if ctx.stateless {
+        if ctx.stateless && ctx.png {
             self.needs_stream = true;
             return;
         }
@@ -329,6 +327,23 @@ impl Worker {
         } else {
             &mut self.raw_stream
         };
+        if ctx.stateless {
+            // A stream of its own for every rect, reset on the client first: noVNC's inflater
+            // (its vendored pako) loses its window on a reset, so data after a reset must not
+            // refer back past the rect it is in.
+            match stream {
+                Some(z) => z.restart(),
+                None => {
+                    let level = if palette_data {
+                        ctx.levels.0
+                    } else {
+                        ctx.levels.1
+                    };
+                    *stream = Some(ZStream::new(level));
+                }
+            }
+            out[control] |= 1 << id;
+        }
         let Some(stream) = stream.as_mut() else {
             self.error
                 .get_or_insert(EncodeError::State("Tight zlib stream"));
@@ -508,11 +523,19 @@ impl TightEncoder {
             }
             self.level = Some(level);
         }
-        let (pal, raw) = ZLIB_LEVELS[usize::from(level)];
+        let (pal, raw) = zlib_levels(params);
         w.raw_stream.get_or_insert_with(|| ZStream::new(raw));
         w.pal_stream.get_or_insert_with(|| ZStream::new(pal));
     }
 }
+
+/// zlib levels (palette data, full colour) for the client's CompressLevel.
+fn zlib_levels(params: &EncodeParams) -> (u32, u32) {
+    ZLIB_LEVELS[usize::from(params.compress_level.unwrap_or(DEFAULT_LEVEL).min(9))]
+}
+
+/// Stream ids of shared pieces (full colour, palette data): 0 and 1 are the connection's.
+const SHARED_STREAM_IDS: (u8, u8) = (2, 3);
 
 /// The JPEG quality level `params` enable (none below 16 bpp).
 fn jpeg_level(params: &EncodeParams) -> Option<u8> {
@@ -522,10 +545,11 @@ fn jpeg_level(params: &EncodeParams) -> Option<u8> {
         .map(|q| q.min(9))
 }
 
-/// Encode `rect` (clamped to the frame) as Tight (or TightPNG with `png`) using only fills,
-/// JPEG and PNG, which keep no state between rectangles. `None` when some part needs a zlib
-/// stream: then only the client's own encoder can send it. The output does not depend on
-/// `params.compress_level`.
+/// Encode `rect` (clamped to the frame) as Tight (or TightPNG with `png`) so that the bytes do
+/// not depend on the connection: zlib data on streams 2 and 3, reset for every rect.
+/// `None` for TightPNG when some part needs zlib after all (PNG failed): then only the
+/// client's own encoder can send it. TightPNG's output does not depend on
+/// `params.compress_level`; Tight's does.
 pub fn encode_stateless(
     png: bool,
     frame: &FrameView<'_>,
@@ -545,8 +569,12 @@ pub fn encode_stateless(
             numbers::TIGHT
         },
         stateless: true,
+        levels: zlib_levels(params),
     };
-    let mut w = Worker::default();
+    let mut w = Worker {
+        ids: SHARED_STREAM_IDS,
+        ..Worker::default()
+    };
     w.reset();
     let start = out.len();
     for r in super::raw::clamped(frame, std::slice::from_ref(rect)) {
@@ -588,6 +616,7 @@ impl Encoder for TightEncoder {
             png: self.png,
             encoding,
             stateless: false,
+            levels: zlib_levels(params),
         };
         let start = out.len();
         let w = &mut self.worker;

@@ -52,6 +52,12 @@ impl ZStream {
         }
     }
 
+    /// Start over as a new stream (a fresh zlib header and no dictionary), keeping the
+    /// allocation.
+    pub(crate) fn restart(&mut self) {
+        self.c.reset();
+    }
+
     /// Compress `input` and append it, followed by a sync flush, to `out`.
     pub(crate) fn compress(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<(), EncodeError> {
         // deflateBound-like headroom so one call normally finishes.

@@ -349,3 +349,43 @@ pub fn expected_fb(img: &Image, format: &PixelFormat) -> Vec<u8> {
     }
     out
 }
+
+/// A Tight client's updates as the encode service builds them: grid pieces encoded on their
+/// own (zlib data on streams 2 and 3, reset for every rect), interleaved here with pieces from
+/// the client's own encoder (streams 0 and 1, continuing across updates), as when a piece is
+/// missing from the cache. A decoder must keep both kinds of stream straight.
+pub struct SharedPieces<E: Encoder>(pub E);
+
+impl<E: Encoder> Encoder for SharedPieces<E> {
+    fn encoding(&self) -> i32 {
+        self.0.encoding()
+    }
+
+    fn encode(
+        &mut self,
+        frame: &FrameView<'_>,
+        rects: &[Rect],
+        params: &EncodeParams,
+        out: &mut Vec<u8>,
+    ) -> Result<rfb::encoding::Encoded, rfb::encoding::EncodeError> {
+        use rfb::encoding::shared::{encode_piece, pieces, PieceKey};
+        let mut all = rfb::encoding::Encoded::default();
+        for (i, p) in pieces(rects).into_iter().enumerate() {
+            let key = PieceKey::new(self.encoding(), p, 0, params);
+            let shared = (i % 2 == 0).then(|| encode_piece(frame, &key)).flatten();
+            let e = match shared {
+                Some(piece) => {
+                    out.extend_from_slice(&piece.bytes);
+                    rfb::encoding::Encoded {
+                        rects: piece.rects,
+                        lossy: piece.lossy,
+                    }
+                }
+                None => self.0.encode(frame, &[p], params, out)?,
+            };
+            all.rects += e.rects;
+            all.lossy.extend(e.lossy);
+        }
+        Ok(all)
+    }
+}
