@@ -5,7 +5,9 @@
 //! - `VIEWERS_SECONDS=6` — measuring time per client count;
 //! - `VIEWERS_COUNTS=1,2,8` — client counts;
 //! - `VIEWERS_DESKD=/path/to/deskd` — another deskd binary (e.g. an older build, for a
-//!   before/after comparison).
+//!   before/after comparison);
+//! - `VIEWERS_LOSSLESS=1` — clients send no JPEG quality level (lossless Tight, as TigerVNC's
+//!   viewer uses on a fast link), so every update is Tight's zlib data.
 //!
 //! Each client speaks like noVNC with default settings: 32 bpp, the encodings noVNC lists
 //! (Tight, TightPNG, ZRLE, Hextile, RRE, Raw), JPEG quality 6, compress level 2, DesktopSize
@@ -47,6 +49,7 @@ fn main() {
         .split(',')
         .filter_map(|s| s.trim().parse().ok())
         .collect();
+    let lossless = std::env::var_os("VIEWERS_LOSSLESS").is_some_and(|v| v != "0");
     let (_xvfb, display) = xvfb::bare_xvfb(WIDTH, HEIGHT, &["-noreset"]);
     let deskd = spawn_deskd(&display);
     let painting = Arc::new(AtomicBool::new(true));
@@ -56,14 +59,23 @@ fn main() {
     };
     thread::sleep(Duration::from_secs(1));
 
-    println!("viewers: {WIDTH}x{HEIGHT}, full-screen change at {HZ} Hz, {seconds} s per row");
+    let mode = if lossless {
+        "lossless Tight"
+    } else {
+        "Tight + JPEG q6"
+    };
+    println!(
+        "viewers: {WIDTH}x{HEIGHT}, full-screen change at {HZ} Hz, {mode}, {seconds} s per row"
+    );
     println!(
         "{:>8} {:>10} {:>12} {:>14} {:>16} {:>14}",
         "clients", "cpu/core", "updates/s", "KB/update", "capture ms/frame", "capture ms/s"
     );
     let mut rows = Vec::new();
     for &n in std::iter::once(&0).chain(counts.iter()) {
-        let clients: Vec<Viewer> = (0..n).map(|_| Viewer::connect(deskd.rfb)).collect();
+        let clients: Vec<Viewer> = (0..n)
+            .map(|_| Viewer::connect(deskd.rfb, lossless))
+            .collect();
         // Let the first full updates pass.
         thread::sleep(Duration::from_secs(1));
         let m0 = metrics(deskd.http);
@@ -250,7 +262,7 @@ struct Viewer {
 }
 
 impl Viewer {
-    fn connect(port: u16) -> Viewer {
+    fn connect(port: u16, lossless: bool) -> Viewer {
         let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect to deskd");
         s.set_nodelay(true).unwrap();
         let mut version = [0u8; 12];
@@ -276,7 +288,10 @@ impl Viewer {
             0u8, 0, 0, 0, 32, 24, 0, 1, 0, 255, 0, 255, 0, 255, 16, 8, 0, 0, 0, 0,
         ];
         // noVNC's list with default quality 6 and compression 2 (no fences: request pacing).
-        let encodings: [i32; 10] = [7, -260, 16, 5, 2, 0, -32 + 6, -256 + 2, -223, -224];
+        let mut encodings: Vec<i32> = vec![7, -260, 16, 5, 2, 0, -32 + 6, -256 + 2, -223, -224];
+        if lossless {
+            encodings.retain(|&e| e != -32 + 6 && e != -260);
+        }
         msg.extend_from_slice(&[2, 0, 0, encodings.len() as u8]);
         for e in encodings {
             msg.extend_from_slice(&e.to_be_bytes());

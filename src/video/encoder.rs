@@ -46,8 +46,8 @@ pub struct H264Settings {
     /// Quality floor and ceiling: the quantizer range (0 best .. 51 worst). The rate control
     /// stays inside it, so a fast-moving screen costs bytes rather than turning to mush. Live
     /// video starts at 26 (OpenH264's own default QP): each finer step costs time and bytes
-    /// (from 16: about 1.3x the time and 1.9x the bytes of a moving 1080p photo,
-    /// benches/h264.rs) for detail the lossless refresh restores once the screen is still.
+    /// (from 16: 1.7x the bytes of a moving 1080p photo, benches/h264.rs) for detail the
+    /// lossless refresh restores once the screen is still.
     pub qp_min: u8,
     /// See `qp_min`.
     pub qp_max: u8,
