@@ -68,8 +68,8 @@ struct Ctx<'a> {
     jpeg: Option<u8>,
     png: bool,
     encoding: i32,
-    /// Independent of the connection: zlib data on fresh streams, reset at first use (Tight),
-    /// or not at all (TightPNG: a rect that needs zlib marks the output unusable instead).
+    /// Independent of the connection: zlib data on streams reset for every rect (Tight), or
+    /// none at all (TightPNG: a rect that needs zlib marks the output unusable instead).
     stateless: bool,
     /// zlib levels (palette data, full colour) for streams opened during this encode.
     levels: (u32, u32),
