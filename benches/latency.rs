@@ -55,6 +55,11 @@
 #[allow(dead_code)]
 mod xvfb;
 
+/// RFB client helpers, shared with the viewers bench.
+#[path = "support/wire.rs"]
+mod wire;
+use wire::{read_u8, request, skip, skip_tight};
+
 /// deskd as a child process, shared with the other end-to-end benches.
 #[path = "support/deskd.rs"]
 mod deskd_proc;
@@ -777,18 +782,6 @@ fn connect_with(port: u16, via: Via, encoding: Encoding, decode: bool) -> Client
     }
 }
 
-fn request(s: &mut impl Write, incremental: bool, w: u16, h: u16) -> std::io::Result<()> {
-    let mut m = vec![3u8, incremental as u8, 0, 0, 0, 0];
-    m.extend_from_slice(&w.to_be_bytes());
-    m.extend_from_slice(&h.to_be_bytes());
-    s.write_all(&m)
-}
-
-fn read_u8(s: &mut impl Read) -> u8 {
-    let mut b = [0u8; 1];
-    s.read_exact(&mut b).unwrap();
-    b[0]
-}
 fn read_u16(s: &mut impl Read) -> u16 {
     let mut b = [0u8; 2];
     s.read_exact(&mut b).unwrap();
@@ -798,15 +791,6 @@ fn read_u32(s: &mut impl Read) -> u32 {
     let mut b = [0u8; 4];
     s.read_exact(&mut b).unwrap();
     u32::from_be_bytes(b)
-}
-
-fn skip(s: &mut impl Read, n: u64) -> std::io::Result<()> {
-    let copied = std::io::copy(&mut s.take(n), &mut std::io::sink())?;
-    if copied == n {
-        Ok(())
-    } else {
-        Err(std::io::ErrorKind::UnexpectedEof.into())
-    }
 }
 
 /// Reads one server message; returns the update if it was a FramebufferUpdate.
@@ -857,7 +841,9 @@ fn read_message(
                             fb.put(rect.x, rect.y, rect.w, rect.h, &rgb)?;
                             bytes += n;
                         }
-                        None => bytes += skip_tight(s, &rect)?,
+                        None => {
+                            bytes += skip_tight(s, u64::from(rect.w), u64::from(rect.h))? as usize
+                        }
                     },
                     -223 => {
                         *w = rect.w;
@@ -1326,42 +1312,6 @@ fn start_vencrypt(
     let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
     let conn = rustls::ClientConnection::new(config, name).unwrap();
     Box::new(rustls::StreamOwned::new(conn, socket.try_clone().unwrap()))
-}
-
-/// Skips one Tight rectangle (32 bpp depth 24: 3-byte TPIXELs); returns its size.
-fn skip_tight(s: &mut impl Read, r: &Rect) -> std::io::Result<usize> {
-    let control = read_u8(s);
-    let (len, head) = match control >> 4 {
-        8 => (3, 0),
-        9 => tight::read_compact(s)?,
-        0..=7 => {
-            let filter = if control & 0x40 != 0 { read_u8(s) } else { 0 };
-            let (w, h) = (u64::from(r.w), u64::from(r.h));
-            let (row, palette) = match filter {
-                1 => {
-                    let colours = u64::from(read_u8(s)) + 1;
-                    skip(s, colours * 3)?;
-                    let row = if colours == 2 { w.div_ceil(8) } else { w };
-                    (row, 1 + colours * 3)
-                }
-                _ => (w * 3, 0),
-            };
-            let raw = row * h;
-            let (len, n) = if raw < 12 {
-                (raw, 0)
-            } else {
-                tight::read_compact(s)?
-            };
-            (len, n + palette as usize + usize::from(control & 0x40 != 0))
-        }
-        other => {
-            return Err(std::io::Error::other(format!(
-                "unexpected Tight compression {other}"
-            )))
-        }
-    };
-    skip(s, len)?;
-    Ok(1 + head + len as usize)
 }
 
 /// deskd with a self-signed certificate in a fresh state directory, and the client trusting it.
